@@ -1,0 +1,51 @@
+# aionfs developer entry points. `make demo` and `make test` work on a fresh
+# Debian 12 machine as root: missing system packages are installed with apt.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= $(HOME)/.local/share/aionfs/demo-emulator
+
+.PHONY: install sysdeps test demo bench lint clean vendor-spec
+
+install: $(STAMP)
+
+# System packages: only what is missing, and apt-get update only when needed.
+sysdeps:
+	@need=""; \
+	command -v fusermount3 >/dev/null || need="$$need fuse3"; \
+	pkg-config --exists fuse3 2>/dev/null || need="$$need libfuse3-dev pkg-config"; \
+	command -v cc >/dev/null || need="$$need gcc libc6-dev"; \
+	$(PYTHON) -c 'import ensurepip' 2>/dev/null || need="$$need python3-venv"; \
+	test -f "$$($(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" || need="$$need python3-dev"; \
+	if [ -n "$$need" ]; then \
+	  echo "installing system packages:$$need"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
+	fi
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory sysdeps
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+test: install
+	$(BIN)/ruff check aionfs tests
+	$(BIN)/pytest -q -p no:cacheprovider
+
+demo: install
+	$(BIN)/aionfs emulator --data "$(DEMO_DIR)" --demo
+
+bench: install
+	$(BIN)/python -m tests.bench
+
+lint: install
+	$(BIN)/ruff check aionfs tests
+	$(BIN)/ruff format --check aionfs tests
+
+vendor-spec: install
+	$(BIN)/python tests/contract/vendor_spec.py ../shared/aionvision-api
+
+clean:
+	rm -rf $(VENV) build *.egg-info
