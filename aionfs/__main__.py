@@ -1,0 +1,4 @@
+"""python -m aionfs"""
+from .cli import main
+
+main()

@@ -1,0 +1,116 @@
+"""The `aionfs` command line.
+
+Subcommands import their machinery lazily, so `aionfs --help` is instant.
+Errors a user can fix print one line and exit non-zero; tracebacks are for
+bugs only.
+
+Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _setup_logging(level: str) -> None:
+    # Under systemd, journald reads "<N>" priority prefixes from stderr.
+    prefix = "<%(levelno_syslog)s>" if os.environ.get("JOURNAL_STREAM") else ""
+    fmt = f"{prefix}%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+    class SyslogLevel(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.levelno_syslog = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4,
+                                     logging.ERROR: 3}.get(record.levelno, 2)
+            return True
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(fmt))
+    handler.addFilter(SyslogLevel())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # httpx logs every request at INFO with the full URL; ours is enough.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="aionfs")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", show_default=True,
+              help="How much to log to stderr.")
+def main(log_level: str) -> None:
+    """aionfs: your Aionvision library as a drive.
+
+    \b
+    Examples:
+      aionfs emulator --data /tmp/emu --demo     # a local API with a demo library
+
+    The API key is read from AIONVISION_API_KEY (never from the command
+    line, where other users could read it); AIONVISION_BASE_URL points at
+    another server, such as the emulator.
+    """
+    _setup_logging(log_level)
+
+
+@main.command()
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              required=True, help="Directory for the emulator's state (kept across restarts).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port).")
+@click.option("--plan", type=click.Choice(["free", "starter", "professional", "enterprise"]),
+              default="free", show_default=True, help="Plan of the default workspace.")
+@click.option("--rpm", type=click.IntRange(0), default=None,
+              help="Requests per minute instead of the plan's (0: unlimited).")
+@click.option("--demo", is_flag=True, help="Seed a demo library (once per data dir).")
+@click.option("--demo-images", type=click.IntRange(1), default=None, hidden=True)
+@click.option("--faults", default=None, metavar="SPEC",
+              help="Inject faults, e.g. '500:0.1,reset:0.05,429:0.02,latency:20ms'.")
+@click.option("--seed", default=0, show_default=True, help="Seed for faults and the demo.")
+@click.option("--processing-delay", default=2.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds until a new upload's AI processing completes.")
+@click.option("--semantic-latency", default=0.3, show_default=True, type=click.FloatRange(0),
+              help="Seconds a semantic search takes.")
+@click.option("--json", "json_banner", is_flag=True,
+              help="Print the base URL and key as one JSON line (for scripts).")
+def emulator(data_dir: Path, host: str, port: int, plan: str, rpm: int | None, demo: bool,
+             demo_images: int | None, faults: str | None, seed: int, processing_delay: float,
+             semantic_latency: float, json_banner: bool) -> None:
+    """Run a local emulator of the Aionvision API.
+
+    A real HTTP server implementing the part of the API aionfs uses, with
+    per-plan rate limits, presigned downloads, real color extraction and
+    deterministic stand-ins for the AI. It prints its base URL and the API
+    key of its default workspace, and serves until Ctrl-C.
+
+    \b
+    Example:
+      aionfs emulator --data ~/.local/share/aionfs/emu --demo --port 8765
+      # then, in another shell, the two export lines it prints
+    """
+    import trio
+
+    from .emulator.faults import Faults, FaultSpecError
+    from .emulator.server import ServerOptions, run
+
+    try:
+        Faults.parse(faults)
+    except FaultSpecError as exc:
+        raise click.BadParameter(str(exc), param_hint="--faults") from None
+    opts = ServerOptions(data_dir=data_dir, host=host, port=port, plan=plan, rpm=rpm,
+                         demo=demo, demo_images=demo_images, faults=faults, seed=seed,
+                         processing_delay=processing_delay, semantic_latency=semantic_latency,
+                         json_banner=json_banner)
+    trio.run(run, opts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Routes outside the API: the storage host and the emulator's admin interface.
+
+Storage (`/storage/<key>`) plays S3 behind presigned URLs: no API key, HMAC
+signature and expiry checked (403 otherwise), Range → 206, and a request
+carrying an Authorization header is refused with 400 as S3 does.
+
+Admin (`/_emulator/...`, for tests and benchmarks; loopback test server only):
+
+    POST /_emulator/tenants          {"plan", "rpm"?, "quota"?, "processing_delay"?}
+                                     → {"api_key", "tenant_id"}: a new workspace
+    PATCH /_emulator/tenant          (Bearer key) change that workspace's plan, rpm,
+                                     quota, uploads_used or processing_delay
+    PUT  /_emulator/tenant/faults    (Bearer key) {"spec", "seed"?}: faults for one workspace
+    GET  /_emulator/requests?since=N (Bearer key) the request log of that workspace
+                                     (API and storage requests), from entry N
+    GET  /_emulator/health           liveness
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from .app import Emulator, bearer_key
+from .faults import Faults, FaultSpecError
+from .responses import json_response
+
+
+def _s3_error(status: int, code: str, message: str) -> Response:
+    body = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+            f"<Message>{message}</Message></Error>")
+    return Response(body, status_code=status, media_type="application/xml")
+
+
+async def storage(request: Request) -> Response:
+    emu: Emulator = request.app.state.emulator
+    key = request.path_params["key"]
+    if "authorization" in request.headers:
+        return _s3_error(400, "InvalidArgument",
+                         "Only one auth mechanism allowed; only the X-Amz-Algorithm query "
+                         "parameter, Signature query string parameter or the Authorization "
+                         "header should be specified")
+    qp = request.query_params
+    tag = qp.get("t", "")
+    problem = emu.blobs.verify(key, tag, qp.get("expires"), qp.get("sig"))
+    if problem:
+        return _s3_error(403, "AccessDenied", problem)
+    request.scope["state"]["tenant_tag"] = tag
+    try:
+        path = emu.blobs.path(key)
+    except KeyError:
+        return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+    if not path.exists():
+        return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
+    return FileResponse(path, media_type="application/octet-stream",
+                        headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _tenant_or_401(emu: Emulator, request: Request) -> Any:
+    key = bearer_key(request)
+    tenant = emu.state.tenant_by_key(key) if key else None
+    return tenant
+
+
+async def create_tenant(request: Request) -> Response:
+    emu: Emulator = request.app.state.emulator
+    doc = await request.json() if await request.body() else {}
+    try:
+        key, tenant = emu.state.create_tenant(
+            doc.get("plan", "free"), rpm=doc.get("rpm"), quota=doc.get("quota"),
+            processing_delay=float(doc.get("processing_delay", 0.0)))
+    except ValueError as exc:
+        return json_response({"error": str(exc)}, 400)
+    return json_response({"api_key": key, "tenant_id": tenant.id}, 201)
+
+
+async def patch_tenant(request: Request) -> Response:
+    emu: Emulator = request.app.state.emulator
+    tenant = _tenant_or_401(emu, request)
+    if tenant is None:
+        return json_response({"error": "unknown key"}, 401)
+    doc = await request.json()
+    try:
+        emu.state.set_tenant(tenant, **doc)
+    except ValueError as exc:
+        return json_response({"error": f"unknown field {exc}"}, 400)
+    return json_response({"ok": True})
+
+
+async def put_faults(request: Request) -> Response:
+    emu: Emulator = request.app.state.emulator
+    key = bearer_key(request)
+    if not key or emu.state.tenant_by_key(key) is None:
+        return json_response({"error": "unknown key"}, 401)
+    doc = await request.json()
+    try:
+        emu.tenant_faults[key] = Faults.parse(doc.get("spec", ""), seed=int(doc.get("seed", 0)))
+    except FaultSpecError as exc:
+        return json_response({"error": str(exc)}, 400)
+    return json_response({"ok": True})
+
+
+async def requests_log(request: Request) -> Response:
+    emu: Emulator = request.app.state.emulator
+    tenant = _tenant_or_401(emu, request)
+    if tenant is None:
+        return json_response({"error": "unknown key"}, 401)
+    since = int(request.query_params.get("since", "0"))
+    start = max(0, since - emu.log_offset)
+    entries = list(emu.request_log)[start:]
+    mine = [e for e in entries if e.get("tenant") in (tenant.id, tenant.id[:8])]
+    return json_response({"next": emu.log_offset + len(emu.request_log), "entries": mine})
+
+
+async def health(request: Request) -> Response:
+    return json_response({"ok": True})
+
+
+ROUTES = [
+    Route("/storage/{key}", storage, methods=["GET", "HEAD"]),
+    Route("/_emulator/tenants", create_tenant, methods=["POST"]),
+    Route("/_emulator/tenant", patch_tenant, methods=["PATCH"]),
+    Route("/_emulator/tenant/faults", put_faults, methods=["PUT"]),
+    Route("/_emulator/requests", requests_log, methods=["GET"]),
+    Route("/_emulator/health", health, methods=["GET"]),
+]

@@ -1,0 +1,151 @@
+"""Shared fixtures: one real emulator server per test session, a workspace per test.
+
+The emulator runs as a subprocess (`aionfs emulator --port 0 --json`) on
+127.0.0.1. Tests get isolation from tenants instead of servers: each test
+creates its own workspace (API key) through the emulator's admin routes, so
+one server serves the whole session and tests never see each other's data.
+Every request of the `client` fixture and every answer it gets are checked
+against the vendored OpenAPI subset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from aionfs.api import AionClient, ApiSettings
+from aionfs.api.retry import RetryPolicy
+from tests.contract.validator import Contract
+
+CONTRACT = Contract()
+
+
+@dataclass
+class EmulatorProcess:
+    proc: subprocess.Popen[str]
+    base_url: str
+    api_key: str
+    data_dir: Path
+    started: list[str] = field(default_factory=list)
+
+    @property
+    def root(self) -> str:
+        return self.base_url.rsplit("/api/v2", 1)[0]
+
+    def new_tenant(self, plan: str = "professional", rpm: int | None = 0,
+                   quota: int | None = None, processing_delay: float = 0.0) -> str:
+        r = httpx.post(f"{self.root}/_emulator/tenants",
+                       json={"plan": plan, "rpm": rpm, "quota": quota,
+                             "processing_delay": processing_delay})
+        r.raise_for_status()
+        return r.json()["api_key"]  # type: ignore[no-any-return]
+
+    def patch_tenant(self, key: str, **fields: Any) -> None:
+        r = httpx.patch(f"{self.root}/_emulator/tenant", json=fields,
+                        headers={"Authorization": f"Bearer {key}"})
+        r.raise_for_status()
+
+    def set_faults(self, key: str, spec: str, seed: int = 0) -> None:
+        r = httpx.put(f"{self.root}/_emulator/tenant/faults", json={"spec": spec, "seed": seed},
+                      headers={"Authorization": f"Bearer {key}"})
+        r.raise_for_status()
+
+    def requests(self, key: str, since: int = 0) -> list[dict[str, Any]]:
+        r = httpx.get(f"{self.root}/_emulator/requests", params={"since": since},
+                      headers={"Authorization": f"Bearer {key}"})
+        r.raise_for_status()
+        return r.json()["entries"]  # type: ignore[no-any-return]
+
+
+def start_emulator(data_dir: Path, *args: str) -> EmulatorProcess:
+    cmd = [sys.executable, "-m", "aionfs", "--log-level", "warning", "emulator",
+           "--data", str(data_dir), "--port", "0", "--json", *args]
+    # stderr goes to a file: a pipe nobody reads would block a chatty server.
+    with open(data_dir / "stderr.log", "ab") as errlog:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errlog, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(5)
+        proc.stdout.close()
+        err = (data_dir / "stderr.log").read_text()
+        raise RuntimeError(f"emulator failed to start: {err}")
+    banner = json.loads(line)
+    return EmulatorProcess(proc=proc, base_url=banner["base_url"], api_key=banner["api_key"],
+                           data_dir=data_dir)
+
+
+def stop_emulator(emu: EmulatorProcess) -> str:
+    """SIGTERM the process we started, wait, and return its stderr."""
+    if emu.proc.poll() is None:
+        emu.proc.send_signal(signal.SIGTERM)
+        try:
+            emu.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            emu.proc.kill()
+            emu.proc.wait(5)
+    if emu.proc.stdout is not None:
+        emu.proc.stdout.close()
+    return (emu.data_dir / "stderr.log").read_text()
+
+
+@pytest.fixture(scope="session")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    emu = start_emulator(tmp_path_factory.mktemp("emulator"), "--processing-delay", "0",
+                         "--semantic-latency", "0", "--plan", "professional")
+    yield emu
+    stderr = stop_emulator(emu)
+    assert "Traceback" not in stderr, f"the emulator logged a crash:\n{stderr}"
+
+
+def contract_hooks() -> dict[str, list[Any]]:
+    async def on_request(request: httpx.Request) -> None:
+        body = await request.aread()
+        CONTRACT.check_request(request.method, str(request.url),
+                               request.headers.get("content-type", ""), body)
+
+    async def on_response(response: httpx.Response) -> None:
+        await response.aread()
+        CONTRACT.check_response(response.request.method, str(response.request.url),
+                                response.status_code,
+                                response.headers.get("content-type", ""), response.content)
+
+    return {"request": [on_request], "response": [on_response]}
+
+
+def make_client(emulator: EmulatorProcess, key: str, *, plan: str = "professional",
+                rpm: int | None = None, unlimited: bool = True,
+                retry: RetryPolicy | None = None) -> AionClient:
+    settings = ApiSettings.from_env(api_key=key, base_url=emulator.base_url, environ={},
+                                    plan=plan, requests_per_minute=rpm)
+    return AionClient(settings, event_hooks=contract_hooks(), unlimited=unlimited,
+                      retry=retry or RetryPolicy(base_delay=0.05, max_delay=1.0))
+
+
+@pytest.fixture
+def tenant_key(emulator: EmulatorProcess) -> str:
+    return emulator.new_tenant()
+
+
+@pytest.fixture
+async def client(emulator: EmulatorProcess, tenant_key: str) -> AsyncIterator[AionClient]:
+    async with make_client(emulator, tenant_key) as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def _no_real_api_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never pick up a developer's real key or server."""
+    for var in ("AIONVISION_API_KEY", "AIONVISION_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    os.environ.setdefault("NO_COLOR", "1")
