@@ -28,6 +28,7 @@ from . import models as m
 from .errors import (
     AmbiguousUpload,
     ApiError,
+    ValidationFailed,
     ApiTimeout,
     NetworkError,
     RateLimited,
@@ -60,6 +61,24 @@ def decode(body: bytes, model: type[T]) -> T:
         return dec.decode(body)  # type: ignore[no-any-return]
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ApiError(f"unexpected answer from the API ({model.__name__}): {exc}") from exc
+
+
+MAX_TITLE, MAX_TAGS, MAX_TAG_LEN = 255, 40, 50
+
+
+def check_metadata(title: str | None, tags: Sequence[str] | None,
+                   max_title: int = MAX_TITLE) -> None:
+    """Refuse titles and tags the API would refuse, before spending a request."""
+    problems = []
+    if title is not None and len(title) > max_title:
+        problems.append(f"a title has at most {max_title} characters")
+    if tags is not None:
+        if len(tags) > MAX_TAGS:
+            problems.append(f"at most {MAX_TAGS} tags")
+        if any(not t.strip() or len(t) > MAX_TAG_LEN or "," in t for t in tags):
+            problems.append(f"tags are 1-{MAX_TAG_LEN} characters without commas")
+    if problems:
+        raise ValidationFailed("; ".join(problems), code="VALIDATION_ERROR")
 
 
 def _iso(value: datetime | str | None) -> str | None:
@@ -328,6 +347,7 @@ class AionClient:
     async def update_file(self, file_id: str, *, title: str | None = None,
                           tags: Sequence[str] | None = None,
                           priority: Priority = Priority.INTERACTIVE) -> m.FileUpdated:
+        check_metadata(title, tags)
         body: dict[str, Any] = {}
         if title is not None:
             body["title"] = title
@@ -359,6 +379,7 @@ class AionClient:
     async def create_link(self, url: str, *, title: str | None = None,
                           tags: Sequence[str] | None = None,
                           folder_id: str | None = None) -> m.LinkCreated:
+        check_metadata(title, tags, max_title=500)
         body = {"url": url, "title": title, "tags": list(tags) if tags else None,
                 "folder_id": folder_id}
         return await self._json(m.LinkCreated, "POST", "user-files/links", json=body)
@@ -471,6 +492,7 @@ class AionClient:
         the re-send uses skip_duplicates to learn the id of what landed.
         Otherwise `AmbiguousUpload` is raised for the caller to resolve.
         """
+        check_metadata(title, tags)
         data = self._upload_fields(title, tags, skip_duplicates, auto_describe)
         sha = hashlib.sha256(content).hexdigest()
 
@@ -515,6 +537,7 @@ class AionClient:
         """
         if not items:
             raise ValueError("upload_batch needs at least one file")
+        check_metadata(None, tags)
         data = self._upload_fields(None, tags, skip_duplicates, auto_describe)
         files = [("files", (it.filename, it.content, it.content_type)) for it in items]
         batch = await self._json(m.BatchUploadResult, "POST", "user-files/upload/stream-batch",

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .blobs import BlobStore
-from .faults import Faults
+from .faults import EmulatedFault, Faults
 from .limits import WindowLimiter
 from .responses import ApiFailure, Invalid, request_id
 from .state import State, Tenant
@@ -140,7 +140,7 @@ class FaultAndLogMiddleware:
             entry["status"] = "reset"
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-length", b"1000")]})
-            raise ConnectionResetError("emulated network down")
+            raise EmulatedFault("emulated network down")
         if action in ("429", "5xx"):
             status = 429 if action == "429" else faults.pick_5xx()  # type: ignore[union-attr]
             code = "RATE_LIMIT_ERROR" if status == 429 else "INTERNAL_ERROR"
@@ -176,7 +176,7 @@ class FaultAndLogMiddleware:
                                         "more_body": True})
                         entry["bytes"] += max(room, 0)
                         entry["status"] = "reset"
-                        raise ConnectionResetError("emulated reset mid-body")
+                        raise EmulatedFault("emulated reset mid-body")
                 state["sent"] += len(body)
                 entry["bytes"] += len(body)
             await send(message)
@@ -205,7 +205,8 @@ def build_app(emu: Emulator) -> Any:
         return ApiFailure(405, "METHOD_NOT_ALLOWED", "method not allowed").render(request)
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        log.exception("handler failed: %s %s", request.method, request.url.path)
+        if not isinstance(exc, EmulatedFault):
+            log.error("handler failed: %s %s", request.method, request.url.path, exc_info=exc)
         return ApiFailure(500, "INTERNAL_ERROR", "internal error").render(request)
 
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed,

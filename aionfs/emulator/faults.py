@@ -8,6 +8,8 @@ Spec (`--faults`, or per tenant through the admin API), comma-separated:
     429:0.02         start a burst of 429s (Retry-After: 1) on 2 % of requests
     burst:5          length of a 429 burst (default 5 requests)
     down:1           refuse everything (connection reset before any answer)
+    limit:3          stop after injecting 3 faults (e.g. `reset:1,limit:1`: the next
+                     request breaks off, later ones succeed)
 
 Faults apply to API requests and to storage (blob) requests alike, unless
 `api-only:1` is given. The emulator's admin routes are never faulted.
@@ -23,6 +25,10 @@ class FaultSpecError(ValueError):
     pass
 
 
+class EmulatedFault(ConnectionResetError):
+    """Raised inside the app to break a connection on purpose (not logged as a crash)."""
+
+
 @dataclass
 class Faults:
     latency: float = 0.0
@@ -33,6 +39,7 @@ class Faults:
     down: bool = False
     api_only: bool = False
     seed: int = 0
+    limit: int | None = None
     _rng: random.Random = field(default_factory=random.Random, repr=False)
     _burst_left: int = 0
 
@@ -63,6 +70,8 @@ class Faults:
                     f.burst_length = max(1, int(value))
                 elif name == "down":
                     f.down = value not in ("0", "false")
+                elif name == "limit":
+                    f.limit = max(0, int(value))
                 elif name == "api-only":
                     f.api_only = value not in ("0", "false")
                 else:
@@ -78,8 +87,14 @@ class Faults:
 
     def decide(self, is_blob: bool) -> str | None:
         """'down', '429', '5xx', 'reset' or None for one request."""
-        if is_blob and self.api_only:
+        if is_blob and self.api_only or self.limit == 0:
             return None
+        action = self._decide(is_blob)
+        if action is not None and self.limit is not None:
+            self.limit -= 1
+        return action
+
+    def _decide(self, is_blob: bool) -> str | None:
         if self.down:
             return "down"
         if not is_blob:

@@ -182,7 +182,7 @@ async def create_link(emu: Emulator, request: Request, tenant: Tenant) -> Respon
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ApiFailure(400, "INVALID_URL", "Invalid URL: an http(s) URL is required")
-    title = field(doc, "title", str, check=length(0, MAX_TITLE))
+    title = field(doc, "title", str, check=length(0, 500))
     tags = _tags(field(doc, "tags", list, default=[]) or [], ["body", "tags"])
     folder = field(doc, "folder_id", str)
     if folder is not None:

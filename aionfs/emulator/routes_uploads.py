@@ -14,8 +14,17 @@ from starlette.responses import Response
 
 from .analysis import MAX_UPLOAD_BYTES, Analysis, Unsupported, analyse
 from .app import Emulator
-from .responses import ApiFailure, Invalid, field, json_body, json_response, length, q_int
-from .state import Tenant, iso
+from .responses import (
+    ApiFailure,
+    Invalid,
+    check_uuid,
+    field,
+    json_body,
+    json_response,
+    length,
+    q_int,
+)
+from .state import Tenant, iso, now_dt
 
 FORM_SLACK = 1024 * 1024  # multipart overhead allowed beyond the 100 MB of content
 
@@ -151,9 +160,12 @@ async def stream_batch(emu: Emulator, request: Request, tenant: Tenant) -> Respo
             continue
         res.update({"filename": name, "error": None, "storage_target": "default"})
         results.append(res)
-    sid = emu.state.save_session(tenant, results + [
-        {"filename": r["filename"], "status": "failed", "error": r["reason"]}
-        for r in rejections])
+    created = iso(now_dt())
+    sid = emu.state.save_session(tenant, {
+        "created_at": created, "tags": tags, "rejections": rejections,
+        "results": [{"image_id": r["image_id"], "filename": r["filename"],
+                     "object_key": r["object_key"], "status": r["status"],
+                     "processing_time_ms": r["processing_time_ms"]} for r in results]})
     body = {
         "session_id": sid, "total_files": len(items), "accepted_files": len(results),
         "rejected_files": len(rejections),
@@ -166,37 +178,50 @@ async def stream_batch(emu: Emulator, request: Request, tenant: Tenant) -> Respo
     return json_response(body)
 
 
-def _session_or_404(emu: Emulator, request: Request, tenant: Tenant) -> list[dict[str, Any]]:
-    res = emu.state.session(tenant, request.path_params["session_id"])
-    if res is None:
+def _session_or_404(emu: Emulator, request: Request, tenant: Tenant) -> dict[str, Any]:
+    sid = check_uuid(request.path_params["session_id"], ["path", "session_id"])
+    doc = emu.state.session(tenant, sid)
+    if doc is None:
         raise ApiFailure(404, "SESSION_NOT_FOUND", "upload session not found")
-    return res
+    return doc
+
+
+def _counts(doc: dict[str, Any]) -> dict[str, int]:
+    res = doc["results"]
+    skipped = sum(r["status"] == "skipped" for r in res)
+    return {"total_files": len(res) + len(doc["rejections"]),
+            "completed": len(res) - skipped, "failed": len(doc["rejections"]),
+            "skipped": skipped}
 
 
 async def session_status(emu: Emulator, request: Request, tenant: Tenant) -> Response:
-    res = _session_or_404(emu, request, tenant)
-    failed = sum(r["status"] == "failed" for r in res)
-    skipped = sum(r["status"] == "skipped" for r in res)
+    doc = _session_or_404(emu, request, tenant)
+    c = _counts(doc)
     sid = request.path_params["session_id"]
     return json_response({
-        "session_id": sid, "status": "completed", "total_files": len(res),
-        "completed_files": len(res) - failed - skipped, "failed_files": failed,
-        "skipped_files": skipped, "pending_files": 0, "progress_percentage": 100.0,
+        "session_id": sid, "status": "completed" if c["completed"] or c["skipped"] else "failed",
+        "total_files": c["total_files"], "completed_files": c["completed"],
+        "failed_files": c["failed"], "skipped_files": c["skipped"], "pending_files": 0,
+        "progress_percentage": 100.0, "created_at": doc["created_at"],
+        "started_at": doc["created_at"], "completed_at": doc["created_at"],
+        "recent_completions": [], "recent_errors": [
+            {"filename": r["filename"], "index": r["index"], "error": r["reason"],
+             "retryable": r["retryable"]} for r in doc["rejections"][-10:]],
         "results_url": f"/api/v2/uploads/sessions/{sid}/results",
         "websocket_channel": f"batch.{sid}"})
 
 
 async def session_results(emu: Emulator, request: Request, tenant: Tenant) -> Response:
-    res = _session_or_404(emu, request, tenant)
+    """Results of accepted files (rejected ones never got an id: see the batch answer)."""
+    doc = _session_or_404(emu, request, tenant)
     offset = q_int(request, "offset", 0, ge=0) or 0
     limit = q_int(request, "limit", 100, ge=1, le=500) or 100
-    page = [{"image_id": r.get("image_id"), "filename": r["filename"], "status": r["status"],
-             "error_message": r.get("error")} for r in res[offset:offset + limit]]
-    counts = {s: sum(r["status"] == s for r in res) for s in ("completed", "failed", "skipped")}
+    res = doc["results"]
+    page = [{**r, "created_at": doc["created_at"], "tags": doc["tags"], "error_message": None}
+            for r in res[offset:offset + limit]]
     return json_response({"session_id": request.path_params["session_id"], "results": page,
                           "total_count": len(res), "offset": offset, "limit": limit,
-                          "has_more": offset + len(page) < len(res),
-                          "summary": {"total_files": len(res), **counts}})
+                          "has_more": offset + len(page) < len(res), "summary": _counts(doc)})
 
 
 async def check_duplicates(emu: Emulator, request: Request, tenant: Tenant) -> Response:

@@ -20,7 +20,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
 from .app import API_PREFIX, Emulator, build_app
-from .faults import Faults
+from .faults import EmulatedFault, Faults
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,16 @@ class ServerOptions:
     processing_delay: float = 2.0
     semantic_latency: float = 0.3
     json_banner: bool = False
+
+
+def _not_emulated(record: logging.LogRecord) -> bool:
+    """Drop hypercorn's report of connections broken on purpose by fault injection."""
+    exc = record.exc_info[1] if record.exc_info else None
+    while exc is not None:
+        if isinstance(exc, EmulatedFault):
+            return False
+        exc = exc.__cause__ or exc.__context__
+    return True
 
 
 async def run(opts: ServerOptions, *, task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED
@@ -81,7 +91,9 @@ async def run(opts: ServerOptions, *, task_status: trio.TaskStatus[str] = trio.T
     config = Config()
     config.bind = [f"fd://{sock.detach()}"]  # hypercorn owns (and closes) it now
     config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
+    errorlog = logging.getLogger("hypercorn.error")
+    errorlog.addFilter(_not_emulated)
+    config.errorlog = errorlog
     config.keep_alive_timeout = 30
     config.graceful_timeout = 2
 

@@ -81,7 +81,7 @@ CREATE TABLE IF NOT EXISTS upload_sessions (
     id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    results TEXT NOT NULL              -- JSON list of per-file results
+    results TEXT NOT NULL              -- JSON {created_at, tags, results, rejections}
 );
 """
 
@@ -444,13 +444,13 @@ class State:
 
     # -- sessions ----------------------------------------------------------
 
-    def save_session(self, tenant: Tenant, results: list[dict[str, Any]]) -> str:
+    def save_session(self, tenant: Tenant, results: dict[str, Any]) -> str:
         sid = str(uuid.uuid4())
         self.db.execute("INSERT INTO upload_sessions VALUES (?,?,?,?)",
                         (sid, tenant.id, iso(now_dt()), json.dumps(results)))
         return sid
 
-    def session(self, tenant: Tenant, sid: str) -> list[dict[str, Any]] | None:
+    def session(self, tenant: Tenant, sid: str) -> dict[str, Any] | None:
         row = self.db.execute("SELECT results FROM upload_sessions WHERE tenant=? AND id=?",
                               (tenant.id, sid)).fetchone()
         return json.loads(row[0]) if row else None
