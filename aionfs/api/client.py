@@ -28,11 +28,11 @@ from . import models as m
 from .errors import (
     AmbiguousUpload,
     ApiError,
-    ValidationFailed,
     ApiTimeout,
     NetworkError,
     RateLimited,
     TransientError,
+    ValidationFailed,
     error_from_response,
 )
 from .ratelimit import Priority, RateLimiter

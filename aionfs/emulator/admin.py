@@ -60,9 +60,9 @@ async def storage(request: Request) -> Response:
 
 
 def _tenant_or_401(emu: Emulator, request: Request) -> Any:
+    """The workspace of the request's Bearer key, or None."""
     key = bearer_key(request)
-    tenant = emu.state.tenant_by_key(key) if key else None
-    return tenant
+    return emu.state.tenant_by_key(key) if key else None
 
 
 async def create_tenant(request: Request) -> Response:
@@ -92,12 +92,12 @@ async def patch_tenant(request: Request) -> Response:
 
 async def put_faults(request: Request) -> Response:
     emu: Emulator = request.app.state.emulator
-    key = bearer_key(request)
-    if not key or emu.state.tenant_by_key(key) is None:
+    tenant = _tenant_or_401(emu, request)
+    if tenant is None:
         return json_response({"error": "unknown key"}, 401)
     doc = await request.json()
     try:
-        emu.tenant_faults[key] = Faults.parse(doc.get("spec", ""), seed=int(doc.get("seed", 0)))
+        emu.tenant_faults[tenant.id] = Faults.parse(doc.get("spec", ""), seed=int(doc.get("seed", 0)))
     except FaultSpecError as exc:
         return json_response({"error": str(exc)}, 400)
     return json_response({"ok": True})

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import trio
 from starlette.applications import Starlette
@@ -60,9 +61,21 @@ class Emulator:
             self.log_offset += 1
         self.request_log.append(entry)
 
-    def faults_for(self, tenant_key: str | None) -> Faults:
-        if tenant_key is not None and tenant_key in self.tenant_faults:
-            return self.tenant_faults[tenant_key]
+    def faults_for(self, api_key: str | None, blob_tag: str | None) -> Faults:
+        """The faults of the workspace a request belongs to, else the global ones.
+
+        API requests are attributed by their key, storage requests by the
+        tenant tag their presigned URL carries.
+        """
+        if self.tenant_faults:
+            if api_key is not None:
+                tenant = self.state.tenant_by_key(api_key)
+                if tenant is not None and tenant.id in self.tenant_faults:
+                    return self.tenant_faults[tenant.id]
+            elif blob_tag:
+                for tid, faults in self.tenant_faults.items():
+                    if tid.startswith(blob_tag):
+                        return faults
         return self.faults
 
 
@@ -130,7 +143,8 @@ class FaultAndLogMiddleware:
         self.emu.record(entry)
         auth = headers.get("authorization", "")
         key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        faults = self.emu.faults_for(key) if kind != "admin" else None
+        tag = parse_qs(entry["query"]).get("t", [None])[0] if kind == "blob" else None
+        faults = self.emu.faults_for(key, tag) if kind != "admin" else None
         action = faults.decide(kind == "blob") if faults and faults.active else None
         if faults and faults.latency and kind != "admin":
             await trio.sleep(faults.latency)
@@ -145,7 +159,10 @@ class FaultAndLogMiddleware:
             status = 429 if action == "429" else faults.pick_5xx()  # type: ignore[union-attr]
             code = "RATE_LIMIT_ERROR" if status == 429 else "INTERNAL_ERROR"
             req = Request(scope)
-            resp = ApiFailure(status, code, "injected fault",
+            # The user-files endpoints answer 5xx in their flat shape.
+            flat = status != 429 and path.startswith(API_PREFIX + "/user-files") \
+                and "/upload/" not in path
+            resp = ApiFailure(status, code, "injected fault", flat=flat,
                               headers={"Retry-After": "1"} if status == 429 else None
                               ).render(req)
             entry["status"] = status

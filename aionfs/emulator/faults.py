@@ -12,7 +12,7 @@ Spec (`--faults`, or per tenant through the admin API), comma-separated:
                      request breaks off, later ones succeed)
 
 Faults apply to API requests and to storage (blob) requests alike, unless
-`api-only:1` is given. The emulator's admin routes are never faulted.
+`api-only:1` or `blob-only:1` is given. The emulator's admin routes are never faulted.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class Faults:
     burst_length: int = 5
     down: bool = False
     api_only: bool = False
+    blob_only: bool = False
     seed: int = 0
     limit: int | None = None
     _rng: random.Random = field(default_factory=random.Random, repr=False)
@@ -74,6 +75,8 @@ class Faults:
                     f.limit = max(0, int(value))
                 elif name == "api-only":
                     f.api_only = value not in ("0", "false")
+                elif name == "blob-only":
+                    f.blob_only = value not in ("0", "false")
                 else:
                     raise FaultSpecError(f"unknown fault {name!r}")
             except ValueError as exc:
@@ -87,7 +90,7 @@ class Faults:
 
     def decide(self, is_blob: bool) -> str | None:
         """'down', '429', '5xx', 'reset' or None for one request."""
-        if is_blob and self.api_only or self.limit == 0:
+        if (self.api_only if is_blob else self.blob_only) or self.limit == 0:
             return None
         action = self._decide(is_blob)
         if action is not None and self.limit is not None:

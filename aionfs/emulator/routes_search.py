@@ -1,7 +1,7 @@
 """Colors, semantic image search and document text.
 
 Semantic search stand-in (deterministic, documented): the query's words
-(lower-cased, stop words dropped, a light English stemmer) are matched
+(lower-cased, stop words dropped, `stem` applied) are matched
 against each image's fields with weights — title 3, tags 3, filename 2,
 description 1, dominant color names 1, visible text 0.5. An image's score is
 the sum over query words of the best field weight containing that word,
@@ -46,7 +46,14 @@ _STOP = frozenset(["a", "an", "and", "are", "at", "by", "for", "from", "in", "is
 
 
 def stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
+    """A light English stemmer: plurals, -ing, -ed, and a final -y (rusty → rust)."""
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith(("sses", "xes", "ches", "shes", "zes")):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        word = word[:-1]
+    for suffix in ("ing", "ed", "y"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
             return word[: -len(suffix)]
     return word

@@ -26,8 +26,6 @@ from .responses import (
 )
 from .state import Tenant, iso, now_dt
 
-FORM_SLACK = 1024 * 1024  # multipart overhead allowed beyond the 100 MB of content
-
 
 def _parse_tags(raw: Any) -> list[str]:
     if raw is None or raw == "":
@@ -48,12 +46,6 @@ def _form_bool(raw: Any, name: str, default: bool) -> bool:
     if low in ("false", "0", "no", "off"):
         return False
     raise Invalid((["body", name], "Input should be a valid boolean", "bool_parsing"))
-
-
-def _check_length_header(request: Request) -> None:
-    raw = request.headers.get("content-length")
-    if raw and raw.isdigit() and int(raw) > MAX_UPLOAD_BYTES + FORM_SLACK:
-        raise ApiFailure(413, "FILE_TOO_LARGE", "File too large: the limit is 100 MB")
 
 
 def _check_quota(tenant: Tenant, count: int) -> None:
@@ -101,7 +93,6 @@ async def _ingest(emu: Emulator, tenant: Tenant, data: bytes, filename: str,
 
 
 async def stream(emu: Emulator, request: Request, tenant: Tenant) -> Response:
-    _check_length_header(request)
     async with request.form(max_files=1, max_fields=20) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -130,10 +121,6 @@ async def stream(emu: Emulator, request: Request, tenant: Tenant) -> Response:
 
 
 async def stream_batch(emu: Emulator, request: Request, tenant: Tenant) -> Response:
-    raw = request.headers.get("content-length")
-    limit_bytes = tenant.batch_limit * MAX_UPLOAD_BYTES
-    if raw and raw.isdigit() and int(raw) > limit_bytes:
-        raise ApiFailure(413, "BATCH_TOO_LARGE", "total size exceeds the batch limit")
     async with request.form(max_files=tenant.batch_limit + 1, max_fields=20) as form:
         uploads = [u for u in form.getlist("files") if isinstance(u, UploadFile)]
         if not uploads:
