@@ -204,8 +204,13 @@ class AionClient:
         **kw: Any,
     ) -> httpx.Response:
         what = f"{method} /{path}"
+        tries = 0
 
         async def attempt() -> httpx.Response:
+            nonlocal tries
+            tries += 1
+            if tries > 1:
+                self.stats.retries += 1
             await self.limiter.acquire(priority)
             started = time.monotonic()
             self.stats.requests += 1

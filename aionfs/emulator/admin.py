@@ -18,6 +18,7 @@ Admin (`/_emulator/...`, for tests and benchmarks; loopback test server only):
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -65,6 +66,23 @@ def _tenant_or_401(emu: Emulator, request: Request) -> Any:
     return emu.state.tenant_by_key(key) if key else None
 
 
+def _for_tenant(fn: Callable[[Emulator, Request, Any], Awaitable[Response]]
+                ) -> Callable[[Request], Awaitable[Response]]:
+    """Admin routes that act on the workspace of the caller's Bearer key."""
+
+    async def endpoint(request: Request) -> Response:
+        emu: Emulator = request.app.state.emulator
+        tenant = _tenant_or_401(emu, request)
+        if tenant is None:
+            return json_response({"error": "unknown key"}, 401)
+        try:
+            return await fn(emu, request, tenant)
+        except (ValueError, FaultSpecError) as exc:
+            return json_response({"error": str(exc)}, 400)
+
+    return endpoint
+
+
 async def create_tenant(request: Request) -> Response:
     emu: Emulator = request.app.state.emulator
     doc = await request.json() if await request.body() else {}
@@ -77,37 +95,21 @@ async def create_tenant(request: Request) -> Response:
     return json_response({"api_key": key, "tenant_id": tenant.id}, 201)
 
 
-async def patch_tenant(request: Request) -> Response:
-    emu: Emulator = request.app.state.emulator
-    tenant = _tenant_or_401(emu, request)
-    if tenant is None:
-        return json_response({"error": "unknown key"}, 401)
-    doc = await request.json()
-    try:
-        emu.state.set_tenant(tenant, **doc)
-    except ValueError as exc:
-        return json_response({"error": f"unknown field {exc}"}, 400)
+@_for_tenant
+async def patch_tenant(emu: Emulator, request: Request, tenant: Any) -> Response:
+    emu.state.set_tenant(tenant, **(await request.json()))
     return json_response({"ok": True})
 
 
-async def put_faults(request: Request) -> Response:
-    emu: Emulator = request.app.state.emulator
-    tenant = _tenant_or_401(emu, request)
-    if tenant is None:
-        return json_response({"error": "unknown key"}, 401)
+@_for_tenant
+async def put_faults(emu: Emulator, request: Request, tenant: Any) -> Response:
     doc = await request.json()
-    try:
-        emu.tenant_faults[tenant.id] = Faults.parse(doc.get("spec", ""), seed=int(doc.get("seed", 0)))
-    except FaultSpecError as exc:
-        return json_response({"error": str(exc)}, 400)
+    emu.tenant_faults[tenant.id] = Faults.parse(doc.get("spec", ""), seed=int(doc.get("seed", 0)))
     return json_response({"ok": True})
 
 
-async def requests_log(request: Request) -> Response:
-    emu: Emulator = request.app.state.emulator
-    tenant = _tenant_or_401(emu, request)
-    if tenant is None:
-        return json_response({"error": "unknown key"}, 401)
+@_for_tenant
+async def requests_log(emu: Emulator, request: Request, tenant: Any) -> Response:
     since = int(request.query_params.get("since", "0"))
     start = max(0, since - emu.log_offset)
     entries = list(emu.request_log)[start:]

@@ -103,9 +103,13 @@ def analyse(data: bytes, filename: str) -> Analysis:
     return _analyse_document(data, filename, fmt, ctype)
 
 
+_CAMERA_PREFIXES = frozenset({"img", "dsc", "dscn", "pxl", "photo", "image", "scan"})
+
+
 def _subject(filename: str) -> str:
     stem = PurePosixPath(filename).stem
-    words = [w for w in re.split(r"[\W_]+", stem) if w and not w.isdigit()]
+    words = [w for w in re.split(r"[\W_]+", stem)
+             if w and not w.isdigit() and w.lower() not in _CAMERA_PREFIXES]
     return " ".join(words).lower() or "untitled"
 
 

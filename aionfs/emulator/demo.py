@@ -214,7 +214,7 @@ async def seed(emu: Emulator, tenant: Tenant, seed: int = 7, images: int | None 
             fmt, ext = rng.choice(FORMATS)
             size = rng.choice([(320, 240), (640, 480), (800, 600), (1024, 768), (600, 800),
                                (1280, 960), (1600, 1200), (512, 512)])
-            taken = start + timedelta(minutes=rng.randrange(4 * 365 * 24 * 60))
+            taken = start + timedelta(minutes=rng.randrange(int(3.8 * 365 * 24 * 60)))
             fname = f"IMG_{counter:04d}.{ext}" if rng.random() < 0.5 else \
                 f"{subject.replace(' ', '_')}_{counter:03d}.{ext}"
             title = (f"{subject.capitalize()} {counter}" if rng.random() < 0.5 else None)
@@ -258,11 +258,7 @@ async def seed(emu: Emulator, tenant: Tenant, seed: int = 7, images: int | None 
         if folder is not None:
             emu.state.move_files(tenant, [fid], ids[folder])
     for folder, url, title, tags in LINKS:
-        domain = url.split("/")[2]
-        emu.state.insert_file(tenant, {
-            "folder_id": ids[folder] if folder else None, "title": title or domain,
-            "media_type": "link", "format": "link", "content_type": "text/html",
-            "size_bytes": 0, "description": f"Saved link to {domain}: {url}", "tags": tags,
-            "source_url": url, "domain": domain})
+        emu.state.insert_link(tenant, url, url.split("/")[2], title, tags,
+                              ids[folder] if folder else None)
     return DemoSummary(folders=len(FOLDERS), images=len(jobs), documents=len(DOCUMENTS),
                        links=len(LINKS))

@@ -196,11 +196,7 @@ async def create_link(emu: Emulator, request: Request, tenant: Tenant) -> Respon
         row, dup = existing, True
     else:
         domain = parts.hostname.removeprefix("www.")
-        fid = emu.state.insert_file(tenant, {
-            "folder_id": folder, "title": title or domain, "media_type": "link",
-            "format": "link", "content_type": "text/html", "size_bytes": 0,
-            "description": f"Saved link to {domain}: {url}", "tags": tags,
-            "source_url": url, "domain": domain})
+        fid = emu.state.insert_link(tenant, url, domain, title, tags, folder)
         row, dup = emu.state.file(tenant, fid), False
     return json_response({"id": row["id"], "source_url": row["source_url"],
                           "title": row["title"], "domain": row["domain"],

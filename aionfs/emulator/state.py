@@ -380,6 +380,15 @@ class State:
         self._index(cur.lastrowid, full=tenant.processing_delay <= 0)
         return fid
 
+    def insert_link(self, tenant: Tenant, url: str, domain: str, title: str | None,
+                    tags: list[str], folder_id: str | None) -> str:
+        """A saved website link: a file without bytes (`media_type` link)."""
+        return self.insert_file(tenant, {
+            "folder_id": folder_id, "title": title or domain, "media_type": "link",
+            "format": "link", "content_type": "text/html", "size_bytes": 0,
+            "description": f"Saved link to {domain}: {url}", "tags": tags,
+            "source_url": url, "domain": domain})
+
     def _index(self, seq: int | None, *, full: bool) -> None:
         r = self.db.execute("SELECT title, original_filename, description, visible_text, tags "
                             "FROM files WHERE seq=?", (seq,)).fetchone()
