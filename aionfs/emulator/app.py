@@ -27,7 +27,7 @@ from starlette.routing import Route
 from .blobs import BlobStore
 from .faults import EmulatedFault, Faults
 from .limits import WindowLimiter
-from .responses import ApiFailure, Invalid, request_id
+from .responses import ApiFailure, Invalid, json_response, request_id
 from .state import State, Tenant
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,8 @@ class FaultAndLogMiddleware:
         key = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         tag = parse_qs(entry["query"]).get("t", [None])[0] if kind == "blob" else None
         faults = self.emu.faults_for(key, tag) if kind != "admin" else None
-        action = faults.decide(kind == "blob") if faults and faults.active else None
+        listing = scope["method"] == "GET" and path == API_PREFIX + "/user-files"
+        action = faults.decide(kind == "blob", listing) if faults and faults.active else None
         if faults and faults.latency and kind != "admin":
             await trio.sleep(faults.latency)
         if action == "down":
@@ -169,6 +170,13 @@ class FaultAndLogMiddleware:
             tenant = self.emu.state.tenant_by_key(key) if key else None
             entry["tenant"] = tenant.id if tenant else None
             await resp(scope, receive, send)
+            return
+        if action == "empty":
+            entry["status"] = "empty"
+            tenant = self.emu.state.tenant_by_key(key) if key else None
+            entry["tenant"] = tenant.id if tenant else None
+            empty = json_response({"files": [], "total_count": 0, "has_more": False})
+            await empty(scope, receive, send)
             return
         reset = action == "reset"
         state = {"sent": 0, "limit": None}

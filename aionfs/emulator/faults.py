@@ -8,6 +8,7 @@ Spec (`--faults`, or per tenant through the admin API), comma-separated:
     429:0.02         start a burst of 429s (Retry-After: 1) on 2 % of requests
     burst:5          length of a 429 burst (default 5 requests)
     down:1           refuse everything (connection reset before any answer)
+    empty:0.5        answer file listings (GET /user-files) with an empty page
     limit:3          stop after injecting 3 faults (e.g. `reset:1,limit:1`: the next
                      request breaks off, later ones succeed)
 
@@ -34,6 +35,7 @@ class Faults:
     latency: float = 0.0
     error_rate: float = 0.0
     reset_rate: float = 0.0
+    empty_rate: float = 0.0
     burst_rate: float = 0.0
     burst_length: int = 5
     down: bool = False
@@ -65,6 +67,8 @@ class Faults:
                     f.error_rate = _rate(value)
                 elif name == "reset":
                     f.reset_rate = _rate(value)
+                elif name == "empty":
+                    f.empty_rate = _rate(value)
                 elif name == "429":
                     f.burst_rate = _rate(value)
                 elif name == "burst":
@@ -86,13 +90,16 @@ class Faults:
     @property
     def active(self) -> bool:
         return bool(self.latency or self.error_rate or self.reset_rate or self.burst_rate
-                    or self.down)
+                    or self.empty_rate or self.down)
 
-    def decide(self, is_blob: bool) -> str | None:
-        """'down', '429', '5xx', 'reset' or None for one request."""
+    def decide(self, is_blob: bool, is_listing: bool = False) -> str | None:
+        """'down', '429', '5xx', 'reset', 'empty' or None for one request."""
         if (self.api_only if is_blob else self.blob_only) or self.limit == 0:
             return None
         action = self._decide(is_blob)
+        if action is None and is_listing and self.empty_rate and \
+                self._rng.random() < self.empty_rate:
+            action = "empty"
         if action is not None and self.limit is not None:
             self.limit -= 1
         return action

@@ -1,0 +1,427 @@
+"""The metadata store: SQLite (WAL) holding the library as the mount shows it.
+
+Methods are synchronous and short: no await ever happens inside a
+transaction. Sync computes plans from API answers (aionfs.sync.plan) and
+applies them here in one transaction each; every change that the kernel
+may have cached comes back as `Event`s for the mount to invalidate.
+
+Hot paths (lookup, listing a directory, attributes) are single indexed
+queries with prepared (cached) statements.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import naming
+from .schema import ROOT_INODE, migrate
+
+ALL_FILES = ""  # folder_key of the all-files listing
+
+
+@dataclass(frozen=True)
+class Event:
+    """A change the kernel may have cached.
+
+    kind: 'attr' (an inode's metadata), 'content' (an inode's bytes),
+    'entry_added' / 'entry_removed' (a name in `parent`), 'gone' (an inode
+    deleted remotely).
+    """
+
+    kind: str
+    inode: int
+    parent: int | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str
+    inode: int
+    is_dir: bool
+
+
+FILE_COLUMNS = ("id", "title", "filename", "size", "media_type", "format", "content_type",
+                "width", "height", "tags", "description", "visible_text",
+                "description_status", "variant_status", "page_count", "source_url", "domain",
+                "created_at", "content_created_at")
+#: Columns whose change means the bytes changed (not just metadata).
+CONTENT_COLUMNS = frozenset({"size"})
+
+
+class Store:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                  cached_statements=256)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA temp_store=MEMORY")
+        self.previous_version = migrate(self.db)
+        self._in_tx = False
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE … COMMIT, rolled back on error)."""
+        if self._in_tx:
+            yield self.db
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        self._in_tx = True
+        try:
+            yield self.db
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        finally:
+            self._in_tx = False
+
+    # -- meta ----------------------------------------------------------------
+
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                        "SET value=excluded.value", (key, value))
+
+    # -- inodes --------------------------------------------------------------
+
+    def inode_for(self, kind: str, ref: str) -> int:
+        row = self.db.execute("SELECT inode FROM inodes WHERE kind=? AND ref=?",
+                              (kind, ref)).fetchone()
+        if row:
+            return int(row[0])
+        cur = self.db.execute("INSERT INTO inodes(kind, ref) VALUES (?, ?)", (kind, ref))
+        return int(cur.lastrowid)  # type: ignore[arg-type]
+
+    def inode_ref(self, inode: int) -> tuple[str, str] | None:
+        row = self.db.execute("SELECT kind, ref FROM inodes WHERE inode=?", (inode,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    # -- reading -------------------------------------------------------------
+
+    def folders(self) -> dict[str, sqlite3.Row]:
+        return {r["id"]: r for r in self.db.execute("SELECT * FROM folders")}
+
+    def folder(self, folder_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM folders WHERE id=?", (folder_id,)).fetchone()
+
+    def folder_by_inode(self, inode: int) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM folders WHERE inode=?", (inode,)).fetchone()
+
+    def file(self, file_id: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
+
+    def file_by_inode(self, inode: int) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM files WHERE inode=?", (inode,)).fetchone()
+
+    def members(self, folder_key: str) -> dict[str, sqlite3.Row]:
+        """Files shown in a folder ('' = the root)."""
+        if folder_key == ALL_FILES:
+            rows = self.db.execute("SELECT * FROM files WHERE placement='root'")
+        else:
+            rows = self.db.execute("SELECT * FROM files WHERE placement='folder' AND "
+                                   "folder_id=?", (folder_key,))
+        return {r["id"]: r for r in rows}
+
+    def all_file_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM files")}
+
+    def unplaced(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM files WHERE placement='unknown'")]
+
+    def counts(self) -> dict[str, int]:
+        row = self.db.execute(
+            "SELECT (SELECT count(*) FROM folders), (SELECT count(*) FROM files), "
+            "(SELECT count(*) FROM files WHERE placement='root'), "
+            "(SELECT count(*) FROM files WHERE placement='unknown')").fetchone()
+        return {"folders": row[0], "files": row[1], "root_files": row[2], "unplaced": row[3]}
+
+    def lookup(self, parent_inode: int, name: str) -> Entry | None:
+        row = self.db.execute("SELECT name, inode, is_dir FROM entries WHERE parent_inode=? "
+                              "AND name=?", (parent_inode, name)).fetchone()
+        return Entry(row[0], row[1], bool(row[2])) if row else None
+
+    def list_dir(self, parent_inode: int) -> list[Entry]:
+        """A directory's entries in name order (one index range scan)."""
+        return [Entry(r[0], r[1], bool(r[2])) for r in self.db.execute(
+            "SELECT name, inode, is_dir FROM entries WHERE parent_inode=? ORDER BY name",
+            (parent_inode,))]
+
+    def list_dir_with_files(self, parent_inode: int) -> list[tuple[Entry, sqlite3.Row | None]]:
+        """Entries with their file rows (None for directories), in one join."""
+        rows = self.db.execute(
+            "SELECT e.name, e.inode, e.is_dir, f.* FROM entries e LEFT JOIN files f "
+            "ON f.inode = e.inode WHERE e.parent_inode=? ORDER BY e.name", (parent_inode,))
+        return [(Entry(r[0], r[1], bool(r[2])), None if r[2] else r) for r in rows]
+
+    def names_of(self, inode: int) -> list[tuple[int, str]]:
+        """Every (parent, name) an inode is shown under."""
+        return [(r[0], r[1]) for r in self.db.execute(
+            "SELECT parent_inode, name FROM entries WHERE inode=?", (inode,))]
+
+    def resolve(self, path: str) -> Entry | None:
+        """A slash-separated path from the root to its entry."""
+        entry = Entry("", ROOT_INODE, True)
+        for part in (p for p in path.split("/") if p):
+            if not entry.is_dir:
+                return None
+            found = self.lookup(entry.inode, part)
+            if found is None:
+                return None
+            entry = found
+        return entry
+
+    # -- listings state --------------------------------------------------------
+
+    def listing(self, folder_key: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM listings WHERE folder_key=?",
+                               (folder_key,)).fetchone()
+
+    def set_listing(self, folder_key: str, complete: bool, total: int) -> None:
+        self.db.execute(
+            "INSERT INTO listings(folder_key, listed_at_epoch, complete, total) VALUES (?,?,?,?) "
+            "ON CONFLICT(folder_key) DO UPDATE SET listed_at_epoch=excluded.listed_at_epoch, "
+            "complete=excluded.complete, total=excluded.total",
+            (folder_key, time.time(), int(complete), total))
+
+    def stale_listings(self, older_than: float) -> list[str]:
+        """Listed folders, oldest-listed first, last listed before `older_than`."""
+        return [r[0] for r in self.db.execute(
+            "SELECT folder_key FROM listings WHERE listed_at_epoch < ? "
+            "ORDER BY listed_at_epoch", (older_than,))]
+
+    # -- crawl progress --------------------------------------------------------
+
+    def crawl_pass(self) -> int:
+        return int(self.get_meta("crawl_pass", "0") or 0)
+
+    def crawl_done(self, crawl: int) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT folder_key FROM crawl WHERE pass=?",
+                                              (crawl,))}
+
+    def mark_crawled(self, crawl: int, folder_key: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO crawl(pass, folder_key) VALUES (?, ?)",
+                        (crawl, folder_key))
+
+    def start_crawl(self) -> int:
+        with self.transaction():
+            crawl = self.crawl_pass() + 1
+            self.set_meta("crawl_pass", str(crawl))
+            self.db.execute("DELETE FROM crawl WHERE pass < ?", (crawl,))
+        return crawl
+
+    # -- writing: folders --------------------------------------------------------
+
+    def upsert_folders(self, rows: Iterable[dict[str, Any]]) -> set[str]:
+        """Insert or update folders; returns the ids whose name or parent changed."""
+        changed: set[str] = set()
+        for r in rows:
+            old = self.folder(r["id"])
+            if old is None:
+                inode = self.inode_for("folder", r["id"])
+                self.db.execute(
+                    "INSERT INTO folders(id, inode, name, parent_id, file_count, created_at, "
+                    "updated_at) VALUES (?,?,?,?,?,?,?)",
+                    (r["id"], inode, r["name"], r["parent_id"], r["file_count"],
+                     r["created_at"], r["updated_at"]))
+                changed.add(r["id"])
+            else:
+                if (old["name"], old["parent_id"]) != (r["name"], r["parent_id"]):
+                    changed.add(r["id"])
+                self.db.execute(
+                    "UPDATE folders SET name=?, parent_id=?, file_count=?, updated_at=? "
+                    "WHERE id=?", (r["name"], r["parent_id"], r["file_count"], r["updated_at"],
+                                   r["id"]))
+        return changed
+
+    def delete_folders(self, ids: Sequence[str]) -> list[int]:
+        """Forget folders; their files lose their placement. Returns the inodes."""
+        inodes = []
+        for fid in ids:
+            row = self.folder(fid)
+            if row is None:
+                continue
+            inodes.append(row["inode"])
+            self.db.execute("DELETE FROM folders WHERE id=?", (fid,))
+            self.db.execute("DELETE FROM entries WHERE parent_inode=?", (row["inode"],))
+            self.db.execute("DELETE FROM listings WHERE folder_key=?", (fid,))
+            self.db.execute("UPDATE files SET placement='unknown', folder_id=NULL "
+                            "WHERE placement='folder' AND folder_id=?", (fid,))
+        return inodes
+
+    # -- writing: files ----------------------------------------------------------
+
+    def upsert_files(self, items: Iterable[dict[str, Any]]) -> tuple[set[str], set[str], set[str]]:
+        """Insert or update file metadata (not placement).
+
+        Returns (new ids, ids whose metadata changed, ids whose bytes changed).
+        """
+        now = time.time()
+        new: set[str] = set()
+        meta_changed: set[str] = set()
+        content_changed: set[str] = set()
+        cols = ", ".join(FILE_COLUMNS)
+        marks = ", ".join("?" * len(FILE_COLUMNS))
+        sets = ", ".join(f"{c}=?" for c in FILE_COLUMNS[1:])
+        items = list(items)
+        old_rows: dict[str, tuple[Any, ...]] = {}
+        for chunk in range(0, len(items), 500):  # one query per 500 items, not one per item
+            ids = [it["id"] for it in items[chunk:chunk + 500]]
+            for r in self.db.execute(f"SELECT {cols} FROM files WHERE id IN "
+                                     f"({','.join('?' * len(ids))})", ids):
+                old_rows[r[0]] = tuple(r)
+        inserts, updates, touched = [], [], []
+        for item in items:
+            values = tuple(item[c] for c in FILE_COLUMNS)
+            old = old_rows.get(item["id"])
+            if old is None:
+                inserts.append((*values, self.inode_for("file", item["id"]), now))
+                new.add(item["id"])
+            elif old != values:
+                diff = {c for c, a, b in zip(FILE_COLUMNS, old, values, strict=True) if a != b}
+                meta_changed.add(item["id"])
+                if diff & CONTENT_COLUMNS:
+                    content_changed.add(item["id"])
+                updates.append((*values[1:], now, item["id"]))
+            else:
+                touched.append((now, item["id"]))
+        self.db.executemany(f"INSERT INTO files({cols}, inode, placement, listed_at_epoch) "
+                            f"VALUES ({marks}, ?, 'unknown', ?)", inserts)
+        self.db.executemany(f"UPDATE files SET {sets}, listed_at_epoch=? WHERE id=?", updates)
+        self.db.executemany("UPDATE files SET listed_at_epoch=? WHERE id=?", touched)
+        return new, meta_changed, content_changed
+
+    def place_files(self, ids: Iterable[str], folder_key: str | None) -> dict[str, str | None]:
+        """Set where files are shown ('' root, a folder id, None unknown).
+
+        Returns {id: the folder key it was shown in before} for files that moved.
+        """
+        moved: dict[str, str | None] = {}
+        if folder_key is None:
+            placement, folder = "unknown", None
+        elif folder_key == ALL_FILES:
+            placement, folder = "root", None
+        else:
+            placement, folder = "folder", folder_key
+        for fid in ids:
+            row = self.db.execute("SELECT placement, folder_id FROM files WHERE id=?",
+                                  (fid,)).fetchone()
+            if row is None or (row[0], row[1]) == (placement, folder):
+                continue
+            self.db.execute("UPDATE files SET placement=?, folder_id=? WHERE id=?",
+                            (placement, folder, fid))
+            moved[fid] = {"root": ALL_FILES, "folder": row[1]}.get(row[0])
+        return moved
+
+    def delete_files(self, ids: Iterable[str]) -> list[int]:
+        inodes = []
+        for fid in ids:
+            row = self.db.execute("SELECT inode FROM files WHERE id=?", (fid,)).fetchone()
+            if row is None:
+                continue
+            inodes.append(row[0])
+            self.db.execute("DELETE FROM files WHERE id=?", (fid,))
+            self.db.execute("DELETE FROM query_results WHERE file_id=?", (fid,))
+        return inodes
+
+    def set_details(self, file_id: str, *, updated_at: str | None, hash_: str | None) -> None:
+        self.db.execute("UPDATE files SET updated_at=?, hash=? WHERE id=?",
+                        (updated_at, hash_, file_id))
+
+    # -- names -------------------------------------------------------------------
+
+    def dir_inode(self, folder_key: str) -> int:
+        if folder_key == ALL_FILES:
+            return ROOT_INODE
+        row = self.db.execute("SELECT inode FROM folders WHERE id=?", (folder_key,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def rename_dir(self, folder_key: str) -> list[Event]:
+        """Recompute the names shown in one directory; events for what changed."""
+        parent = self.dir_inode(folder_key)
+        if not parent:
+            return []
+        children: list[naming.Child] = []
+        is_dir: dict[int, bool] = {}
+        subfolders = self.db.execute(
+            "SELECT id, inode, name, created_at FROM folders WHERE parent_id IS ?",
+            (None if folder_key == ALL_FILES else folder_key,))
+        for r in subfolders:
+            children.append(naming.Child(r["inode"], naming.folder_name(r["name"]),
+                                         r["created_at"], r["id"]))
+            is_dir[r["inode"]] = True
+        for r in self.members(folder_key).values():
+            children.append(naming.Child(
+                r["inode"], naming.file_name(r["title"], r["filename"], r["format"],
+                                             r["media_type"], r["domain"]),
+                r["created_at"], r["id"]))
+            is_dir[r["inode"]] = False
+        existing = {r[1]: r[0] for r in self.db.execute(
+            "SELECT name, inode FROM entries WHERE parent_inode=?", (parent,))}
+        reserved = naming.VIRTUAL_ROOT_NAMES if parent == ROOT_INODE else frozenset()
+        names = naming.assign(children, existing, reserved)
+        events: list[Event] = []
+        for inode, old in existing.items():
+            if names.get(inode) != old:
+                self.db.execute("DELETE FROM entries WHERE parent_inode=? AND name=?",
+                                (parent, old))
+                events.append(Event("entry_removed", inode, parent, old))
+        for inode, name in names.items():
+            if existing.get(inode) != name:
+                self.db.execute("INSERT OR REPLACE INTO entries(parent_inode, name, inode, "
+                                "is_dir) VALUES (?,?,?,?)", (parent, name, inode,
+                                                            int(is_dir[inode])))
+                events.append(Event("entry_added", inode, parent, name))
+        return events
+
+    def remove_entries_of(self, inodes: Iterable[int]) -> list[Event]:
+        events = []
+        for inode in inodes:
+            for parent, name in self.names_of(inode):
+                events.append(Event("entry_removed", inode, parent, name))
+            self.db.execute("DELETE FROM entries WHERE inode=?", (inode,))
+            events.append(Event("gone", inode))
+        return events
+
+
+def file_row(item: Any) -> dict[str, Any]:
+    """A store row from an API list item (aionfs.api.models.UserFile)."""
+    dims = item.dimensions
+    return {
+        "id": item.id, "title": item.title, "filename": item.filename, "size": item.size_bytes,
+        "media_type": item.media_type, "format": item.format,
+        "content_type": item.content_type,
+        "width": dims.width if dims else None, "height": dims.height if dims else None,
+        "tags": json.dumps(item.tags), "description": item.upload_description,
+        "visible_text": item.visible_text, "description_status": item.description_status,
+        "variant_status": item.variant_status, "page_count": item.page_count,
+        "source_url": item.source_url, "domain": item.domain,
+        "created_at": _iso(item.created_at), "content_created_at": _iso(item.content_created_at),
+    }
+
+
+def folder_row(folder: Any) -> dict[str, Any]:
+    return {"id": folder.id, "name": folder.name, "parent_id": folder.parent_id,
+            "file_count": folder.file_count, "created_at": _iso(folder.created_at),
+            "updated_at": _iso(folder.updated_at)}
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)

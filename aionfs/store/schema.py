@@ -1,0 +1,181 @@
+"""The metadata store's schema: every table and column, versioned.
+
+`MIGRATIONS[n]` takes a store from version n to n + 1; a new store runs them
+all. The version lives in `PRAGMA user_version`. A store written by a newer
+aionfs is refused rather than guessed at. Times are ISO-8601 UTC strings as
+the API sends them, except `*_mono`/`*_at_epoch` columns (seconds since the
+epoch, for scheduling).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+ROOT_INODE = 1
+
+_V1 = """
+-- Stable inode numbers: one per remote object (and per virtual directory),
+-- never reused, kept across remounts so that inodes stay the same.
+CREATE TABLE inodes (
+    inode INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind  TEXT NOT NULL,              -- 'root' | 'folder' | 'file' | 'virtual'
+    ref   TEXT NOT NULL,              -- remote id (folder/file) or a virtual path
+    UNIQUE (kind, ref)
+);
+
+-- The workspace's folder tree (GET /folders).
+CREATE TABLE folders (
+    id          TEXT PRIMARY KEY,     -- remote folder id
+    inode       INTEGER NOT NULL UNIQUE REFERENCES inodes(inode),
+    name        TEXT NOT NULL,        -- the name as the API has it
+    parent_id   TEXT,                 -- NULL: a root-level folder
+    file_count  INTEGER NOT NULL DEFAULT 0, -- files directly inside, per the API
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX folders_by_parent ON folders(parent_id);
+
+-- Files (images, documents, saved links) with everything the mount, the
+-- xattrs and the virtual views need.
+CREATE TABLE files (
+    id                 TEXT PRIMARY KEY,   -- remote file id
+    inode              INTEGER NOT NULL UNIQUE REFERENCES inodes(inode),
+    placement          TEXT NOT NULL,      -- 'folder' (in folder_id), 'root', 'unknown'
+    folder_id          TEXT,               -- set when placement = 'folder'
+    title              TEXT,
+    filename           TEXT,               -- original filename
+    size               INTEGER NOT NULL,   -- bytes
+    media_type         TEXT,               -- image | document | link | video
+    format             TEXT,               -- jpeg, png, pdf, docx, ...
+    content_type       TEXT,
+    width              INTEGER,
+    height             INTEGER,
+    tags               TEXT NOT NULL DEFAULT '[]',  -- JSON list
+    description        TEXT,
+    visible_text       TEXT,
+    description_status TEXT,
+    variant_status     TEXT,
+    page_count         INTEGER,
+    source_url         TEXT,               -- links
+    domain             TEXT,               -- links
+    created_at         TEXT NOT NULL,      -- upload time
+    content_created_at TEXT,               -- when the content was made (EXIF), if known
+    updated_at         TEXT,               -- from file details, when fetched
+    hash               TEXT,               -- SHA-256, from file details, when fetched
+    listed_at_epoch    REAL NOT NULL       -- when an API listing last showed it
+);
+CREATE INDEX files_by_place ON files(placement, folder_id);
+
+-- The names the mount shows: one row per directory entry. Lookups by
+-- (parent, name) and whole-directory listings are single index scans.
+CREATE TABLE entries (
+    parent_inode INTEGER NOT NULL,
+    name         TEXT NOT NULL,
+    inode        INTEGER NOT NULL,
+    is_dir       INTEGER NOT NULL,
+    PRIMARY KEY (parent_inode, name)
+) WITHOUT ROWID;
+CREATE INDEX entries_by_inode ON entries(inode);
+
+-- Per directory: when its files were last listed from the API, and whether
+-- that listing was complete. folder_key '' is the all-files listing.
+CREATE TABLE listings (
+    folder_key      TEXT PRIMARY KEY,
+    listed_at_epoch REAL NOT NULL,
+    complete        INTEGER NOT NULL,
+    total           INTEGER NOT NULL       -- files the API said it holds
+);
+
+-- Progress of a full crawl, so that a killed sync resumes where it stopped.
+CREATE TABLE crawl (
+    pass        INTEGER NOT NULL,          -- crawl number
+    folder_key  TEXT NOT NULL,             -- a folder listed in this pass ('' = all files)
+    PRIMARY KEY (pass, folder_key)
+);
+
+-- Virtual query folders (search/, text/, colors/): a query and its results.
+CREATE TABLE query_views (
+    kind          TEXT NOT NULL,           -- 'search' | 'text' | 'colors'
+    query         TEXT NOT NULL,           -- the name looked up
+    saved         INTEGER NOT NULL DEFAULT 0, -- mkdir'd: listed and kept
+    refreshed_at_epoch REAL,               -- when results were last fetched
+    expires_at_epoch   REAL,               -- results are stale after this
+    PRIMARY KEY (kind, query)
+);
+CREATE TABLE query_results (
+    kind     TEXT NOT NULL,
+    query    TEXT NOT NULL,
+    rank     INTEGER NOT NULL,             -- 1 = best
+    file_id  TEXT NOT NULL,
+    score    REAL,
+    PRIMARY KEY (kind, query, rank)
+);
+
+-- The durable upload journal: what users wrote, until it is in the workspace.
+CREATE TABLE upload_journal (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    inode           INTEGER NOT NULL,      -- the inode the file has and keeps
+    state           TEXT NOT NULL,         -- local | pending | uploading | synced | failed
+    step            TEXT NOT NULL,         -- next step: upload | move | title | delete_old | done
+    staging_path    TEXT NOT NULL,         -- the bytes, until uploaded
+    folder_id       TEXT,                  -- destination folder (NULL: root)
+    name            TEXT NOT NULL,         -- the name the user gave
+    size            INTEGER NOT NULL,
+    sha256          TEXT,
+    known_new       INTEGER,               -- hash absent from the workspace before upload
+    remote_id       TEXT,                  -- the new file's id, once uploaded
+    replaces_id     TEXT,                  -- an old file this one replaces (edits)
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    created_at_epoch REAL NOT NULL,
+    updated_at_epoch REAL NOT NULL
+);
+CREATE INDEX upload_by_state ON upload_journal(state);
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+INSERT INTO inodes (inode, kind, ref) VALUES (1, 'root', '');
+"""
+
+#: MIGRATIONS[n] upgrades a store from version n to n + 1.
+MIGRATIONS: list[str] = [_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaError(RuntimeError):
+    """The store cannot be used by this aionfs."""
+
+
+def migrate(db: sqlite3.Connection) -> int:
+    """Bring a store to SCHEMA_VERSION; returns the version it had."""
+    (version,) = db.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"this metadata store has schema version {version}, newer than this aionfs "
+            f"understands ({SCHEMA_VERSION}); upgrade aionfs or use another --cache-dir")
+    for n in range(version, SCHEMA_VERSION):
+        db.execute("BEGIN")
+        try:
+            for statement in _statements(MIGRATIONS[n]):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {n + 1}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+    return int(version)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into statements (executescript would commit on its own)."""
+    out, buf = [], ""
+    for line in script.splitlines():
+        stripped = line.split("--", 1)[0] if "--" in line else line
+        buf += stripped + "\n"
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                out.append(buf.strip())
+            buf = ""
+    return out

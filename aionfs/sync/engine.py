@@ -1,0 +1,374 @@
+"""The sync engine: keeps the metadata store following the workspace.
+
+The API has no change feed and its list items carry no folder id, so:
+
+* a folder's files are learnt by listing `GET /user-files?folder_id=X`
+  (oldest first, so that uploads during the listing append at the end);
+* root membership is derived: a file is at the root when it is in the
+  all-files listing and in no folder listing, which is known once every
+  folder has a complete listing (a full crawl), or — between crawls —
+  when the counts agree: files at the root = the all-files total minus the
+  sum of the folders' `file_count`, so if the unplaced files plus the known
+  root files make exactly that number, the unplaced files are at the root;
+* a file missing from a complete listing is not yet deleted: it may have
+  moved. Missing files are looked up by id (`GET /user-files?ids=…`, 100 a
+  request); only those the lookup does not return are deleted, and only
+  within the mass-delete guard;
+* new files are found by polling the newest files first until a known id;
+  folders whose `file_count` changed are listed again; listed folders are
+  revalidated oldest-listed first.
+
+Every applied change is published as store `Event`s to the subscribers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from ..api import AionClient, Priority
+from ..api.errors import ApiError, NotFound
+from ..store import ALL_FILES, Event, Store
+from ..store.db import file_row, folder_row
+from .plan import ListingPlan, check_deletions, plan_listing, plan_tree
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[list[Event]], None]
+
+
+class InconsistentAnswers(ApiError):
+    """The API contradicted itself (e.g. a lookup lost files that still exist)."""
+
+
+@dataclass
+class SyncReport:
+    added: int = 0
+    updated: int = 0
+    moved: int = 0
+    deleted: int = 0
+    folders_changed: int = 0
+    folders_deleted: int = 0
+    listings: int = 0
+    incomplete: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def merge_counts(self, other: SyncReport) -> None:
+        for k in ("added", "updated", "moved", "deleted", "folders_changed", "folders_deleted",
+                  "listings", "incomplete"):
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+
+
+@dataclass
+class SyncOptions:
+    #: refuse plans deleting more than this share of the library at once
+    max_delete_share: float = 0.5
+    #: deletions up to this count are never refused
+    min_guarded: int = 20
+    #: a user confirmed a mass deletion (aionfs sync --allow-mass-delete)
+    allow_mass_delete: bool = False
+    page_size: int = 100
+
+
+class Syncer:
+    def __init__(self, client: AionClient, store: Store,
+                 options: SyncOptions | None = None) -> None:
+        self.client = client
+        self.store = store
+        self.options = options or SyncOptions()
+        self._subscribers: list[Subscriber] = []
+        self._locks: dict[str, trio.Lock] = {}
+        self.report = SyncReport()
+        self.last_sync: float | None = None
+        self.progress: Callable[[str, int], None] | None = None
+
+    # -- events ----------------------------------------------------------------
+
+    def subscribe(self, callback: Subscriber) -> None:
+        self._subscribers.append(callback)
+
+    def _publish(self, events: list[Event]) -> None:
+        if not events:
+            return
+        for callback in self._subscribers:
+            callback(events)
+
+    def _lock(self, key: str) -> trio.Lock:
+        return self._locks.setdefault(key, trio.Lock())
+
+    # -- the folder tree ---------------------------------------------------------
+
+    async def refresh_tree(self, priority: Priority = Priority.BACKGROUND) -> SyncReport:
+        """`GET /folders` and apply what changed (one request)."""
+        folders = await self.client.folder_tree(priority=priority)
+        report = SyncReport()
+        async with self._lock("tree"):
+            remote = [folder_row(f) for f in folders]
+            plan = plan_tree(self.store.folders(), remote)
+            if plan.empty:
+                return report
+            events: list[Event] = []
+            with self.store.transaction():
+                old = self.store.folders()
+                changed = self.store.upsert_folders(plan.upserts)
+                gone = self.store.delete_folders(plan.deletes)
+                events += self.store.remove_entries_of(gone)
+                parents = {ALL_FILES if p is None else p for p in (
+                    [r["parent_id"] for r in plan.upserts if r["id"] in changed]
+                    + [old[f]["parent_id"] for f in changed if f in old]
+                    + [old[f]["parent_id"] for f in plan.deletes])}
+                for parent in parents:
+                    events += self.store.rename_dir(parent)
+                events += [Event("attr", self.store.dir_inode(f)) for f in changed if f in old]
+            report.folders_changed = len(changed)
+            report.folders_deleted = len(plan.deletes)
+            self._publish(events)
+        return report
+
+    # -- listings ------------------------------------------------------------------
+
+    async def _fetch_listing(self, folder_key: str, priority: Priority) -> ListingPlan:
+        rows: list[dict[str, Any]] = []
+        totals: list[int] = []
+        filters: dict[str, Any] = {"sort_by": "created_at", "sort_order": "asc",
+                                   "priority": priority, "page_size": self.options.page_size}
+        if folder_key != ALL_FILES:
+            filters["folder_id"] = folder_key
+        async for page in self.client.iter_file_pages(**filters):
+            totals.append(page.total_count)
+            rows += [file_row(f) for f in page.files]
+            if self.progress:
+                self.progress("files", len(page.files))
+        if folder_key == ALL_FILES:
+            # At least the files the folders hold and the root files we know of.
+            local = self.store.all_file_ids()
+            expected = sum(f["file_count"] for f in self.store.folders().values()) + len(
+                self.store.members(ALL_FILES))
+        else:
+            local = set(self.store.members(folder_key))
+            row = self.store.folder(folder_key)
+            expected = row["file_count"] if row else None
+        return plan_listing(local, rows, totals, expected)
+
+    async def list_folder(self, folder_key: str, priority: Priority = Priority.BACKGROUND
+                          ) -> SyncReport:
+        """List one folder's files (or, for '', all files) and apply the result.
+
+        Files missing from a complete listing are looked up first, so that the
+        deletions pass the guard before anything is changed.
+        """
+        async with self._lock(folder_key):
+            plan = await self._fetch_listing(folder_key, priority)
+            gone = await self._find_gone(plan.vanished, priority) if plan.vanished else set()
+            self._guard(gone)
+            return self._apply_listing(folder_key, plan, gone)
+
+    def _apply_listing(self, folder_key: str, plan: ListingPlan, gone: set[str]) -> SyncReport:
+        report = SyncReport(listings=1, incomplete=int(not plan.complete))
+        events: list[Event] = []
+        with self.store.transaction():
+            new, changed, content = self.store.upsert_files(plan.rows)
+            report.added, report.updated = len(new), len(changed)
+            ids = [r["id"] for r in plan.rows]
+            touched_dirs = {folder_key}
+            if folder_key != ALL_FILES:
+                moved = self.store.place_files(ids, folder_key)
+                moved.update(self.store.place_files(plan.vanished - gone, None))
+                report.moved = len([f for f in moved if f not in new])
+                touched_dirs |= {k for k in moved.values() if k is not None}
+            inodes = self.store.delete_files(gone)
+            report.deleted = len(inodes)
+            events += self.store.remove_entries_of(inodes)
+            for key in touched_dirs:
+                events += self.store.rename_dir(key)
+            for fid in changed:
+                row = self.store.file(fid)
+                if row is not None:
+                    events.append(Event("content" if fid in content else "attr", row["inode"]))
+            self.store.set_listing(folder_key, plan.complete, plan.total)
+        if not plan.complete:
+            log.info("listing of %s was incomplete (%d of %d files); nothing removed",
+                     folder_key or "all files", len(plan.rows), plan.total)
+        if inodes:
+            log.info("%d files deleted remotely", len(inodes))
+        self._publish(events)
+        return report
+
+    async def _find_gone(self, ids: set[str], priority: Priority) -> set[str]:
+        """Which of these files no longer exist (the others have moved)."""
+        found: set[str] = set()
+        wanted = sorted(ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            async for item in self.client.iter_files(ids=chunk, priority=priority,
+                                                     page_size=100):
+                found.add(item.id)
+        missing = ids - found
+        if missing and not found and len(missing) > 3:
+            # An empty answer for many ids: make sure it is not a broken answer.
+            probe = sorted(missing)[0]
+            try:
+                await self.client.get_file(probe, priority=priority)
+            except NotFound:
+                pass
+            else:
+                raise InconsistentAnswers(
+                    f"a lookup of {len(ids)} files answered none, but {probe} exists; "
+                    "nothing was deleted")
+        return missing
+
+    def _guard(self, gone: set[str]) -> None:
+        check_deletions(len(gone), self.store.counts()["files"],
+                        share=self.options.max_delete_share, minimum=self.options.min_guarded,
+                        confirmed=self.options.allow_mass_delete)
+
+    async def _delete_missing(self, ids: set[str], priority: Priority) -> SyncReport:
+        """Delete those of `ids` the API proves gone (guarded); the rest stay."""
+        gone = await self._find_gone(ids, priority)
+        self._guard(gone)
+        report = SyncReport()
+        if not gone:
+            return report
+        with self.store.transaction():
+            inodes = self.store.delete_files(gone)
+            events = self.store.remove_entries_of(inodes)
+        report.deleted = len(inodes)
+        log.info("%d files deleted remotely", len(inodes))
+        self._publish(events)
+        return report
+
+    # -- root ------------------------------------------------------------------------
+
+    def place_root(self, candidates: Iterable[str]) -> int:
+        """Show unplaced files at the root."""
+        with self.store.transaction():
+            moved = self.store.place_files(candidates, ALL_FILES)
+            events = self.store.rename_dir(ALL_FILES) if moved else []
+        self._publish(events)
+        return len(moved)
+
+    def reconcile_root(self, all_files_total: int) -> bool:
+        """Place unplaced files at the root when the counts prove they are there."""
+        folders = self.store.folders()
+        in_folders = sum(f["file_count"] for f in folders.values())
+        expected_root = all_files_total - in_folders
+        unplaced = self.store.unplaced()
+        known_root = len(self.store.members(ALL_FILES))
+        mismatched = [fid for fid, f in folders.items()
+                      if f["file_count"] != len(self.store.members(fid))]
+        if not mismatched and known_root + len(unplaced) == expected_root:
+            if unplaced:
+                self.place_root(unplaced)
+            return True
+        return False
+
+    # -- whole passes ------------------------------------------------------------------
+
+    async def full_sync(self, priority: Priority = Priority.BACKGROUND) -> SyncReport:
+        """List everything; resumes a crawl that was interrupted."""
+        started = time.monotonic()
+        requests_before = self.client.stats.requests
+        report = SyncReport()
+        open_pass = self.store.get_meta("crawl_open")
+        crawl = int(open_pass) if open_pass else self.store.start_crawl()
+        if not open_pass:
+            with self.store.transaction():
+                self.store.set_meta("crawl_open", str(crawl))
+        report.merge_counts(await self.refresh_tree(priority))
+        done = self.store.crawl_done(crawl)
+        folders = self.store.folders()
+        if self.progress:
+            self.progress("folders_total", len(folders))
+        for fid in sorted(folders, key=lambda f: (folders[f]["parent_id"] or "", f)):
+            if fid in done:
+                if self.progress:
+                    self.progress("folders", 1)
+                continue
+            report.merge_counts(await self.list_folder(fid, priority))
+            with self.store.transaction():
+                self.store.mark_crawled(crawl, fid)
+            if self.progress:
+                self.progress("folders", 1)
+        if ALL_FILES not in done:
+            plan = await self._fetch_listing(ALL_FILES, priority)
+            gone = await self._find_gone(plan.vanished, priority) if plan.vanished else set()
+            self._guard(gone)
+            report.merge_counts(self._apply_listing(ALL_FILES, plan, gone))
+            all_complete = plan.complete and all(
+                (row := self.store.listing(fid)) is not None and row["complete"]
+                for fid in self.store.folders())
+            if all_complete:
+                listed = {r["id"] for r in plan.rows}
+                self.place_root([f for f in self.store.unplaced() if f in listed])
+            else:
+                self.reconcile_root(plan.total)
+            with self.store.transaction():
+                self.store.mark_crawled(crawl, ALL_FILES)
+        with self.store.transaction():
+            self.store.db.execute("DELETE FROM meta WHERE key='crawl_open'")
+        report.requests = self.client.stats.requests - requests_before
+        report.seconds = time.monotonic() - started
+        self.last_sync = time.time()
+        return report
+
+    async def poll(self, priority: Priority = Priority.BACKGROUND) -> SyncReport:
+        """Cheap change detection: the tree (with counts) and the newest files."""
+        started = time.monotonic()
+        requests_before = self.client.stats.requests
+        report = await self.refresh_tree(priority)
+        known = self.store.all_file_ids()
+        fresh: list[dict[str, Any]] = []
+        total = None
+        pages = self.client.iter_file_pages(sort_by="created_at", sort_order="desc",
+                                            priority=priority, page_size=20)
+        async with aclosing(pages):
+            async for page in pages:
+                total = page.total_count if total is None else total
+                new = [file_row(f) for f in page.files if f.id not in known]
+                fresh += new
+                if len(new) < len(page.files):
+                    break  # reached files we know
+        if fresh:
+            with self.store.transaction():
+                added, _, _ = self.store.upsert_files(fresh)
+            report.added += len(added)
+        folders = self.store.folders()
+        for fid, f in folders.items():
+            row = self.store.listing(fid)
+            if row is None and not f["file_count"]:
+                continue
+            if row is None or f["file_count"] != len(self.store.members(fid)):
+                report.merge_counts(await self.list_folder(fid, priority))
+        if total is not None and not self.reconcile_root(total):
+            # Counts disagree at the root: a root or unplaced file moved or went away.
+            suspects = set(self.store.members(ALL_FILES)) | set(self.store.unplaced())
+            if suspects:
+                report.merge_counts(await self._delete_missing(suspects, priority))
+            self.reconcile_root(total)
+        report.requests = self.client.stats.requests - requests_before
+        report.seconds = time.monotonic() - started
+        self.last_sync = time.time()
+        return report
+
+    async def revalidate(self, older_than: float, limit: int = 5,
+                         priority: Priority = Priority.BACKGROUND) -> SyncReport:
+        """List again the folders listed longest ago (renames, retags, deletes)."""
+        report = SyncReport()
+        for key in self.store.stale_listings(time.time() - older_than)[:limit]:
+            if key == ALL_FILES or self.store.folder(key) is not None:
+                report.merge_counts(await self.list_folder(key, priority))
+        return report
+
+    async def ensure_listed(self, folder_key: str,
+                            priority: Priority = Priority.INTERACTIVE) -> None:
+        """A folder is listed the first time someone opens it (lazy)."""
+        if self.store.listing(folder_key) is None:
+            await self.list_folder(folder_key, priority)

@@ -1,0 +1,253 @@
+"""Sync against the emulator: convergence, remote changes with their events, guards."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from aionfs.api import AionClient, Priority
+from aionfs.store import ALL_FILES, ROOT_INODE, Event, Store
+from aionfs.sync import InconsistentAnswers, MassDeleteRefused, Syncer, SyncOptions
+from tests.conftest import EmulatorProcess
+from tests.media import image_bytes
+from tests.sync_helpers import assert_same, remote_shape
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> AsyncIterator[Store]:
+    s = Store(tmp_path / "meta.sqlite3")
+    yield s  # type: ignore[misc]
+    s.close()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, events: list[Event]) -> None:
+        self.events += events
+
+    def take(self) -> list[Event]:
+        out, self.events = self.events, []
+        return out
+
+
+async def populate(client: AionClient) -> dict[str, str]:
+    """A small workspace: nested folders, files in them and at the root."""
+    ids: dict[str, str] = {}
+    a = await client.create_folder("Alpha")
+    b = await client.create_folder("Beta", a.id)
+    c = await client.create_folder("Gamma")
+    ids.update(alpha=a.id, beta=b.id, gamma=c.id)
+    for i, (name, folder) in enumerate([("a1.jpg", a.id), ("a2.png", a.id), ("b1.jpg", b.id),
+                                        ("r1.jpg", None), ("r2.gif", None)]):
+        fmt = {"jpg": "JPEG", "png": "PNG", "gif": "GIF"}[name.split(".")[1]]
+        up = await client.upload_file(image_bytes((i * 30, 5, 5), fmt=fmt), name,
+                                      tags=["t"] if i % 2 else None)
+        ids[name] = up.image_id
+        if folder:
+            await client.move_files([up.image_id], folder)
+    return ids
+
+
+async def test_full_sync_mirrors_the_workspace(client: AionClient, store: Store) -> None:
+    ids = await populate(client)
+    syncer = Syncer(client, store)
+    report = await syncer.full_sync()
+    assert (report.added, report.deleted) == (5, 0)
+    assert_same(store, await remote_shape(client))
+    names = {e.name for e in store.list_dir(ROOT_INODE)}
+    assert names == {"Alpha", "Gamma", "r1.jpg", "r2.gif"}
+    beta = store.resolve("Alpha/Beta")
+    assert beta is not None and beta.is_dir
+    assert store.resolve("Alpha/Beta/b1.jpg").inode == store.file(ids["b1.jpg"])["inode"]
+    # Inodes are stable across a reopen and a second sync.
+    before = {e.name: e.inode for e in store.list_dir(ROOT_INODE)}
+    again = await syncer.full_sync()
+    assert (again.added, again.updated, again.moved, again.deleted) == (0, 0, 0, 0)
+    store2 = Store(store.path)
+    assert {e.name: e.inode for e in store2.list_dir(ROOT_INODE)} == before
+    store2.close()
+
+
+async def test_lazy_listing_costs_few_requests(client: AionClient, store: Store) -> None:
+    ids = await populate(client)
+    syncer = Syncer(client, store)
+    before = client.stats.requests
+    await syncer.refresh_tree()
+    assert {e.name for e in store.list_dir(ROOT_INODE)} == {"Alpha", "Gamma"}
+    await syncer.ensure_listed(ids["alpha"])
+    assert client.stats.requests - before == 2
+    alpha = store.resolve("Alpha")
+    assert {e.name for e in store.list_dir(alpha.inode)} == {"Beta", "a1.jpg", "a2.png"}
+    await syncer.ensure_listed(ids["alpha"])  # listed once: no more requests
+    assert client.stats.requests - before == 2
+
+
+async def test_remote_changes_are_picked_up_with_events(client: AionClient,
+                                                        store: Store) -> None:
+    ids = await populate(client)
+    syncer = Syncer(client, store)
+    rec = Recorder()
+    syncer.subscribe(rec)
+    await syncer.full_sync()
+    rec.take()
+    inode = {k: store.file(v)["inode"] for k, v in ids.items() if "." in k}
+
+    # new file at the root, found by polling
+    new = await client.upload_file(image_bytes((1, 2, 3)), "new.jpg")
+    await syncer.poll()
+    assert store.file(new.image_id)["placement"] == "root"
+    assert any(e.kind == "entry_added" and e.name == "new.jpg" and e.parent == ROOT_INODE
+               for e in rec.take())
+
+    # retitle and retag
+    await client.update_file(ids["a1.jpg"], title="Renamed", tags=["x", "y"])
+    await syncer.list_folder(ids["alpha"])
+    alpha_inode = store.folder(ids["alpha"])["inode"]
+    events = rec.take()
+    assert Event("entry_removed", inode["a1.jpg"], alpha_inode, "a1.jpg") in events
+    assert Event("entry_added", inode["a1.jpg"], alpha_inode, "Renamed.jpg") in events
+    assert Event("attr", inode["a1.jpg"]) in events
+
+    # move a file between folders: the count change triggers a relisting
+    await client.move_files([ids["a2.png"]], ids["gamma"])
+    await syncer.poll()
+    gamma_inode = store.folder(ids["gamma"])["inode"]
+    events = rec.take()
+    assert Event("entry_removed", inode["a2.png"], alpha_inode, "a2.png") in events
+    assert Event("entry_added", inode["a2.png"], gamma_inode, "a2.png") in events
+
+    # rename and move a folder
+    await client.rename_folder(ids["beta"], "Beta2")
+    await client.move_folder(ids["beta"], None)
+    await syncer.poll()
+    beta_inode = store.folder(ids["beta"])["inode"]
+    events = rec.take()
+    assert Event("entry_removed", beta_inode, alpha_inode, "Beta") in events
+    assert Event("entry_added", beta_inode, ROOT_INODE, "Beta2") in events
+
+    # delete a file
+    await client.delete_file(ids["b1.jpg"])
+    await syncer.poll()
+    events = rec.take()
+    assert Event("gone", inode["b1.jpg"]) in events
+    assert Event("entry_removed", inode["b1.jpg"], beta_inode, "b1.jpg") in events
+    assert store.file(ids["b1.jpg"]) is None
+
+    # delete a root file
+    await client.delete_file(ids["r2.gif"])
+    await syncer.poll()
+    assert Event("gone", inode["r2.gif"]) in rec.take()
+    assert_same(store, await remote_shape(client))
+
+
+async def test_folder_deletes_in_both_modes(client: AionClient, store: Store) -> None:
+    ids = await populate(client)
+    syncer = Syncer(client, store)
+    rec = Recorder()
+    syncer.subscribe(rec)
+    await syncer.full_sync()
+    rec.take()
+    gamma_file = await client.upload_file(image_bytes((9, 9, 1)), "g.jpg")
+    await client.move_files([gamma_file.image_id], ids["gamma"])
+    await syncer.poll()
+
+    # move_to_parent: Beta's file moves up into Alpha
+    await client.delete_folder(ids["beta"], mode="move_to_parent")
+    await syncer.poll()
+    assert store.file(ids["b1.jpg"])["folder_id"] == ids["alpha"]
+    assert store.folder(ids["beta"]) is None
+    assert_same(store, await remote_shape(client))
+
+    # delete_all: Gamma's file is gone
+    rec.take()
+    await client.delete_folder(ids["gamma"], mode="delete_all")
+    await syncer.poll()
+    assert store.file(gamma_file.image_id) is None
+    assert any(e.kind == "gone" for e in rec.take())
+    assert_same(store, await remote_shape(client))
+
+
+async def test_root_is_all_files_minus_folder_members(client: AionClient, store: Store
+                                                      ) -> None:
+    ids = await populate(client)
+    syncer = Syncer(client, store)
+    await syncer.full_sync()
+    assert set(store.members(ALL_FILES)) == {ids["r1.jpg"], ids["r2.gif"]}
+    # A root file moved into a folder leaves the root.
+    await client.move_files([ids["r1.jpg"]], ids["gamma"])
+    await syncer.poll()
+    assert set(store.members(ALL_FILES)) == {ids["r2.gif"]}
+    assert set(store.members(ids["gamma"])) == {ids["r1.jpg"]}
+    # A folder file moved to the root arrives there.
+    await client.move_files([ids["a1.jpg"]], None)
+    await syncer.poll()
+    assert set(store.members(ALL_FILES)) == {ids["r2.gif"], ids["a1.jpg"]}
+
+
+async def test_mass_delete_guard(client: AionClient, store: Store,
+                                 emulator: EmulatorProcess, tenant_key: str) -> None:
+    folder = await client.create_folder("Many")
+    ups = [await client.upload_file(image_bytes((i, i, i), (8, 8)), f"{i}.jpg")
+           for i in range(30)]
+    await client.move_files([u.image_id for u in ups], folder.id)
+    syncer = Syncer(client, store)
+    await syncer.full_sync()
+    assert len(store.members(folder.id)) == 30
+
+    # A fault answers listings with nothing: the store must not empty itself.
+    emulator.set_faults(tenant_key, "empty:1")
+    try:
+        await syncer.list_folder(folder.id)
+        await syncer.revalidate(older_than=0)
+        await syncer.full_sync()
+        assert len(store.members(folder.id)) == 30
+        # Even when asked to verify by id, an empty answer deletes nothing.
+        with pytest.raises(InconsistentAnswers):
+            await syncer._find_gone(set(store.members(folder.id)), Priority.BACKGROUND)
+    finally:
+        emulator.set_faults(tenant_key, "")
+    assert len(store.members(folder.id)) == 30
+
+    # Real mass deletion is refused without confirmation, then applied with it.
+    await client.batch_delete([u.image_id for u in ups[:25]])
+    with pytest.raises(MassDeleteRefused):
+        await syncer.list_folder(folder.id)
+    assert store.counts()["files"] == 30
+    confirmed = Syncer(client, store, SyncOptions(allow_mass_delete=True))
+    report = await confirmed.list_folder(folder.id)
+    assert report.deleted == 25 and len(store.members(folder.id)) == 5
+
+
+async def test_names_are_safe_distinct_and_stable(client: AionClient, store: Store) -> None:
+    titles = ["Same", "Same", "a/b", "nul\x00byte", "é" * 200, ".", "..", "search", "tags",
+              "  padded  ", "new\nline"]
+    ids = []
+    for i, title in enumerate(titles):
+        up = await client.upload_file(image_bytes((i, 1, 1)), f"f{i}.jpg")
+        await client.update_file(up.image_id, title=title)
+        ids.append(up.image_id)
+    await client.create_folder("search")  # clashes with the virtual folder
+    syncer = Syncer(client, store)
+    await syncer.full_sync()
+    entries = {e.name: e for e in store.list_dir(ROOT_INODE)}
+    by_inode = {e.inode: e.name for e in entries.values()}
+    names = [by_inode[store.file(i)["inode"]] for i in ids]
+    assert names[0] == "Same.jpg" and names[1] == f"Same ({ids[1].replace('-', '')[:8]}).jpg"
+    assert names[2] == "a／b.jpg" and names[3] == "nulbyte.jpg"
+    assert len(names[4].encode()) <= 255 and names[4].endswith(".jpg")
+    assert names[5] == "..jpg" and names[6] == "...jpg"
+    assert names[7] == "search.jpg"  # not a clash: the extension differs
+    assert names[9] == "padded.jpg" and names[10] == "new line.jpg"
+    assert "search" not in entries  # the virtual folder keeps its name
+    assert any(n.startswith("search (") and entries[n].is_dir for n in entries)
+    assert len(set(names)) == len(names)
+    # A resync keeps every name; so does deleting the oldest "Same".
+    await syncer.full_sync()
+    assert {e.name for e in store.list_dir(ROOT_INODE)} == set(entries)
+    await client.delete_file(ids[0])
+    await syncer.full_sync()
+    assert names[1] in {e.name for e in store.list_dir(ROOT_INODE)}
