@@ -13,10 +13,14 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .api import ApiSettings
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -52,12 +56,87 @@ def main(log_level: str) -> None:
     \b
     Examples:
       aionfs emulator --data /tmp/emu --demo     # a local API with a demo library
+      aionfs sync --full                         # fill the local metadata store
+      aionfs ls -l Inspections                   # list a library path, offline
 
     The API key is read from AIONVISION_API_KEY (never from the command
     line, where other users could read it); AIONVISION_BASE_URL points at
     another server, such as the emulator.
     """
     _setup_logging(log_level)
+
+
+def _settings(plan: str | None = None) -> ApiSettings:
+    from .api import ApiSettings, SettingsError
+
+    try:
+        return ApiSettings.from_env(plan=plan or os.environ.get("AIONFS_PLAN", "free"))
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _store_path(settings: ApiSettings, cache_dir: Path | None) -> Path:
+    """One store per workspace: named by a hash of the base URL and key (never the key)."""
+    import hashlib
+
+    import platformdirs
+
+    root = cache_dir or Path(platformdirs.user_cache_dir("aionfs"))
+    digest = hashlib.sha256(
+        f"{settings.base_url}\0{settings.api_key.reveal()}".encode()).hexdigest()[:16]
+    path = root / digest
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path / "metadata.sqlite3"
+
+
+cache_dir_option = click.option(
+    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Where the metadata store and content cache live (default: the XDG cache dir).")
+plan_option = click.option(
+    "--plan", type=click.Choice(["free", "starter", "professional", "enterprise"]),
+    default=None, help="Your plan (sets the request budget); default $AIONFS_PLAN or free.")
+
+
+@main.command()
+@cache_dir_option
+@plan_option
+@click.option("--full", is_flag=True, help="List everything, not just what changed.")
+@click.option("--allow-mass-delete", is_flag=True,
+              help="Apply a sync even if it deletes more than half of the library.")
+def sync(cache_dir: Path | None, plan: str | None, full: bool, allow_mass_delete: bool) -> None:
+    """Bring the local metadata store up to date with the workspace.
+
+    The first run (or --full) lists every folder; later runs poll for
+    what changed. Progress goes to the terminal; a summary ends the run.
+
+    \b
+    Example:
+      aionfs sync --full
+    """
+    from .synccli import run_sync
+
+    settings = _settings(plan)
+    sys.exit(run_sync(settings, _store_path(settings, cache_dir), full=full,
+                      allow_mass_delete=allow_mass_delete))
+
+
+@main.command(name="ls")
+@cache_dir_option
+@click.option("-l", "long", is_flag=True, help="Long listing: kind, size, date.")
+@click.argument("path", default="/")
+def ls_command(cache_dir: Path | None, long: bool, path: str) -> None:
+    """List a library path from the local store (the names the mount shows).
+
+    Works offline; run 'aionfs sync' first to fill the store.
+
+    \b
+    Example:
+      aionfs ls -l "Inspections/2026"
+    """
+    from .synccli import run_ls
+
+    settings = _settings()
+    sys.exit(run_ls(_store_path(settings, cache_dir), path, long=long))
 
 
 @main.command()

@@ -218,7 +218,9 @@ async def seed(emu: Emulator, tenant: Tenant, seed: int = 7, images: int | None 
             fname = f"IMG_{counter:04d}.{ext}" if rng.random() < 0.5 else \
                 f"{subject.replace(' ', '_')}_{counter:03d}.{ext}"
             title = (f"{subject.capitalize()} {counter}" if rng.random() < 0.5 else None)
-            tags = list(THEMES[theme]["tags"]) + ([theme] if rng.random() < 0.3 else [])
+            tags = list(THEMES[theme]["tags"])
+            if rng.random() < 0.3 and theme not in tags:
+                tags.append(theme)
             jobs.append((folder, theme, fmt, size, taken, fname, title, tags,
                          rng.randrange(2**31)))
     if images is not None:

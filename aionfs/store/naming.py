@@ -94,10 +94,10 @@ def file_name(title: str | None, filename: str | None, fmt: str | None,
         return safe_name(title or domain or "link", ".desktop")
     ext = real_extension(filename, fmt)
     base = title.strip() if title and title.strip() else (filename or "")
-    if ext and base.lower().endswith(ext.lower()):
-        base = base[: -len(ext)]
-    elif not title and not ext:
-        base, ext = split_ext(base)
+    stem, own = split_ext(base)
+    if own and (own.lower() == ext.lower() or (fmt and _EXT_ALIASES.get(own.lower()) == fmt)
+                or not ext):
+        base, ext = stem, own  # the name already carries a fitting extension: keep its case
     return safe_name(base, ext)
 
 
