@@ -66,11 +66,12 @@ def main(log_level: str) -> None:
     _setup_logging(log_level)
 
 
-def _settings(plan: str | None = None) -> ApiSettings:
+def _settings(plan: str | None = None, rpm: int | None = None) -> ApiSettings:
     from .api import ApiSettings, SettingsError
 
     try:
-        return ApiSettings.from_env(plan=plan or os.environ.get("AIONFS_PLAN", "free"))
+        return ApiSettings.from_env(plan=plan or os.environ.get("AIONFS_PLAN", "free"),
+                                    requests_per_minute=rpm)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -92,6 +93,10 @@ def _store_path(settings: ApiSettings, cache_dir: Path | None) -> Path:
 cache_dir_option = click.option(
     "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Where the metadata store and content cache live (default: the XDG cache dir).")
+rpm_option = click.option(
+    "--rpm", type=click.IntRange(0), default=None,
+    help="Requests per minute instead of the plan's (0: no limit, for servers without "
+         "one such as the emulator).")
 plan_option = click.option(
     "--plan", type=click.Choice(["free", "starter", "professional", "enterprise"]),
     default=None, help="Your plan (sets the request budget); default $AIONFS_PLAN or free.")
@@ -100,10 +105,12 @@ plan_option = click.option(
 @main.command()
 @cache_dir_option
 @plan_option
+@rpm_option
 @click.option("--full", is_flag=True, help="List everything, not just what changed.")
 @click.option("--allow-mass-delete", is_flag=True,
               help="Apply a sync even if it deletes more than half of the library.")
-def sync(cache_dir: Path | None, plan: str | None, full: bool, allow_mass_delete: bool) -> None:
+def sync(cache_dir: Path | None, plan: str | None, rpm: int | None, full: bool,
+         allow_mass_delete: bool) -> None:
     """Bring the local metadata store up to date with the workspace.
 
     The first run (or --full) lists every folder; later runs poll for
@@ -115,9 +122,9 @@ def sync(cache_dir: Path | None, plan: str | None, full: bool, allow_mass_delete
     """
     from .synccli import run_sync
 
-    settings = _settings(plan)
+    settings = _settings(plan, rpm or None)
     sys.exit(run_sync(settings, _store_path(settings, cache_dir), full=full,
-                      allow_mass_delete=allow_mass_delete))
+                      allow_mass_delete=allow_mass_delete, unlimited=rpm == 0))
 
 
 @main.command(name="ls")

@@ -63,14 +63,14 @@ class _Progress:
 
 
 def run_sync(settings: ApiSettings, store_path: Path, *, full: bool,
-             allow_mass_delete: bool) -> int:
+             allow_mass_delete: bool, unlimited: bool = False) -> int:
     async def go() -> int:
         try:
             store = Store(store_path)
         except SchemaError as exc:
             print(f"aionfs sync: {exc}", file=sys.stderr)
             return 2
-        async with AionClient(settings) as client:
+        async with AionClient(settings, unlimited=unlimited) as client:
             syncer = Syncer(client, store, SyncOptions(allow_mass_delete=allow_mass_delete))
             progress = _Progress(client)
             syncer.progress = progress

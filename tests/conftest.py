@@ -60,6 +60,12 @@ class EmulatorProcess:
                       headers={"Authorization": f"Bearer {key}"})
         r.raise_for_status()
 
+    def bulk(self, key: str, files: int, folders: int) -> None:
+        r = httpx.post(f"{self.root}/_emulator/tenant/bulk", json={"files": files,
+                                                                   "folders": folders},
+                       headers={"Authorization": f"Bearer {key}"}, timeout=600)
+        r.raise_for_status()
+
     def requests(self, key: str, since: int = 0) -> list[dict[str, Any]]:
         r = httpx.get(f"{self.root}/_emulator/requests", params={"since": since},
                       headers={"Authorization": f"Bearer {key}"})

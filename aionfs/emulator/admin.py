@@ -11,6 +11,7 @@ Admin (`/_emulator/...`, for tests and benchmarks; loopback test server only):
     PATCH /_emulator/tenant          (Bearer key) change that workspace's plan, rpm,
                                      quota, uploads_used or processing_delay
     PUT  /_emulator/tenant/faults    (Bearer key) {"spec", "seed"?}: faults for one workspace
+    POST /_emulator/tenant/bulk      (Bearer key) {"files", "folders"}: synthetic rows
     GET  /_emulator/requests?since=N (Bearer key) the request log of that workspace
                                      (API and storage requests), from entry N
     GET  /_emulator/health           liveness
@@ -113,6 +114,23 @@ async def put_faults(emu: Emulator, request: Request, tenant: Any) -> Response:
 
 
 @_for_tenant
+async def bulk(emu: Emulator, request: Request, tenant: Any) -> Response:
+    """Seed many synthetic files (sharing one small JPEG) for benchmarks."""
+    import io
+
+    from PIL import Image
+
+    doc = await request.json()
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), (120, 130, 140)).save(buf, "JPEG")
+    data = buf.getvalue()
+    key = emu.blobs.put(data)
+    emu.state.bulk_insert(tenant, int(doc.get("files", 0)), int(doc.get("folders", 0)), key,
+                          len(data))
+    return json_response({"ok": True})
+
+
+@_for_tenant
 async def requests_log(emu: Emulator, request: Request, tenant: Any) -> Response:
     since = int(request.query_params.get("since", "0"))
     start = max(0, since - emu.log_offset)
@@ -131,5 +149,6 @@ ROUTES = [
     Route("/_emulator/tenant", patch_tenant, methods=["PATCH"]),
     Route("/_emulator/tenant/faults", put_faults, methods=["PUT"]),
     Route("/_emulator/requests", requests_log, methods=["GET"]),
+    Route("/_emulator/tenant/bulk", bulk, methods=["POST"]),
     Route("/_emulator/health", health, methods=["GET"]),
 ]

@@ -451,6 +451,35 @@ class State:
         return self.db.execute("SELECT * FROM files WHERE tenant=? AND sha256=? AND deleted_at "
                                "IS NULL ORDER BY seq LIMIT 1", (tenant.id, sha)).fetchone()
 
+    def bulk_insert(self, tenant: Tenant, files: int, folders: int, blob: str,
+                    size: int) -> None:
+        """Many synthetic files at once (benchmarks): rows only, sharing one blob."""
+        import random
+
+        rng = random.Random(files * 7919 + folders)
+        folder_ids = [self.create_folder(tenant, f"Bulk {i:04d}", None) for i in range(folders)]
+        base = now_dt() - timedelta(days=365)
+        rows = []
+        for i in range(files):
+            ts = iso(base + timedelta(seconds=i))
+            rows.append((str(uuid.UUID(int=rng.getrandbits(128), version=4)), tenant.id,
+                         rng.choice(folder_ids) if folder_ids and rng.random() < 0.9 else None,
+                         f"Bulk photo {i}", f"bulk_{i:06d}.jpg", "image", "jpeg",
+                         "image/jpeg", size, blob, blob, 64, 48, "A generated bulk photo.",
+                         json.dumps(["bulk", f"t{i % 10}"]), ts, ts, ts, ts))
+        with self.db:
+            self.db.execute("BEGIN")
+            cur = self.db.executemany(
+                "INSERT INTO files (id, tenant, folder_id, title, original_filename, media_type,"
+                " format, content_type, size_bytes, sha256, blob, width, height, description,"
+                " tags, created_at, updated_at, ready_at, content_created_at, indexed) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)", rows)
+            del cur
+            self.db.execute(
+                "INSERT INTO files_fts (rowid, title, filename, description, tags) SELECT seq, "
+                "title, original_filename, description, tags FROM files WHERE tenant=? AND "
+                "original_filename LIKE 'bulk_%'", (tenant.id,))
+
     # -- sessions ----------------------------------------------------------
 
     def save_session(self, tenant: Tenant, results: dict[str, Any]) -> str:

@@ -108,6 +108,20 @@ class Store:
         cur = self.db.execute("INSERT INTO inodes(kind, ref) VALUES (?, ?)", (kind, ref))
         return int(cur.lastrowid)  # type: ignore[arg-type]
 
+    def _file_inodes(self, ids: list[str]) -> dict[str, int]:
+        """Inodes for many files at once (created where missing)."""
+        if not ids:
+            return {}
+        self.db.executemany("INSERT OR IGNORE INTO inodes(kind, ref) VALUES ('file', ?)",
+                            [(i,) for i in ids])
+        out: dict[str, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            out.update((r[1], r[0]) for r in self.db.execute(
+                f"SELECT inode, ref FROM inodes WHERE kind='file' AND ref IN "
+                f"({','.join('?' * len(chunk))})", chunk))
+        return out
+
     def inode_ref(self, inode: int) -> tuple[str, str] | None:
         row = self.db.execute("SELECT kind, ref FROM inodes WHERE inode=?", (inode,)).fetchone()
         return (row[0], row[1]) if row else None
@@ -285,12 +299,13 @@ class Store:
             for r in self.db.execute(f"SELECT {cols} FROM files WHERE id IN "
                                      f"({','.join('?' * len(ids))})", ids):
                 old_rows[r[0]] = tuple(r)
+        inodes = self._file_inodes([it["id"] for it in items if it["id"] not in old_rows])
         inserts, updates, touched = [], [], []
         for item in items:
             values = tuple(item[c] for c in FILE_COLUMNS)
             old = old_rows.get(item["id"])
             if old is None:
-                inserts.append((*values, self.inode_for("file", item["id"]), now))
+                inserts.append((*values, inodes[item["id"]], now))
                 new.add(item["id"])
             elif old != values:
                 diff = {c for c, a, b in zip(FILE_COLUMNS, old, values, strict=True) if a != b}

@@ -148,10 +148,9 @@ class Syncer:
             if self.progress:
                 self.progress("files", len(page.files))
         if folder_key == ALL_FILES:
-            # At least the files the folders hold and the root files we know of.
+            # At least the files the folders hold (counts fresh from the tree).
             local = self.store.all_file_ids()
-            expected = sum(f["file_count"] for f in self.store.folders().values()) + len(
-                self.store.members(ALL_FILES))
+            expected = sum(f["file_count"] for f in self.store.folders().values())
         else:
             local = set(self.store.members(folder_key))
             row = self.store.folder(folder_key)
@@ -212,8 +211,8 @@ class Syncer:
                                                      page_size=100):
                 found.add(item.id)
         missing = ids - found
-        if missing and not found and len(missing) > 3:
-            # An empty answer for many ids: make sure it is not a broken answer.
+        if missing and not found:
+            # Nothing found at all: make sure that is not a broken (empty) answer.
             probe = sorted(missing)[0]
             try:
                 await self.client.get_file(probe, priority=priority)

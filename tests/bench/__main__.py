@@ -6,6 +6,11 @@
 2. overhead   one API request through AionClient vs a raw httpx call, same emulator
 3. listing    emulator list pages of 100 (demo library): pages/s and records/s
 4. download   a 20 MB file through the client (302 + storage) vs reading the blob file
+5. ingest     file records into the metadata store vs a bare executemany of the same rows
+6. full sync  of a 100,000-file workspace (`aionfs sync --full`, unlimited rate): time,
+              requests, peak RSS vs the same list requests made with raw httpx
+7. readdir    entries/s listing a 10,000-file folder from the store vs os.scandir of a
+              native directory with as many files
 
 Each line prints the figure, the baseline measured in the same run, and the ratio.
 """
@@ -21,6 +26,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
@@ -152,6 +158,121 @@ async def bench_download(emu_base: str, key: str, data_dir: Path) -> None:
     row(f"emulator storage {mb:.0f} MB", plain, "MB/s", disk, "read blob file")
 
 
+def bench_ingest(template: dict) -> None:
+    import sqlite3
+
+    from aionfs.api.models import FilePage
+    from aionfs.store import Store
+    from aionfs.store.db import FILE_COLUMNS, file_row
+
+    n = 20_000 if QUICK else 100_000
+    pages = synthetic_pages(template, n // 100)
+    rows = [file_row(f) for body in pages for f in decode(body, FilePage).files]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "m.sqlite3")
+        t = time.perf_counter()
+        for i in range(0, len(rows), 100):
+            with store.transaction():
+                store.upsert_files(rows[i:i + 100])
+        ours = len(rows) / (time.perf_counter() - t)
+        store.close()
+        db = sqlite3.connect(Path(tmp) / "bare.sqlite3", isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute(f"CREATE TABLE t ({', '.join(FILE_COLUMNS)})")
+        t = time.perf_counter()
+        for i in range(0, len(rows), 100):
+            db.execute("BEGIN")
+            db.executemany(f"INSERT INTO t VALUES ({','.join('?' * len(FILE_COLUMNS))})",
+                           [tuple(r[c] for c in FILE_COLUMNS) for r in rows[i:i + 100]])
+            db.execute("COMMIT")
+        bare = len(rows) / (time.perf_counter() - t)
+        db.close()
+    row("ingest into the store", ours, "records/s", bare, "bare executemany")
+
+
+async def bench_full_sync(emu: Any) -> None:
+    import os
+    import resource
+    n = 20_000 if QUICK else 100_000
+    folders = 20 if QUICK else 100
+    key = emu.new_tenant(plan="enterprise", rpm=0)
+    t = time.perf_counter()
+    emu.bulk(key, files=n, folders=folders)
+    print(f"  (seeded {n:,} files in {folders} folders in {time.perf_counter() - t:.1f}s)")
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "AIONVISION_API_KEY": key, "AIONVISION_BASE_URL": emu.base_url,
+               "AIONFS_PLAN": "enterprise"}
+        t = time.perf_counter()
+        res = await trio.run_process([sys.executable, "-m", "aionfs", "sync", "--full",
+                                      "--rpm", "0", "--cache-dir", cache], env=env, capture_stdout=True,
+                                     capture_stderr=True, check=True)
+        ours = time.perf_counter() - t
+        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    requests = int(res.stdout.decode().split(" with ")[1].split(" requests")[0])
+    async with httpx.AsyncClient(base_url=emu.base_url + "/",
+                                 headers={"Authorization": f"Bearer {key}"}) as raw:
+        t = time.perf_counter()
+        tree = (await raw.get("folders")).json()["folders"]
+        made = 1
+        for query in [{"folder_id": f["id"]} for f in tree] + [{}]:
+            offset = 0
+            while True:
+                page = (await raw.get("user-files", params={
+                    **query, "limit": 100, "offset": offset, "sort_by": "created_at",
+                    "sort_order": "asc"})).json()
+                made += 1
+                offset += len(page["files"])
+                if not page["has_more"]:
+                    break
+        base = time.perf_counter() - t
+    row(f"full sync of {n:,} files", ours, "s", base, f"{made} raw list requests",
+        higher_is_better=False)
+    print(f"{'':<34} {requests:>12,} requests, peak RSS {rss_mb:,.0f} MB (goal < 60 s, "
+          "< 200 MB)")
+
+
+def bench_readdir() -> None:
+    import os
+
+    from aionfs.store import Store
+
+    n = 10_000
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Store(Path(tmp) / "m.sqlite3")
+        with store.transaction():
+            store.upsert_folders([{"id": "big", "name": "Big", "parent_id": None,
+                                   "file_count": n, "created_at": "2025", "updated_at": "2025"}])
+            rows = []
+            for i in range(n):
+                rows.append({"id": f"f{i:05d}", "title": f"Photo {i}", "filename": f"{i}.jpg",
+                             "size": 1000 + i, "media_type": "image", "format": "jpeg",
+                             "content_type": "image/jpeg", "width": 1, "height": 1,
+                             "tags": "[]", "description": None, "visible_text": None,
+                             "description_status": None, "variant_status": None,
+                             "page_count": None, "source_url": None, "domain": None,
+                             "created_at": f"2025-01-01T00:00:{i:05d}", "content_created_at": None})
+            store.upsert_files(rows)
+            store.place_files([r["id"] for r in rows], "big")
+            store.rename_dir("big")
+        inode = store.dir_inode("big")
+        rounds = 10
+        t = time.perf_counter()
+        for _ in range(rounds):
+            entries = store.list_dir_with_files(inode)
+        ours = rounds * len(entries) / (time.perf_counter() - t)
+        native = Path(tmp) / "native"
+        native.mkdir()
+        for i in range(n):
+            (native / f"Photo {i}.jpg").write_bytes(b"")
+        t = time.perf_counter()
+        for _ in range(rounds):
+            with os.scandir(native) as it:
+                listed = [(e.name, e.stat()) for e in it]
+        base = rounds * len(listed) / (time.perf_counter() - t)
+        store.close()
+    row("readdir 10,000 entries (store)", ours, "entries/s", base, "os.scandir+stat native")
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
@@ -164,6 +285,9 @@ async def main() -> None:
             bench_decode(template)
             await bench_overhead(emu.base_url, emu.api_key)
             await bench_download(emu.base_url, emu.api_key, data_dir)
+            bench_ingest(template)
+            bench_readdir()
+            await bench_full_sync(emu)
         finally:
             stop_emulator(emu)
 
