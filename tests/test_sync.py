@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+import trio
 
 from aionfs.api import AionClient, Priority
 from aionfs.store import ALL_FILES, ROOT_INODE, Event, Store
@@ -251,3 +252,39 @@ async def test_names_are_safe_distinct_and_stable(client: AionClient, store: Sto
     await client.delete_file(ids[0])
     await syncer.full_sync()
     assert names[1] in {e.name for e in store.list_dir(ROOT_INODE)}
+
+
+async def wait_until(predicate: Callable[[], bool]) -> None:
+    """Poll a condition that another task (or process) makes true (callers bound it)."""
+    while not predicate():  # noqa: ASYNC110 - the condition lives in SQLite, not in trio
+        await trio.sleep(0.05)
+
+
+async def test_background_loop_follows_the_workspace(client: AionClient, store: Store,
+                                                     emulator: EmulatorProcess,
+                                                     tenant_key: str) -> None:
+    ids = await populate(client)
+    syncer = Syncer(client, store)
+    with trio.fail_after(60):
+        await _follow(syncer, store, client, emulator, tenant_key, ids)
+    assert_same(store, await remote_shape(client))
+
+
+async def _follow(syncer: Syncer, store: Store, client: AionClient,
+                  emulator: EmulatorProcess, tenant_key: str, ids: dict[str, str]) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: syncer.run(poll_interval=0.1,
+                                                           revalidate_interval=0.2,
+                                                           task_status=task_status))
+        await wait_until(lambda: store.counts()["files"] == 5
+                         and not store.counts()["unplaced"])
+        await client.update_file(ids["b1.jpg"], title="Changed remotely")
+        # a retitle inside a folder is caught by revalidation
+        await wait_until(lambda: store.file(ids["b1.jpg"])["title"] == "Changed remotely")
+        emulator.set_faults(tenant_key, "down:1")  # offline: the loop keeps going
+        await wait_until(lambda: syncer.last_error is not None)
+        assert store.counts()["files"] == 5
+        emulator.set_faults(tenant_key, "")
+        await client.delete_file(ids["r1.jpg"])
+        await wait_until(lambda: store.file(ids["r1.jpg"]) is None)
+        nursery.cancel_scope.cancel()

@@ -36,7 +36,7 @@ from ..api import AionClient, Priority
 from ..api.errors import ApiError, NotFound
 from ..store import ALL_FILES, Event, Store
 from ..store.db import file_row, folder_row
-from .plan import ListingPlan, check_deletions, plan_listing, plan_tree
+from .plan import ListingPlan, MassDeleteRefused, check_deletions, plan_listing, plan_tree
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ class Syncer:
         self._locks: dict[str, trio.Lock] = {}
         self.report = SyncReport()
         self.last_sync: float | None = None
+        self.last_error: str | None = None
         self.progress: Callable[[str, int], None] | None = None
 
     # -- events ----------------------------------------------------------------
@@ -365,6 +366,35 @@ class Syncer:
             if key == ALL_FILES or self.store.folder(key) is not None:
                 report.merge_counts(await self.list_folder(key, priority))
         return report
+
+    async def run(self, *, poll_interval: float = 60.0, revalidate_interval: float = 900.0,
+                  task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The background loop: finish (or resume) the crawl, then poll and revalidate.
+
+        Runs at BACKGROUND priority, so the shared limiter keeps the user's
+        requests ahead of it. Failures are logged once per kind and retried
+        with a growing pause; the store keeps serving what it has.
+        """
+        task_status.started()
+        backoff = poll_interval
+        crawled = self.store.get_meta("crawl_pass") is not None and \
+            self.store.get_meta("crawl_open") is None
+        while True:
+            try:
+                if not crawled:
+                    self.report = await self.full_sync()
+                    crawled = True
+                else:
+                    self.report = await self.poll()
+                    await self.revalidate(older_than=revalidate_interval)
+                backoff = poll_interval
+                self.last_error = None
+            except (ApiError, MassDeleteRefused) as exc:
+                if str(exc) != self.last_error:
+                    log.warning("sync failed, keeping the cached library: %s", exc)
+                self.last_error = str(exc)
+                backoff = min(max(backoff * 2, poll_interval), 30 * 60)
+            await trio.sleep(backoff)
 
     async def ensure_listed(self, folder_key: str,
                             priority: Priority = Priority.INTERACTIVE) -> None:
