@@ -146,6 +146,133 @@ def ls_command(cache_dir: Path | None, long: bool, path: str) -> None:
     sys.exit(run_ls(_store_path(settings, cache_dir), path, long=long))
 
 
+def _parse_size(text: str) -> int:
+    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    raw = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = raw[-1] if raw and raw[-1] in units else ""
+    try:
+        return int(float(raw[: len(raw) - len(unit)]) * units[unit])
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a size like 500M or 10G") from None
+
+
+@main.command()
+@click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
+@cache_dir_option
+@plan_option
+@rpm_option
+@click.option("--foreground", "-f", is_flag=True, help="Stay in the foreground (systemd).")
+@click.option("--read-only", is_flag=True, default=True, show_default=True,
+              help="Mount read-only (writing arrives in a later version).")
+@click.option("--cache-size", default=None, metavar="SIZE",
+              help="Content cache cap, e.g. 2G (default: 10% of the free space, at most 20G).")
+@click.option("--poll-interval", default=60.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds between checks for remote changes.")
+@click.option("--read-timeout", default=5.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds a read waits for bytes not yet cached before failing (EIO).")
+@click.option("--ready-fd", type=int, default=None, hidden=True)
+def mount(mountpoint: Path, cache_dir: Path | None, plan: str | None, rpm: int | None,
+          foreground: bool, read_only: bool, cache_size: str | None, poll_interval: float,
+          read_timeout: float, ready_fd: int | None) -> None:
+    """Mount the library at MOUNTPOINT.
+
+    Without --foreground it returns once the mount answers (or fails with
+    a one-line reason). The cached library stays browsable when the API is
+    unreachable; reads of bytes not cached then fail with EIO.
+
+    \b
+    Example:
+      mkdir -p ~/Aion && aionfs mount ~/Aion
+      ls ~/Aion; aionfs unmount ~/Aion
+    """
+    import shutil
+
+    from .daemon.mount import MountError, MountOptions, check_mountpoint
+
+    settings = _settings(plan, rpm or None)
+    store_path = _store_path(settings, cache_dir)
+    if cache_size is None:
+        free = shutil.disk_usage(store_path.parent).free
+        size = min(free // 10, 20 << 30)
+    else:
+        size = _parse_size(cache_size)
+    mountpoint = mountpoint.expanduser().absolute()
+    try:
+        check_mountpoint(mountpoint)
+    except MountError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not foreground:
+        sys.exit(_spawn_daemon(store_path.parent / "aionfs.log"))
+    opts = MountOptions(mountpoint=mountpoint, store_path=store_path, cache_size=size,
+                        poll_interval=poll_interval, read_timeout=read_timeout,
+                        read_only=read_only, unlimited=rpm == 0)
+    sys.exit(_run_mount(settings, opts, ready_fd))
+
+
+def _run_mount(settings: ApiSettings, opts: object, ready_fd: int | None) -> int:
+    import trio
+
+    from .daemon.mount import MountError, serve
+
+    pending = [ready_fd] if ready_fd is not None else []
+
+    def ready(error: str | None) -> None:
+        """Tell the waiting parent once: 'ready' or the reason it failed."""
+        while pending:
+            fd = pending.pop()
+            os.write(fd, f"{error or 'ready'}\n".encode())
+            os.close(fd)
+
+    try:
+        trio.run(serve, settings, opts, ready)
+    except MountError as exc:
+        ready(f"error: {exc}")
+        click.echo(f"aionfs mount: {exc}", err=True)
+        return 1
+    return 0
+
+
+def _spawn_daemon(log_path: Path) -> int:
+    """Run this same command with --foreground, detached; wait for it to answer."""
+    import subprocess
+
+    read_end, write_end = os.pipe()
+    args = [a for a in sys.argv[1:]]
+    cmd = [sys.executable, "-m", "aionfs", *args, "--foreground", "--ready-fd", str(write_end)]
+    with open(log_path, "ab") as logf:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                pass_fds=(write_end,), start_new_session=True)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        answer = pipe.readline().strip()
+    if answer == "ready":
+        click.echo(f"mounted (daemon pid {proc.pid}, log {log_path})")
+        return 0
+    proc.wait(10)
+    reason = answer.removeprefix("error: ") or f"the daemon exited; see {log_path}"
+    click.echo(f"aionfs mount: {reason}", err=True)
+    return 1
+
+
+@main.command()
+@click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait.")
+def unmount(mountpoint: Path, timeout: float) -> None:
+    """Unmount MOUNTPOINT and wait for the daemon to exit cleanly.
+
+    \b
+    Example:
+      aionfs unmount ~/Aion
+    """
+    from .daemon.mount import MountError
+    from .daemon.mount import unmount as do_unmount
+
+    try:
+        do_unmount(mountpoint.expanduser().absolute(), timeout)
+    except MountError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @main.command()
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Directory for the emulator's state (kept across restarts).")

@@ -139,8 +139,25 @@ CREATE TABLE meta (
 INSERT INTO inodes (inode, kind, ref) VALUES (1, 'root', '');
 """
 
+_V2 = """
+-- The content cache (cache/content.py): which bytes of which file are on
+-- disk, and whether they still belong to the file's current version.
+CREATE TABLE content_cache (
+    file_id     TEXT PRIMARY KEY,
+    size        INTEGER NOT NULL,     -- size of the file when caching started
+    validator   TEXT NOT NULL,        -- created/updated time and size the bytes belong to
+    ranges      TEXT NOT NULL,        -- JSON [[start, end), ...] present on disk, merged
+    cached      INTEGER NOT NULL,     -- bytes present
+    pinned      INTEGER NOT NULL DEFAULT 0, -- kept offline: never evicted, fetched whole
+    last_access REAL NOT NULL         -- for LRU eviction (epoch seconds)
+);
+CREATE INDEX content_lru ON content_cache(pinned, last_access);
+-- Dominant colors of an image ("#HEX name 12.3%" lines), fetched when first asked for.
+ALTER TABLE files ADD COLUMN colors TEXT;
+"""
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
-MIGRATIONS: list[str] = [_V1]
+MIGRATIONS: list[str] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

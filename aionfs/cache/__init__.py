@@ -1,0 +1,1 @@
+"""The content cache: file bytes on local disk, by range."""

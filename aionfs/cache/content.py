@@ -1,0 +1,329 @@
+"""The content cache: file bytes on local disk, fetched by range, shared by readers.
+
+Each cached file is a sparse file `content/<file id>` of the file's full
+size; which 1 MiB chunks of it are present is recorded in the store
+(`content_cache`: ranges, bytes present, pin flag, last access) so the cache
+survives restarts. The entry is valid only while the file's size and times
+(its validator) are unchanged; otherwise its bytes are dropped.
+
+Reads: a read waits only for the chunks it covers. Missing chunks are
+fetched with one ranged request per contiguous run (through the presigned
+URL, reused while fresh); concurrent readers of a chunk wait on the same
+fetch; sequential readers trigger read-ahead of the next chunks; a read
+that cannot be satisfied within `read_timeout` fails (EIO upstream) instead
+of hanging. Fetches run in the owner's nursery, not in the FUSE request.
+
+Eviction: when the bytes present exceed the capacity, the least recently
+used entries that are neither open nor pinned are removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ..api import AionClient, Priority
+from ..api.client import PresignedUrl
+from ..api.errors import ApiError, Forbidden
+from ..store import Store
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+
+
+class CacheMiss(Exception):
+    """The bytes could not be fetched in time (offline, server failure)."""
+
+
+@dataclass
+class _Entry:
+    file_id: str
+    size: int
+    validator: str
+    fd: int
+    chunks: set[int]
+    pinned: bool = False
+    open_count: int = 0
+    next_seq: int = -1
+    inflight: dict[int, trio.Event] = field(default_factory=dict)
+    last_error: str | None = None
+
+    @property
+    def n_chunks(self) -> int:
+        return (self.size + CHUNK - 1) // CHUNK
+
+    def chunk_len(self, i: int) -> int:
+        return min(CHUNK, self.size - i * CHUNK)
+
+    @property
+    def cached(self) -> int:
+        return sum(self.chunk_len(i) for i in self.chunks)
+
+
+def validator_of(row: Any) -> str:
+    return f"{row['created_at']}|{row['updated_at']}|{row['size']}"
+
+
+def _to_ranges(chunks: set[int], size: int) -> list[list[int]]:
+    out: list[list[int]] = []
+    for i in sorted(chunks):
+        start, end = i * CHUNK, min((i + 1) * CHUNK, size)
+        if out and out[-1][1] == start:
+            out[-1][1] = end
+        else:
+            out.append([start, end])
+    return out
+
+
+def _from_ranges(ranges: list[list[int]]) -> set[int]:
+    chunks: set[int] = set()
+    for start, end in ranges:
+        chunks.update(range(start // CHUNK, (end + CHUNK - 1) // CHUNK))
+    return chunks
+
+
+class ContentCache:
+    def __init__(self, root: Path, store: Store, client: AionClient, *, capacity: int,
+                 read_timeout: float = 5.0, readahead_chunks: int = 8) -> None:
+        self.dir = root / "content"
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.store = store
+        self.client = client
+        self.capacity = capacity
+        self.read_timeout = read_timeout
+        self.readahead = readahead_chunks
+        self._entries: dict[str, _Entry] = {}
+        self._urls: dict[str, PresignedUrl] = {}
+        self._nursery: trio.Nursery | None = None
+        self.bytes_fetched = 0
+        self.hits = 0
+        self.misses = 0
+
+    def start(self, nursery: trio.Nursery) -> None:
+        """Fetches run in this nursery (the daemon's)."""
+        self._nursery = nursery
+
+    # -- bookkeeping ---------------------------------------------------------------
+
+    def used(self) -> int:
+        row = self.store.db.execute("SELECT coalesce(sum(cached), 0) FROM content_cache"
+                                    ).fetchone()
+        return int(row[0])
+
+    def _entry(self, file_id: str) -> _Entry:
+        entry = self._entries.get(file_id)
+        row = self.store.file(file_id)
+        if row is None:
+            raise FileNotFoundError(file_id)
+        validator = validator_of(row)
+        if entry is not None and entry.validator == validator:
+            return entry
+        if entry is not None:  # the file changed while we had it: start over
+            self._drop(entry)
+        path = self.dir / file_id
+        cached = self.store.db.execute("SELECT * FROM content_cache WHERE file_id=?",
+                                       (file_id,)).fetchone()
+        chunks: set[int] = set()
+        pinned = False
+        if cached is not None and cached["validator"] == validator and path.exists():
+            chunks = _from_ranges(json.loads(cached["ranges"]))
+            pinned = bool(cached["pinned"])
+        elif cached is not None:
+            pinned = bool(cached["pinned"])
+            path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        if os.fstat(fd).st_size != row["size"]:
+            os.ftruncate(fd, row["size"])
+        entry = _Entry(file_id, row["size"], validator, fd, chunks, pinned)
+        self._entries[file_id] = entry
+        self._save(entry)
+        return entry
+
+    def _save(self, entry: _Entry) -> None:
+        self.store.db.execute(
+            "INSERT INTO content_cache(file_id, size, validator, ranges, cached, pinned, "
+            "last_access) VALUES (?,?,?,?,?,?,?) ON CONFLICT(file_id) DO UPDATE SET "
+            "size=excluded.size, validator=excluded.validator, ranges=excluded.ranges, "
+            "cached=excluded.cached, pinned=excluded.pinned, last_access=excluded.last_access",
+            (entry.file_id, entry.size, entry.validator,
+             json.dumps(_to_ranges(entry.chunks, entry.size)), entry.cached,
+             int(entry.pinned), time.time()))
+
+    def _drop(self, entry: _Entry) -> None:
+        os.close(entry.fd)
+        self._entries.pop(entry.file_id, None)
+        (self.dir / entry.file_id).unlink(missing_ok=True)
+        self.store.db.execute("DELETE FROM content_cache WHERE file_id=?", (entry.file_id,))
+
+    def forget(self, file_id: str) -> None:
+        """The file is gone or changed remotely: drop its bytes (unless open)."""
+        entry = self._entries.get(file_id)
+        if entry is not None and entry.open_count:
+            return
+        if entry is not None:
+            self._drop(entry)
+        else:
+            (self.dir / file_id).unlink(missing_ok=True)
+            self.store.db.execute("DELETE FROM content_cache WHERE file_id=?", (file_id,))
+
+    # -- open / close ------------------------------------------------------------------
+
+    def open(self, file_id: str) -> None:
+        self._entry(file_id).open_count += 1
+
+    def release(self, file_id: str) -> None:
+        entry = self._entries.get(file_id)
+        if entry is None:
+            return
+        entry.open_count = max(0, entry.open_count - 1)
+        if not entry.open_count and not entry.inflight:
+            self._save(entry)
+            os.close(entry.fd)
+            del self._entries[file_id]
+
+    def is_complete(self, file_id: str) -> bool:
+        row = self.store.db.execute("SELECT size, cached FROM content_cache WHERE file_id=?",
+                                    (file_id,)).fetchone()
+        return row is not None and row[0] == row[1]
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def read(self, file_id: str, off: int, size: int) -> bytes:
+        entry = self._entry(file_id)
+        end = min(off + size, entry.size)
+        if off >= end:
+            return b""
+        first, last = off // CHUNK, (end - 1) // CHUNK
+        wanted = range(first, last + 1)
+        if all(i in entry.chunks for i in wanted):
+            self.hits += 1
+        else:
+            self.misses += 1
+            self._fetch(entry, [i for i in wanted if i not in entry.chunks])
+            with trio.move_on_after(self.read_timeout):
+                for i in wanted:
+                    event = entry.inflight.get(i)
+                    if event is not None:
+                        await event.wait()
+            if not all(i in entry.chunks for i in wanted):
+                raise CacheMiss(entry.last_error or
+                                f"no answer within {self.read_timeout:g}s")
+        if off == entry.next_seq and self.readahead:
+            ahead = [i for i in range(last + 1, min(last + 1 + self.readahead, entry.n_chunks))
+                     if i not in entry.chunks]
+            if ahead:
+                self._fetch(entry, ahead)
+        entry.next_seq = end
+        return os.pread(entry.fd, end - off, off)
+
+    def _fetch(self, entry: _Entry, chunks: list[int]) -> None:
+        """Start fetching chunks not already present or on their way."""
+        todo = sorted(i for i in chunks if i not in entry.chunks and i not in entry.inflight)
+        if not todo:
+            return
+        if self._nursery is None:
+            raise RuntimeError("ContentCache.start() was not called")
+        runs: list[list[int]] = []
+        for i in todo:
+            if runs and runs[-1][-1] == i - 1 and len(runs[-1]) < 32:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        for run in runs:
+            for i in run:
+                entry.inflight[i] = trio.Event()
+            self._nursery.start_soon(self._download, entry, run)
+
+    async def _url(self, file_id: str, refresh: bool = False) -> str:
+        url = self._urls.get(file_id)
+        if refresh or url is None or not url.fresh:
+            url = await self.client.presigned_url(file_id, priority=Priority.INTERACTIVE)
+            self._urls[file_id] = url
+        return url.url
+
+    async def _download(self, entry: _Entry, run: list[int]) -> None:
+        start = run[0] * CHUNK
+        end = min((run[-1] + 1) * CHUNK, entry.size) - 1
+        pos = start
+        try:
+            for attempt in (1, 2):
+                try:
+                    url = await self._url(entry.file_id, refresh=attempt == 2)
+                    async with self.client.open_blob(url, start=pos, end=end) as dl:
+                        buf = bytearray()
+                        async for data in dl.chunks():
+                            buf += data
+                            while len(buf) >= CHUNK or (buf and pos + len(buf) > end):
+                                piece = bytes(buf[:CHUNK - pos % CHUNK])
+                                del buf[:len(piece)]
+                                await trio.to_thread.run_sync(os.pwrite, entry.fd, piece, pos)
+                                pos += len(piece)
+                                self.bytes_fetched += len(piece)
+                                done = (pos - 1) // CHUNK
+                                if pos % CHUNK == 0 or pos > end:
+                                    self._complete(entry, done)
+                    if pos > end:
+                        break
+                    raise CacheMiss("the transfer ended early")
+                except Forbidden:
+                    if attempt == 2:
+                        raise
+        except (ApiError, CacheMiss, OSError) as exc:
+            if entry.last_error != str(exc):
+                log.warning("fetching %s failed at byte %d: %s", entry.file_id, pos, exc)
+            entry.last_error = str(exc)
+        finally:
+            for i in run:
+                event = entry.inflight.pop(i, None)
+                if event is not None:
+                    event.set()
+            self._save(entry)
+            self._evict()
+
+    def _complete(self, entry: _Entry, chunk: int) -> None:
+        entry.chunks.add(chunk)
+        entry.last_error = None
+        event = entry.inflight.pop(chunk, None)
+        if event is not None:
+            event.set()
+
+    # -- pinning and eviction ------------------------------------------------------------------
+
+    def set_pinned(self, file_ids: list[str], pinned: bool) -> None:
+        for fid in file_ids:
+            entry = self._entry(fid)
+            entry.pinned = pinned
+            self._save(entry)
+            if pinned:
+                self._fetch(entry, list(range(entry.n_chunks)))
+            elif not entry.open_count and not entry.inflight:
+                os.close(entry.fd)
+                del self._entries[fid]
+
+    def _evict(self) -> None:
+        used = self.used()
+        if used <= self.capacity:
+            return
+        for row in self.store.db.execute(
+                "SELECT file_id, cached FROM content_cache WHERE pinned=0 ORDER BY last_access"
+        ).fetchall():
+            if used <= self.capacity:
+                break
+            entry = self._entries.get(row[0])
+            if entry is not None and (entry.open_count or entry.inflight):
+                continue
+            self.forget(row[0])
+            used -= row[1]
+
+    def statistics(self) -> dict[str, int]:
+        return {"capacity": self.capacity, "used": self.used(), "hits": self.hits,
+                "misses": self.misses, "bytes_fetched": self.bytes_fetched,
+                "open_files": len(self._entries)}

@@ -1,0 +1,1 @@
+"""The mount daemon: one trio nursery owning FUSE, sync and the content cache."""

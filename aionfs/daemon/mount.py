@@ -1,0 +1,183 @@
+"""The mount daemon: one trio nursery owns the FUSE loop, sync and the content cache.
+
+Start-up checks the key with one request (a refused key stops the mount; an
+unreachable API does not: the cached library is served offline and sync
+catches up later), mounts, and reports readiness once the filesystem
+answers a stat. SIGTERM/SIGINT unmount cleanly. The daemon's PID is kept in
+a pidfile named after the mountpoint so `aionfs unmount` can wait for it.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+import pyfuse3
+import trio
+
+from ..api import AionClient, ApiSettings, Priority
+from ..api.errors import ApiError, AuthError
+from ..cache.content import ContentCache
+from ..fs.ops import AionOperations
+from ..fs.view import LibraryView
+from ..store import Store
+from ..sync import Syncer
+
+log = logging.getLogger(__name__)
+
+
+class MountError(Exception):
+    """The mount cannot start; the message says why and what to do."""
+
+
+@dataclass
+class MountOptions:
+    mountpoint: Path
+    store_path: Path
+    cache_size: int
+    poll_interval: float = 60.0
+    revalidate_interval: float = 900.0
+    read_timeout: float = 5.0
+    read_only: bool = True
+    unlimited: bool = False
+
+
+def pidfile_for(mountpoint: Path) -> Path:
+    digest = hashlib.sha256(str(mountpoint.resolve()).encode()).hexdigest()[:16]
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    root = Path(runtime) / "aionfs" if runtime else Path(platformdirs.user_cache_dir("aionfs"))
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return root / f"mount-{digest}.pid"
+
+
+def check_mountpoint(mountpoint: Path) -> None:
+    if not mountpoint.exists():
+        raise MountError(f"the mountpoint {mountpoint} does not exist (create it with mkdir)")
+    if not mountpoint.is_dir():
+        raise MountError(f"the mountpoint {mountpoint} is not a directory")
+    if os.path.ismount(mountpoint):
+        raise MountError(f"{mountpoint} is already a mountpoint (busy)")
+    if any(mountpoint.iterdir()):
+        raise MountError(f"the mountpoint {mountpoint} is not empty")
+    if not os.path.exists("/dev/fuse"):
+        raise MountError("FUSE is not available: /dev/fuse is missing (install fuse3, or "
+                         "load the module with 'modprobe fuse')")
+
+
+def _raise_read_ahead(dev: int) -> None:
+    """Bigger kernel read-ahead for the mount: 1 MiB reads instead of 128 KiB.
+
+    `dev` comes from a stat made off the trio thread: a stat of our own mount
+    from the thread that serves it would deadlock.
+    """
+    path = Path(f"/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb")
+    try:
+        path.write_text("1024")
+    except OSError as exc:
+        log.debug("could not raise read-ahead (%s): %s", path, exc)
+
+
+async def serve(settings: ApiSettings, opts: MountOptions,
+                ready: Callable[[str | None], None]) -> None:
+    """Mount and serve until unmounted or signalled; `ready(None)` once it answers."""
+    check_mountpoint(opts.mountpoint)
+    store = Store(opts.store_path)
+    async with AionClient(settings, unlimited=opts.unlimited) as client:
+        syncer = Syncer(client, store)
+        try:
+            with trio.fail_after(15):
+                await syncer.refresh_tree(Priority.INTERACTIVE)
+        except AuthError as exc:
+            raise MountError("the API key was refused: check AIONVISION_API_KEY "
+                             f"({exc.code or exc.status})") from None
+        except (ApiError, trio.TooSlowError) as exc:
+            log.warning("the API is unreachable (%s); serving the cached library", exc)
+        cache = ContentCache(opts.store_path.parent, store, client,
+                             capacity=opts.cache_size, read_timeout=opts.read_timeout)
+        view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=opts.read_only)
+        ops = AionOperations(view, syncer, cache)
+        syncer.subscribe(ops.on_events)
+        fuse_options = set(pyfuse3.default_options)
+        fuse_options |= {"fsname=aionfs:" + settings.base_url.split("//", 1)[1].split("/")[0],
+                         "subtype=aionfs", "noatime"}
+        if opts.read_only:
+            fuse_options.add("ro")
+        # Nothing may touch the mountpoint between init and the FUSE loop's start:
+        # the kernel would wait for an answer from this very thread.
+        pidfile = pidfile_for(opts.mountpoint)
+        try:
+            pyfuse3.init(ops, str(opts.mountpoint), fuse_options)
+        except RuntimeError as exc:
+            raise MountError(f"mounting {opts.mountpoint} failed: {exc}") from None
+        ops.mounted = True
+        pidfile.write_text(str(os.getpid()))
+        unmounted_cleanly = False
+        try:
+            async with trio.open_nursery() as nursery:
+                cache.start(nursery)
+
+                async def fuse_loop() -> None:
+                    await pyfuse3.main()
+                    nursery.cancel_scope.cancel()  # unmounted: stop everything else
+
+                nursery.start_soon(fuse_loop)
+                nursery.start_soon(_on_signals, opts.mountpoint)
+                await nursery.start(lambda task_status: syncer.run(
+                    poll_interval=opts.poll_interval,
+                    revalidate_interval=opts.revalidate_interval, task_status=task_status))
+                st = await trio.to_thread.run_sync(os.stat, opts.mountpoint)
+                _raise_read_ahead(st.st_dev)
+                log.info("mounted %s (%d folders, %d files cached)", opts.mountpoint,
+                         store.counts()["folders"], store.counts()["files"])
+                ready(None)
+            unmounted_cleanly = True
+        finally:
+            ops.mounted = False
+            pyfuse3.close(unmount=not unmounted_cleanly)
+            pidfile.unlink(missing_ok=True)
+            store.close()
+
+
+async def _on_signals(mountpoint: Path) -> None:
+    """SIGTERM/SIGINT: unmount, which ends the FUSE loop and with it the daemon."""
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                log.info("SIGHUP: nothing to reload yet")
+                continue
+            log.info("signal %s: unmounting %s", signal.Signals(signum).name, mountpoint)
+            await trio.run_process(["fusermount3", "-u", "-z", str(mountpoint)], check=False)
+            return
+
+
+def unmount(mountpoint: Path, timeout: float = 30.0) -> None:
+    """`fusermount3 -u`, then wait for the daemon to exit."""
+    import subprocess
+    import time
+
+    pidfile = pidfile_for(mountpoint)
+    pid = int(pidfile.read_text()) if pidfile.exists() else None
+    if not os.path.ismount(mountpoint):
+        raise MountError(f"{mountpoint} is not mounted")
+    res = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True,
+                         text=True)
+    if res.returncode != 0:
+        raise MountError(f"unmounting {mountpoint} failed: {res.stderr.strip()} "
+                         "(is a file still open there? 'fuser -m' tells)")
+    deadline = time.monotonic() + timeout
+    while pid is not None and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError as exc:
+            if exc.errno == errno.ESRCH:
+                return
+        time.sleep(0.05)
+    if pid is not None:
+        raise MountError(f"the daemon (pid {pid}) did not exit within {timeout:g}s")

@@ -1,0 +1,1 @@
+"""The filesystem: a FUSE-free model of the library (view) and the pyfuse3 adapter (ops)."""

@@ -1,0 +1,311 @@
+"""The pyfuse3 adapter: the only module that speaks FUSE.
+
+It translates kernel requests into calls on the view, the sync engine and
+the content cache, and their exceptions into errnos (each cause logged
+once). Kernel caching is generous — long entry and attribute timeouts,
+`keep_cache` on open — and kept honest by invalidating whatever the sync
+engine reports as changed; a remote delete is sent to the kernel as a
+delete notification so that inotify watchers (file managers) see it.
+
+Directory listings are computed once per open directory handle; readdir
+offsets are indexes into that snapshot, so they stay stable while the
+handle is open.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import logging
+import os
+from collections import Counter
+from typing import Any
+
+import pyfuse3
+import trio
+
+from ..api import Priority
+from ..api.errors import ApiError, AuthError
+from ..cache.content import CacheMiss, ContentCache
+from ..store import Event
+from ..sync import Syncer
+from .view import XATTRS, Attr, FsError, LibraryView, desktop_entry
+
+log = logging.getLogger(__name__)
+
+ENTRY_TIMEOUT = 300.0
+ATTR_TIMEOUT = 300.0
+#: How long an `ls` waits for a folder's first listing before showing what is cached.
+LIST_WAIT = 10.0
+
+
+class AionOperations(pyfuse3.Operations):
+    supports_dot_lookup = False
+    enable_writeback_cache = False
+
+    def __init__(self, view: LibraryView, syncer: Syncer, cache: ContentCache) -> None:
+        super().__init__()
+        self.view = view
+        self.syncer = syncer
+        self.cache = cache
+        self.lookups: Counter[int] = Counter()
+        self._dirs: dict[int, list[tuple[str, Attr]]] = {}
+        self._files: dict[int, tuple[str, bytes | None]] = {}  # fh → (file id, link bytes)
+        self._fh = itertools.count(1)
+        self._logged: set[str] = set()
+        self.mounted = False
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _entry(self, attr: Attr) -> pyfuse3.EntryAttributes:
+        e = pyfuse3.EntryAttributes()
+        e.st_ino = attr.inode
+        e.generation = 0
+        e.entry_timeout = ENTRY_TIMEOUT
+        e.attr_timeout = ATTR_TIMEOUT
+        e.st_mode = attr.mode
+        e.st_nlink = 2 if attr.is_dir else 1
+        e.st_uid, e.st_gid = attr.uid, attr.gid
+        e.st_rdev = 0
+        e.st_size = attr.size
+        e.st_blksize = 1 << 20
+        e.st_blocks = attr.blocks
+        e.st_atime_ns = e.st_mtime_ns = e.st_ctime_ns = attr.mtime_ns
+        return e
+
+    def _fail(self, exc: Exception, errno_: int, what: str) -> pyfuse3.FUSEError:
+        """Log the cause once per distinct message; return the FUSEError to raise."""
+        key = f"{what}:{exc}"
+        if key not in self._logged:
+            self._logged.add(key)
+            log.warning("%s failed (%s): %s", what, errno.errorcode.get(errno_, errno_), exc)
+        return pyfuse3.FUSEError(errno_)
+
+    async def _ensure_listed(self, inode: int) -> None:
+        """A directory's first listing, bounded; offline we show what we have."""
+        key = self.view.folder_key(inode)
+        if key is None or self.syncer.store.listing(key) is not None:
+            return
+        try:
+            with trio.move_on_after(LIST_WAIT):
+                if key == "" and not self.syncer.store.folders():
+                    await self.syncer.refresh_tree(Priority.INTERACTIVE)
+                await self.syncer.ensure_listed(key, Priority.INTERACTIVE)
+        except AuthError as exc:
+            raise self._fail(exc, errno.EACCES, "listing") from exc
+        except ApiError as exc:
+            self._fail(exc, errno.EIO, "listing (serving the cached library)")
+
+    # -- lookups and attributes -----------------------------------------------------------
+
+    async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None
+                     ) -> pyfuse3.EntryAttributes:
+        try:
+            attr = self.view.lookup(parent_inode, os.fsdecode(name))
+        except FsError:
+            await self._ensure_listed(parent_inode)
+            try:
+                attr = self.view.lookup(parent_inode, os.fsdecode(name))
+            except FsError as exc:
+                raise pyfuse3.FUSEError(exc.errno) from None
+        self.lookups[attr.inode] += 1
+        return self._entry(attr)
+
+    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+        for inode, count in inode_list:
+            left = self.lookups[inode] - count
+            if left > 0:
+                self.lookups[inode] = left
+            else:
+                self.lookups.pop(inode, None)
+
+    async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        try:
+            return self._entry(self.view.attr(inode))
+        except FsError as exc:
+            raise pyfuse3.FUSEError(exc.errno) from None
+
+    async def setattr(self, inode: int, attr: Any, fields: Any, fh: int | None,
+                      ctx: Any) -> pyfuse3.EntryAttributes:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:
+        s = pyfuse3.StatvfsData()
+        stats = self.cache.statistics()
+        bsize = 4096
+        s.f_bsize = s.f_frsize = bsize
+        s.f_blocks = max(stats["capacity"] // bsize, 1)
+        s.f_bfree = s.f_bavail = max((stats["capacity"] - stats["used"]) // bsize, 0)
+        counts = self.syncer.store.counts()
+        s.f_files = counts["files"] + counts["folders"] + 1
+        s.f_ffree = s.f_favail = 0
+        s.f_namemax = 255
+        return s
+
+    # -- directories ----------------------------------------------------------------------
+
+    async def opendir(self, inode: int, ctx: Any) -> int:
+        await self._ensure_listed(inode)
+        try:
+            listing = self.view.listdir(inode)
+        except FsError as exc:
+            raise pyfuse3.FUSEError(exc.errno) from None
+        fh = next(self._fh)
+        self._dirs[fh] = listing
+        return fh
+
+    async def readdir(self, fh: int, start_id: int, token: Any) -> None:
+        listing = self._dirs.get(fh, [])
+        for index in range(start_id, len(listing)):
+            name, attr = listing[index]
+            if not pyfuse3.readdir_reply(token, os.fsencode(name), self._entry(attr),
+                                         index + 1):
+                break
+            self.lookups[attr.inode] += 1
+
+    async def releasedir(self, fh: int) -> None:
+        self._dirs.pop(fh, None)
+
+    # -- files ----------------------------------------------------------------------------------
+
+    async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
+            raise pyfuse3.FUSEError(errno.EROFS)
+        try:
+            row = self.view.file_row(inode)
+        except FsError as exc:
+            raise pyfuse3.FUSEError(exc.errno) from None
+        fh = next(self._fh)
+        if row["media_type"] == "link":
+            self._files[fh] = (row["id"], desktop_entry(row))
+        else:
+            self.cache.open(row["id"])
+            self._files[fh] = (row["id"], None)
+        return pyfuse3.FileInfo(fh=fh, keep_cache=True)
+
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        file_id, inline = self._files[fh]
+        if inline is not None:
+            return inline[off:off + size]
+        try:
+            return await self.cache.read(file_id, off, size)
+        except CacheMiss as exc:
+            raise self._fail(exc, errno.EIO, f"read of {file_id}") from None
+        except FileNotFoundError as exc:
+            raise self._fail(exc, errno.ESTALE, f"read of {file_id}") from None
+
+    async def release(self, fh: int) -> None:
+        file_id, inline = self._files.pop(fh, ("", b""))
+        if inline is None:
+            self.cache.release(file_id)
+
+    # -- extended attributes --------------------------------------------------------------------
+
+    async def listxattr(self, inode: int, ctx: Any) -> list[bytes]:
+        try:
+            names = set(self.view.xattrs(inode))
+        except FsError as exc:
+            raise pyfuse3.FUSEError(exc.errno) from None
+        row = self.syncer.store.file_by_inode(inode)
+        if row is not None and row["media_type"] == "image":
+            names.add("user.aion.colors")
+        return [n.encode() for n in XATTRS if n in names]
+
+    async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
+        key = name.decode("utf-8", "replace")
+        try:
+            values = self.view.xattrs(inode)
+        except FsError as exc:
+            raise pyfuse3.FUSEError(exc.errno) from None
+        if key == "user.aion.colors" and key not in values:
+            values[key] = await self._fetch_colors(inode)
+        if key not in values or not values[key]:
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        return values[key]
+
+    async def _fetch_colors(self, inode: int) -> bytes:
+        row = self.syncer.store.file_by_inode(inode)
+        if row is None or row["media_type"] != "image":
+            return b""
+        try:
+            with trio.fail_after(LIST_WAIT):
+                res = await self.syncer.client.image_colors(row["id"])
+        except (ApiError, trio.TooSlowError) as exc:
+            raise self._fail(exc, errno.EIO, "fetching colors") from None
+        if res.status != "completed" or res.color_analysis is None:
+            return b""
+        text = "\n".join(f"{c.hex} {c.name or ''} {c.percentage:g}%".replace("  ", " ")
+                         for c in res.color_analysis.dominant_colors)
+        with self.syncer.store.transaction():
+            self.syncer.store.db.execute("UPDATE files SET colors=? WHERE id=?",
+                                         (text, row["id"]))
+        return text.encode()
+
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    # -- writes: refused on this (read-only) mount ------------------------------------------
+
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+                     ctx: Any) -> Any:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> Any:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
+                    ctx: Any) -> Any:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
+                     name_new: bytes, flags: int, ctx: Any) -> None:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> Any:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> Any:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        raise pyfuse3.FUSEError(errno.EROFS)
+
+    # -- change notifications from sync ---------------------------------------------------------
+
+    def on_events(self, events: list[Event]) -> None:
+        """Invalidate what the kernel may have cached (non-blocking calls only)."""
+        if not self.mounted:
+            return
+        gone = {e.inode for e in events if e.kind == "gone"}
+        for e in events:
+            try:
+                if e.kind == "entry_removed" and e.parent is not None and e.name is not None:
+                    pyfuse3.invalidate_entry_async(
+                        e.parent, os.fsencode(e.name), deleted=e.inode if e.inode in gone else 0,
+                        ignore_enoent=True)
+                elif e.kind == "entry_added" and e.parent is not None and e.name is not None:
+                    pyfuse3.invalidate_entry_async(e.parent, os.fsencode(e.name),
+                                                   ignore_enoent=True)
+                elif e.kind in ("attr", "content") and e.inode in self.lookups:
+                    pyfuse3.invalidate_inode(e.inode, attr_only=e.kind == "attr")
+                    if e.kind == "content":
+                        row = self.syncer.store.file_by_inode(e.inode)
+                        if row is not None:
+                            self.cache.forget(row["id"])
+            except OSError as exc:  # the kernel did not know the inode: nothing cached
+                if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                    log.warning("invalidating %s failed: %s", e, exc)
+
+    def statistics(self) -> dict[str, Any]:
+        return {"known_inodes": len(self.lookups), "open_dirs": len(self._dirs),
+                "open_files": len(self._files)}
+

@@ -1,0 +1,164 @@
+"""What the library looks like as a filesystem, without any FUSE types.
+
+The view reads the metadata store and answers in plain Python: attributes,
+directory entries, extended attributes, and the generated `.desktop` bytes
+of saved links. The pyfuse3 adapter (`ops.py`) only translates these.
+
+Attributes: directories 0755, files 0644 (0444 on a read-only mount),
+owned by the mounting user; sizes from the API; mtime from the file's
+`updated_at` when known, else its upload time (folders: their
+`updated_at`); ctime and atime equal mtime; `st_blocks` counts 512-byte
+blocks of the size.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import stat
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..store import ROOT_INODE, Store
+
+XATTR_PREFIX = "user."
+XATTRS = ("user.aion.id", "user.aion.title", "user.aion.tags", "user.aion.description",
+          "user.aion.visible_text", "user.aion.colors", "user.xdg.comment", "user.xdg.tags")
+
+
+class FsError(Exception):
+    """An operation fails with this errno."""
+
+    def __init__(self, errno_: int, message: str = "") -> None:
+        super().__init__(message or errno.errorcode.get(errno_, str(errno_)))
+        self.errno = errno_
+
+
+@dataclass(frozen=True)
+class Attr:
+    inode: int
+    is_dir: bool
+    size: int
+    mode: int
+    mtime_ns: int
+    uid: int
+    gid: int
+
+    @property
+    def blocks(self) -> int:
+        return (self.size + 511) // 512
+
+
+def _ns(value: str | None, default: int) -> int:
+    if not value:
+        return default
+    try:
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1e9)
+    except ValueError:
+        return default
+
+
+def desktop_entry(row: Any) -> bytes:
+    """A freedesktop link file (Type=Link) for a saved website link."""
+    def esc(text: str) -> str:
+        return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+
+    name = row["title"] or row["domain"] or row["source_url"] or "Link"
+    lines = ["[Desktop Entry]", "Version=1.0", "Type=Link", f"Name={esc(name)}",
+             f"URL={esc(row['source_url'] or '')}", "Icon=text-html"]
+    if row["description"]:
+        lines.append(f"Comment={esc(row['description'])}")
+    return ("\n".join(lines) + "\n").encode()
+
+
+class LibraryView:
+    def __init__(self, store: Store, *, uid: int, gid: int, read_only: bool) -> None:
+        self.store = store
+        self.uid, self.gid = uid, gid
+        self.read_only = read_only
+        self.mounted_ns = time.time_ns()
+
+    # -- attributes ----------------------------------------------------------------
+
+    def _dir_attr(self, inode: int, mtime_ns: int) -> Attr:
+        return Attr(inode, True, 4096, stat.S_IFDIR | 0o755, mtime_ns, self.uid, self.gid)
+
+    def file_attr(self, row: Any) -> Attr:
+        size = len(desktop_entry(row)) if row["media_type"] == "link" else row["size"]
+        mode = stat.S_IFREG | (0o444 if self.read_only else 0o644)
+        mtime = _ns(row["updated_at"] or row["created_at"], self.mounted_ns)
+        return Attr(row["inode"], False, size, mode, mtime, self.uid, self.gid)
+
+    def attr(self, inode: int) -> Attr:
+        if inode == ROOT_INODE:
+            return self._dir_attr(inode, self.mounted_ns)
+        folder = self.store.folder_by_inode(inode)
+        if folder is not None:
+            return self._dir_attr(inode, _ns(folder["updated_at"], self.mounted_ns))
+        row = self.store.file_by_inode(inode)
+        if row is None:
+            raise FsError(errno.ENOENT)
+        return self.file_attr(row)
+
+    # -- names ---------------------------------------------------------------------------
+
+    def folder_key(self, inode: int) -> str | None:
+        """The sync key of a directory inode ('' root), or None if not a directory."""
+        if inode == ROOT_INODE:
+            return ""
+        folder = self.store.folder_by_inode(inode)
+        return folder["id"] if folder is not None else None
+
+    def lookup(self, parent_inode: int, name: str) -> Attr:
+        entry = self.store.lookup(parent_inode, name)
+        if entry is None:
+            raise FsError(errno.ENOENT)
+        return self.attr(entry.inode)
+
+    def listdir(self, inode: int) -> list[tuple[str, Attr]]:
+        """Every entry with its attributes, from one joined query."""
+        if self.folder_key(inode) is None:
+            raise FsError(errno.ENOTDIR)
+        out = []
+        for entry, row in self.store.list_dir_with_files(inode):
+            if entry.is_dir:
+                out.append((entry.name, self.attr(entry.inode)))
+            elif row is not None and row["id"] is not None:
+                out.append((entry.name, self.file_attr(row)))
+        return out
+
+    def file_row(self, inode: int) -> Any:
+        row = self.store.file_by_inode(inode)
+        if row is None:
+            if self.folder_key(inode) is not None:
+                raise FsError(errno.EISDIR)
+            raise FsError(errno.ENOENT)
+        return row
+
+    # -- extended attributes -----------------------------------------------------------------
+
+    def xattrs(self, inode: int) -> dict[str, bytes]:
+        row = self.store.file_by_inode(inode)
+        if row is None:
+            if self.folder_key(inode) is None:
+                raise FsError(errno.ENOENT)
+            folder = self.store.folder_by_inode(inode)
+            return {"user.aion.id": folder["id"].encode()} if folder is not None else {}
+        tags = json.loads(row["tags"])
+        out = {"user.aion.id": row["id"].encode(),
+               "user.aion.tags": ",".join(tags).encode(),
+               "user.xdg.tags": ",".join(tags).encode()}
+        if row["title"]:
+            out["user.aion.title"] = row["title"].encode()
+        if row["description"]:
+            out["user.aion.description"] = row["description"].encode()
+            out["user.xdg.comment"] = row["description"].encode()
+        if row["visible_text"]:
+            out["user.aion.visible_text"] = row["visible_text"].encode()
+        if row["colors"]:
+            out["user.aion.colors"] = row["colors"].encode()
+        if not tags:
+            del out["user.aion.tags"], out["user.xdg.tags"]
+        return out
