@@ -137,17 +137,26 @@ class Syncer:
     # -- listings ------------------------------------------------------------------
 
     async def _fetch_listing(self, folder_key: str, priority: Priority) -> ListingPlan:
-        rows: list[dict[str, Any]] = []
+        ids: list[str] = []
         totals: list[int] = []
+        new: set[str] = set()
+        changed: set[str] = set()
+        content: set[str] = set()
         filters: dict[str, Any] = {"sort_by": "created_at", "sort_order": "asc",
                                    "priority": priority, "page_size": self.options.page_size}
         if folder_key != ALL_FILES:
             filters["folder_id"] = folder_key
         async for page in self.client.iter_file_pages(**filters):
             totals.append(page.total_count)
-            rows += [file_row(f) for f in page.files]
+            rows = [file_row(f) for f in page.files]
+            ids += [r["id"] for r in rows]
+            with self.store.transaction():  # metadata only; placement comes with the plan
+                n, c, b = self.store.upsert_files(rows)
+            new |= n
+            changed |= c
+            content |= b
             if self.progress:
-                self.progress("files", len(page.files))
+                self.progress("files", len(rows))
         if folder_key == ALL_FILES:
             # At least the files the folders hold (counts fresh from the tree).
             local = self.store.all_file_ids()
@@ -156,7 +165,9 @@ class Syncer:
             local = set(self.store.members(folder_key))
             row = self.store.folder(folder_key)
             expected = row["file_count"] if row else None
-        return plan_listing(local, rows, totals, expected)
+        plan = plan_listing(local, ids, totals, expected)
+        plan.new, plan.changed, plan.content = new, changed, content
+        return plan
 
     async def list_folder(self, folder_key: str, priority: Priority = Priority.BACKGROUND
                           ) -> SyncReport:
@@ -174,13 +185,17 @@ class Syncer:
     def _apply_listing(self, folder_key: str, plan: ListingPlan, gone: set[str]) -> SyncReport:
         report = SyncReport(listings=1, incomplete=int(not plan.complete))
         events: list[Event] = []
+        new, changed, content = plan.new, plan.changed - plan.new, plan.content
+        report.added, report.updated = len(new), len(changed)
         with self.store.transaction():
-            new, changed, content = self.store.upsert_files(plan.rows)
-            report.added, report.updated = len(new), len(changed)
-            ids = [r["id"] for r in plan.rows]
             touched_dirs = {folder_key}
+            for fid in changed:  # a retitle renames the entry wherever the file is shown
+                row = self.store.file(fid)
+                if row is not None and row["placement"] != "unknown":
+                    touched_dirs.add(row["folder_id"] if row["placement"] == "folder"
+                                     else ALL_FILES)
             if folder_key != ALL_FILES:
-                moved = self.store.place_files(ids, folder_key)
+                moved = self.store.place_files(plan.ids, folder_key)
                 moved.update(self.store.place_files(plan.vanished - gone, None))
                 report.moved = len([f for f in moved if f not in new])
                 touched_dirs |= {k for k in moved.values() if k is not None}
@@ -196,7 +211,7 @@ class Syncer:
             self.store.set_listing(folder_key, plan.complete, plan.total)
         if not plan.complete:
             log.info("listing of %s was incomplete (%d of %d files); nothing removed",
-                     folder_key or "all files", len(plan.rows), plan.total)
+                     folder_key or "all files", len(plan.ids), plan.total)
         if inodes:
             log.info("%d files deleted remotely", len(inodes))
         self._publish(events)
@@ -306,7 +321,7 @@ class Syncer:
                 (row := self.store.listing(fid)) is not None and row["complete"]
                 for fid in self.store.folders())
             if all_complete:
-                listed = {r["id"] for r in plan.rows}
+                listed = set(plan.ids)
                 self.place_root([f for f in self.store.unplaced() if f in listed])
             else:
                 self.reconcile_root(plan.total)

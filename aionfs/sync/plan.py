@@ -38,16 +38,23 @@ def plan_tree(local: Mapping[str, Mapping[str, Any]], remote: Iterable[dict[str,
 
 @dataclass
 class ListingPlan:
-    """The result of listing one folder's files ('' = all files)."""
+    """The result of listing one folder's files ('' = all files).
 
-    rows: list[dict[str, Any]]
+    Metadata is applied page by page while listing (so memory stays flat on
+    huge libraries); the plan keeps the ids and what changed.
+    """
+
+    ids: list[str]
     complete: bool
     total: int
     #: files shown in this folder that the listing no longer has (complete listings only)
     vanished: set[str] = field(default_factory=set)
+    new: set[str] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
+    content: set[str] = field(default_factory=set)
 
 
-def plan_listing(local_members: Iterable[str], rows: list[dict[str, Any]], totals: list[int],
+def plan_listing(local_members: Iterable[str], ids: list[str], totals: list[int],
                  expected: int | None) -> ListingPlan:
     """Compare a listing with what the store shows.
 
@@ -56,14 +63,13 @@ def plan_listing(local_members: Iterable[str], rows: list[dict[str, Any]], total
     count) it does not contradict that count by coming back empty: an
     empty or short answer must never look like a mass deletion.
     """
-    by_id = {r["id"]: r for r in rows}
+    unique = list(dict.fromkeys(ids))
     total = totals[0] if totals else 0
-    complete = bool(totals) and len(set(totals)) == 1 and len(by_id) == total
-    if expected is not None and expected > 0 and not by_id:
+    complete = bool(totals) and len(set(totals)) == 1 and len(unique) == total
+    if expected is not None and expected > 0 and not unique:
         complete = False
-    vanished = set(local_members) - set(by_id) if complete else set()
-    return ListingPlan(rows=list(by_id.values()), complete=complete, total=total,
-                       vanished=vanished)
+    vanished = set(local_members) - set(unique) if complete else set()
+    return ListingPlan(ids=unique, complete=complete, total=total, vanished=vanished)
 
 
 class MassDeleteRefused(RuntimeError):
