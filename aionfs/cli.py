@@ -168,12 +168,15 @@ def _parse_size(text: str) -> int:
               help="Content cache cap, e.g. 2G (default: 10% of the free space, at most 20G).")
 @click.option("--poll-interval", default=60.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds between checks for remote changes.")
+@click.option("--revalidate-interval", default=900.0, show_default=True,
+              type=click.FloatRange(0.1),
+              help="Seconds after which a listed folder is listed again (renames, retags).")
 @click.option("--read-timeout", default=5.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds a read waits for bytes not yet cached before failing (EIO).")
 @click.option("--ready-fd", type=int, default=None, hidden=True)
 def mount(mountpoint: Path, cache_dir: Path | None, plan: str | None, rpm: int | None,
           foreground: bool, read_only: bool, cache_size: str | None, poll_interval: float,
-          read_timeout: float, ready_fd: int | None) -> None:
+          revalidate_interval: float, read_timeout: float, ready_fd: int | None) -> None:
     """Mount the library at MOUNTPOINT.
 
     Without --foreground it returns once the mount answers (or fails with
@@ -205,6 +208,7 @@ def mount(mountpoint: Path, cache_dir: Path | None, plan: str | None, rpm: int |
         sys.exit(_spawn_daemon(store_path.parent / "aionfs.log"))
     opts = MountOptions(mountpoint=mountpoint, store_path=store_path, cache_size=size,
                         poll_interval=poll_interval, read_timeout=read_timeout,
+                        revalidate_interval=revalidate_interval,
                         read_only=read_only, unlimited=rpm == 0)
     sys.exit(_run_mount(settings, opts, ready_fd))
 

@@ -1,0 +1,356 @@
+"""The real mount: `aionfs mount` against the emulator, used with os calls and tools."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import trio
+from PIL import Image
+
+from aionfs.api import AionClient
+from tests.conftest import EmulatorProcess, make_client
+from tests.media import image_bytes
+
+T = TypeVar("T")
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
+
+
+@dataclass
+class Mount:
+    path: Path
+    cache: Path
+    env: dict[str, str]
+    pid: int
+
+    def unmount(self) -> None:
+        if os.path.ismount(self.path):
+            subprocess.run(["fusermount3", "-u", "-z", str(self.path)], check=False)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        os.kill(self.pid, 9)  # only the daemon this test started
+
+
+def mount(emulator: EmulatorProcess, key: str, where: Path, cache: Path,
+          *extra: str) -> Mount:
+    env = {**os.environ, "AIONVISION_API_KEY": key, "AIONVISION_BASE_URL": emulator.base_url}
+    where.mkdir(exist_ok=True)
+    res = subprocess.run([sys.executable, "-m", "aionfs", "mount", str(where), "--cache-dir",
+                          str(cache), "--rpm", "0", "--poll-interval", "0.3", "--revalidate-interval", "1",
+                          "--read-timeout", "2", "--cache-size", "64M", *extra], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    pid = int(re.search(r"daemon pid (\d+)", res.stdout)[1])  # type: ignore[index]
+    return Mount(where, cache, env, pid)
+
+
+@dataclass
+class Library:
+    key: str
+    ids: dict[str, str]
+    big: bytes
+
+
+async def build_library(client: AionClient) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    site = await client.create_folder("Site")
+    sub = await client.create_folder("North", site.id)
+    ids.update(site=site.id, north=sub.id)
+    specs = [("pole.jpg", site.id, "Pole 1", ["pole", "rust"]), ("crack.png", sub.id, None, []),
+             ("notes.txt", None, "Notes", ["doc"]), ("wide.webp", None, None, ["wide"])]
+    for name, folder, title, tags in specs:
+        if name.endswith(".txt"):
+            data = b"inspection notes\n" * 100
+        else:
+            fmt = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}[name.rsplit(".", 1)[1]]
+            data = image_bytes((len(name) * 20, 90, 40), (120, 90), fmt)
+        up = await client.upload_file(data, name, title=title, tags=tags)
+        ids[name] = up.image_id
+        if folder:
+            await client.move_files([up.image_id], folder)
+    link = await client.create_link("https://example.com/manual", title="Manual")
+    ids["link"] = link.id
+    return ids
+
+
+def big_png(side: int = 4096) -> bytes:
+    img = Image.frombytes("RGB", (side, side), random.Random(9).randbytes(side * side * 3))
+    buf = io.BytesIO()
+    img.save(buf, "PNG", compress_level=0)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def library(emulator: EmulatorProcess) -> Library:
+    key = emulator.new_tenant(plan="enterprise")
+
+    async def go() -> tuple[dict[str, str], bytes]:
+        async with make_client(emulator, key) as c:
+            ids = await build_library(c)
+            big = big_png()
+            ids["big.png"] = (await c.upload_file(big, "big.png")).image_id
+            return ids, big
+
+    ids, big = trio.run(go)
+    return Library(key, ids, big)
+
+
+@pytest.fixture
+def mounted(emulator: EmulatorProcess, library: Library, tmp_path: Path) -> Iterator[Mount]:
+    m = mount(emulator, library.key, tmp_path / "mnt", tmp_path / "cache")
+    try:
+        deadline = time.monotonic() + 20  # root files appear once the crawl placed them
+        while not (m.path / "big.png").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        yield m
+    finally:
+        m.unmount()
+
+
+def api_call(emulator: EmulatorProcess, library: Library,
+             fn: Callable[[AionClient], Awaitable[T]]) -> T:
+    """One API call from a (synchronous, file-using) test."""
+    async def go() -> T:
+        async with make_client(emulator, library.key) as c:
+            return await fn(c)
+    return trio.run(go)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def walk(root: Path) -> dict[str, str]:
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        for d in dirnames:
+            out[os.path.normpath(os.path.join(rel, d))] = "dir"
+        for f in filenames:
+            out[os.path.normpath(os.path.join(rel, f))] = "file"
+    return out
+
+
+def test_tree_bytes_and_xattrs_match_the_api(mounted: Mount, library: Library,
+                                             emulator: EmulatorProcess) -> None:
+    tree = walk(mounted.path)
+    assert tree == {"Site": "dir", "Site/North": "dir", "Site/Pole 1.jpg": "file",
+                    "Site/North/crack.png": "file", "Notes.txt": "file", "wide.webp": "file",
+                    "Manual.desktop": "file", "big.png": "file"}
+    paths = {"pole.jpg": "Site/Pole 1.jpg", "crack.png": "Site/North/crack.png",
+             "notes.txt": "Notes.txt", "wide.webp": "wide.webp", "big.png": "big.png"}
+    for name, rel in paths.items():
+        fid = library.ids[name]
+        original = api_call(emulator, library, lambda c, f=fid: c.download_bytes(f))
+        details = api_call(emulator, library, lambda c, f=fid: c.get_file(f))
+        data = (mounted.path / rel).read_bytes()
+        assert hashlib.sha256(data).digest() == hashlib.sha256(original).digest(), rel
+        st = os.stat(mounted.path / rel)
+        assert st.st_size == details.size_bytes == len(data)
+        assert st.st_blocks == (st.st_size + 511) // 512
+        assert (st.st_mode & 0o777, st.st_uid) == (0o444, os.getuid())
+        xattr = {k: os.getxattr(mounted.path / rel, k).decode()
+                 for k in os.listxattr(mounted.path / rel)}
+        assert xattr["user.aion.id"] == fid
+        assert xattr["user.aion.description"] == details.upload_description
+        assert xattr["user.xdg.comment"] == details.upload_description
+        assert xattr.get("user.aion.tags", "") == ",".join(details.tags)
+        assert xattr.get("user.xdg.tags", "") == ",".join(details.tags)
+        assert xattr.get("user.aion.title") == details.title
+    colors = os.getxattr(mounted.path / "Site/Pole 1.jpg", "user.aion.colors").decode()
+    analysis = api_call(emulator, library, lambda c: c.image_colors(library.ids["pole.jpg"]))
+    assert colors.splitlines()[0].startswith(analysis.color_analysis.dominant_colors[0].hex)
+    with pytest.raises(OSError) as info:
+        os.getxattr(mounted.path / "Notes.txt", "user.aion.nothing")
+    assert info.value.errno == errno.ENODATA
+    link = (mounted.path / "Manual.desktop").read_text()
+    assert "Type=Link" in link and "URL=https://example.com/manual" in link
+    assert os.stat(mounted.path / "Site").st_mode & 0o777 == 0o755
+    ls = subprocess.run(["ls", "-la", str(mounted.path / "Site")], capture_output=True,
+                        text=True, check=True)
+    assert "Pole 1.jpg" in ls.stdout and "North" in ls.stdout
+    found = subprocess.run(["find", str(mounted.path), "-name", "*.png"], capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert sorted(os.path.basename(p) for p in found) == ["big.png", "crack.png"]
+
+
+def blob_bytes(emulator: EmulatorProcess, library: Library, since: int) -> int:
+    return sum(e["bytes"] for e in emulator.requests(library.key)[since:]
+               if e["kind"] == "blob")
+
+
+def test_range_reads_fetch_only_what_is_needed(mounted: Mount, library: Library,
+                                               emulator: EmulatorProcess) -> None:
+    big = library.big
+    since = len(emulator.requests(library.key))
+    with open(mounted.path / "big.png", "rb") as f:
+        f.seek(len(big) - 4096)
+        assert f.read(4096) == big[-4096:]
+    served = blob_bytes(emulator, library, since)
+    assert 4096 <= served <= 3 * (1 << 20), served  # a chunk or two of 50 MB
+    rng = random.Random(3)
+    with open(mounted.path / "big.png", "rb") as f:
+        for _ in range(20):
+            off = rng.randrange(len(big))
+            n = rng.randrange(1, 200_000)
+            f.seek(off)
+            assert f.read(n) == big[off:off + n]
+
+
+def test_concurrent_readers_share_downloads_then_local(
+        mounted: Mount, library: Library, emulator: EmulatorProcess) -> None:
+    since = len(emulator.requests(library.key))
+    results: list[str] = []
+
+    def reader() -> None:
+        with open(mounted.path / "big.png", "rb") as f:
+            results.append(hashlib.sha256(f.read()).hexdigest())
+
+    threads = [threading.Thread(target=reader) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [hashlib.sha256(library.big).hexdigest()] * 3
+    assert blob_bytes(emulator, library, since) <= len(library.big) * 1.05  # fetched once
+    # Fully read once: served locally afterwards, even after dropping the page cache.
+    Path("/proc/sys/vm/drop_caches").write_text("1")
+    since = len(emulator.requests(library.key))
+    with open(mounted.path / "big.png", "rb") as f:
+        assert hashlib.sha256(f.read()).digest() == hashlib.sha256(library.big).digest()
+    assert blob_bytes(emulator, library, since) == 0
+
+
+def test_writes_are_refused_read_only(mounted: Mount) -> None:
+    def open_for(path: Path, mode: str) -> None:
+        with open(path, mode):
+            pass
+
+    attempts = [
+        lambda: open_for(mounted.path / "new.txt", "w"),
+        lambda: open_for(mounted.path / "Notes.txt", "r+b"),
+        lambda: os.mkdir(mounted.path / "NewDir"),
+        lambda: os.unlink(mounted.path / "Notes.txt"),
+        lambda: os.rename(mounted.path / "Notes.txt", mounted.path / "N.txt"),
+        lambda: os.setxattr(mounted.path / "Notes.txt", "user.aion.title", b"x"),
+        lambda: os.rmdir(mounted.path / "Site"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(OSError) as info:
+            attempt()
+        assert info.value.errno == errno.EROFS
+    assert (mounted.path / "Notes.txt").exists()
+
+
+def test_remote_changes_reach_the_mount(mounted: Mount, library: Library,
+                                        emulator: EmulatorProcess) -> None:
+    wide = library.ids["wide.webp"]
+    before = os.stat(mounted.path / "wide.webp").st_ino
+    api_call(emulator, library, lambda c: c.update_file(wide, title="Panorama"))
+    wait_for(lambda: (mounted.path / "Panorama.webp").exists())
+    assert not (mounted.path / "wide.webp").exists()
+    assert os.stat(mounted.path / "Panorama.webp").st_ino == before  # same inode
+    extra = api_call(emulator, library,
+                     lambda c: c.upload_file(image_bytes((3, 3, 3)), "fresh.jpg"))
+    wait_for(lambda: (mounted.path / "fresh.jpg").exists())
+    api_call(emulator, library, lambda c: c.delete_file(extra.image_id))
+    wait_for(lambda: not (mounted.path / "fresh.jpg").exists())
+    api_call(emulator, library, lambda c: c.update_file(wide, title=""))  # as it was
+    wait_for(lambda: (mounted.path / "wide.webp").exists())
+
+
+def test_offline_serves_the_cache_and_fails_fast(mounted: Mount, library: Library,
+                                                 emulator: EmulatorProcess) -> None:
+    cached = (mounted.path / "Notes.txt").read_bytes()
+    emulator.set_faults(library.key, "down:1")
+    try:
+        assert "Site" in os.listdir(mounted.path)
+        assert (mounted.path / "Notes.txt").read_bytes() == cached
+        started = time.monotonic()
+        with pytest.raises(OSError) as info:
+            (mounted.path / "Site/North/crack.png").read_bytes()
+        assert info.value.errno == errno.EIO
+        assert time.monotonic() - started < 10
+    finally:
+        emulator.set_faults(library.key, "")
+    assert (mounted.path / "Site/North/crack.png").read_bytes()  # back online
+
+
+def test_inodes_are_stable_across_remounts(emulator: EmulatorProcess, library: Library,
+                                                 tmp_path: Path) -> None:
+    first = mount(emulator, library.key, tmp_path / "m", tmp_path / "c")
+    try:
+        inodes = {p: os.stat(first.path / p).st_ino for p in ("Site", "Site/Pole 1.jpg")}
+    finally:
+        first.unmount()
+    second = mount(emulator, library.key, tmp_path / "m", tmp_path / "c")
+    try:
+        assert {p: os.stat(second.path / p).st_ino for p in inodes} == inodes
+        st = os.statvfs(second.path)
+        assert st.f_namemax == 255 and st.f_blocks * st.f_frsize == 64 << 20
+    finally:
+        second.unmount()
+
+
+def test_mount_failures_are_one_clear_line(emulator: EmulatorProcess, library: Library,
+                                           tmp_path: Path) -> None:
+    def attempt(where: Path, key: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "AIONVISION_API_KEY": key,
+               "AIONVISION_BASE_URL": emulator.base_url}
+        return subprocess.run([sys.executable, "-m", "aionfs", "mount", str(where),
+                               "--cache-dir", str(tmp_path / "c")], env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    res = attempt(tmp_path / "missing", library.key)
+    assert res.returncode != 0 and "does not exist" in res.stderr
+    (tmp_path / "mp").mkdir()
+    res = attempt(tmp_path / "mp", "aion_" + "x" * 30)
+    assert res.returncode != 0 and "API key was refused" in res.stderr
+    assert "x" * 30 not in res.stderr and "Traceback" not in res.stderr
+    assert not os.path.ismount(tmp_path / "mp")
+    busy = mount(emulator, library.key, tmp_path / "busy", tmp_path / "c2")
+    try:
+        res = attempt(tmp_path / "busy", library.key)
+        assert res.returncode != 0 and "already a mountpoint" in res.stderr
+    finally:
+        busy.unmount()
+
+
+def test_unmount_command_waits_for_the_daemon(emulator: EmulatorProcess, library: Library,
+                                              tmp_path: Path) -> None:
+    m = mount(emulator, library.key, tmp_path / "m", tmp_path / "c")
+    try:
+        res = subprocess.run([sys.executable, "-m", "aionfs", "unmount", str(m.path)],
+                             env=m.env, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+        assert not os.path.ismount(m.path)
+        with pytest.raises(ProcessLookupError):
+            os.kill(m.pid, 0)
+        again = subprocess.run([sys.executable, "-m", "aionfs", "unmount", str(m.path)],
+                               env=m.env, capture_output=True, text=True, timeout=60)
+        assert again.returncode != 0 and "not mounted" in again.stderr
+    finally:
+        m.unmount()
+
