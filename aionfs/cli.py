@@ -277,6 +277,60 @@ def unmount(mountpoint: Path, timeout: float) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+def _pin(paths: tuple[Path, ...], cache_dir: Path | None, pinned: bool) -> None:
+    """Mark files (folders: every file below) as pinned in the store of their mount."""
+    from .cache.content import pin_files
+    from .store import Store
+
+    ids: list[str] = []
+    for path in paths:
+        targets = [path] if path.is_file() else [
+            Path(d) / f for d, _, files in os.walk(path) for f in files]
+        for target in targets:
+            try:
+                ids.append(os.getxattr(target, "user.aion.id").decode())
+            except OSError:
+                raise click.ClickException(f"{target} is not in an aionfs mount") from None
+    settings = _settings()
+    store = Store(_store_path(settings, cache_dir))
+    try:
+        count = pin_files(store, ids, pinned)
+    finally:
+        store.close()
+    click.echo(f"{'pinned' if pinned else 'unpinned'} {count} files"
+               + (" (the daemon fetches them in the background)" if pinned else ""))
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@cache_dir_option
+def pin(paths: tuple[Path, ...], cache_dir: Path | None) -> None:
+    """Keep files (or whole folders) of a mount available offline.
+
+    Pinned files are fetched completely and never evicted from the cache.
+
+    \b
+    Example:
+      aionfs pin ~/Aion/Inspections/2026
+    """
+    _pin(paths, cache_dir, True)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=True, path_type=Path))
+@cache_dir_option
+def unpin(paths: tuple[Path, ...], cache_dir: Path | None) -> None:
+    """Let pinned files be evicted from the cache again.
+
+    \b
+    Example:
+      aionfs unpin ~/Aion/Inspections/2026
+    """
+    _pin(paths, cache_dir, False)
+
+
 @main.command()
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Directory for the emulator's state (kept across restarts).")

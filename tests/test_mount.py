@@ -354,3 +354,109 @@ def test_unmount_command_waits_for_the_daemon(emulator: EmulatorProcess, library
     finally:
         m.unmount()
 
+
+
+def test_faults_during_reads_give_correct_bytes_or_eio(mounted: Mount, library: Library,
+                                                       emulator: EmulatorProcess) -> None:
+    emulator.set_faults(library.key, "500:0.2,reset:0.2,latency:5ms", seed=4)
+    outcomes = []
+    try:
+        for _ in range(3):
+            try:
+                data = (mounted.path / "big.png").read_bytes()
+            except OSError as exc:
+                assert exc.errno == errno.EIO
+                outcomes.append("eio")
+            else:
+                assert hashlib.sha256(data).digest() == hashlib.sha256(library.big).digest()
+                outcomes.append("ok")
+    finally:
+        emulator.set_faults(library.key, "")
+    assert (mounted.path / "big.png").read_bytes() == library.big  # recovers fully
+    assert outcomes
+
+
+def test_warm_cache_survives_remount_and_pins(emulator: EmulatorProcess, library: Library,
+                                              tmp_path: Path) -> None:
+    m = mount(emulator, library.key, tmp_path / "m", tmp_path / "c")
+    try:
+        wait_for(lambda: (m.path / "Notes.txt").exists())
+        notes = (m.path / "Notes.txt").read_bytes()
+        pin = subprocess.run([sys.executable, "-m", "aionfs", "pin", str(m.path / "Site"),
+                              "--cache-dir", str(m.cache)], env=m.env, capture_output=True,
+                             text=True, timeout=60)
+        assert pin.returncode == 0 and "pinned 2 files" in pin.stdout, pin.stderr
+        outside = subprocess.run([sys.executable, "-m", "aionfs", "pin", str(tmp_path),
+                                  "--cache-dir", str(m.cache)], env=m.env,
+                                 capture_output=True, text=True, timeout=60)
+        assert outside.returncode != 0 and "not in an aionfs mount" in outside.stderr
+        import sqlite3
+
+        store = next(m.cache.glob("*/metadata.sqlite3"))
+
+        def pinned_complete() -> bool:
+            db = sqlite3.connect(store)
+            try:
+                return db.execute("SELECT count(*) FROM content_cache WHERE pinned=1 AND "
+                                  "cached=size").fetchone()[0] == 2
+            finally:
+                db.close()
+
+        wait_for(pinned_complete)  # fetched without anybody reading them
+    finally:
+        m.unmount()
+    again = mount(emulator, library.key, tmp_path / "m", tmp_path / "c")
+    try:
+        emulator.set_faults(library.key, "down:1")  # only the warm cache can answer now
+        try:
+            assert (again.path / "Notes.txt").read_bytes() == notes
+            assert (again.path / "Site/Pole 1.jpg").read_bytes()  # pinned, never read
+            with pytest.raises(OSError) as info:
+                (again.path / "big.png").read_bytes()
+            assert info.value.errno == errno.EIO
+        finally:
+            emulator.set_faults(library.key, "")
+    finally:
+        again.unmount()
+
+
+def test_eviction_under_a_small_cap_spares_open_files(emulator: EmulatorProcess,
+                                                      library: Library,
+                                                      tmp_path: Path) -> None:
+    m = mount(emulator, library.key, tmp_path / "m", tmp_path / "c", "--cache-size", "2M")
+    try:
+        wait_for(lambda: (m.path / "big.png").exists())
+        since = len(emulator.requests(library.key))
+        with open(m.path / "big.png", "rb") as f:  # 50 MB through a 2 MB cache, kept open
+            digest = hashlib.sha256()
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+            assert digest.digest() == hashlib.sha256(library.big).digest()
+            (m.path / "Notes.txt").read_bytes()  # another file meanwhile
+            f.seek(0)
+            assert f.read(1000) == library.big[:1000]  # the open file is still whole
+        assert blob_bytes(emulator, library, since) < 1.2 * len(library.big)
+        def cache_bytes() -> int:
+            return sum(p.stat().st_blocks * 512 for p in m.cache.glob("*/content/*"))
+
+        wait_for(lambda: cache_bytes() <= 4 << 20)  # closed: evicted down to the cap
+    finally:
+        m.unmount()
+
+
+def test_unmount_with_an_open_file_is_refused_then_works(emulator: EmulatorProcess,
+                                                         library: Library,
+                                                         tmp_path: Path) -> None:
+    m = mount(emulator, library.key, tmp_path / "m", tmp_path / "c")
+    try:
+        wait_for(lambda: (m.path / "Notes.txt").exists())
+        with open(m.path / "Notes.txt", "rb"):
+            res = subprocess.run([sys.executable, "-m", "aionfs", "unmount", str(m.path)],
+                                 env=m.env, capture_output=True, text=True, timeout=60)
+            assert res.returncode != 0 and "still open" in res.stderr
+            assert os.path.ismount(m.path)
+        res = subprocess.run([sys.executable, "-m", "aionfs", "unmount", str(m.path)],
+                             env=m.env, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and not os.path.ismount(m.path)
+    finally:
+        m.unmount()

@@ -50,7 +50,6 @@ class _Entry:
     validator: str
     fd: int
     chunks: set[int]
-    pinned: bool = False
     open_count: int = 0
     next_seq: int = -1
     inflight: dict[int, trio.Event] = field(default_factory=dict)
@@ -88,6 +87,28 @@ def _from_ranges(ranges: list[list[int]]) -> set[int]:
     for start, end in ranges:
         chunks.update(range(start // CHUNK, (end + CHUNK - 1) // CHUNK))
     return chunks
+
+
+def pin_files(store: Store, file_ids: list[str], pinned: bool) -> int:
+    """Keep files offline (never evicted, fetched whole), or let them go again.
+
+    The flag lives in the store, so `aionfs pin` in another process sets it
+    and the daemon's `ContentCache.keep_pinned` loop fetches what is missing.
+    Returns how many files were (un)pinned.
+    """
+    done = 0
+    with store.transaction():
+        for fid in file_ids:
+            row = store.file(fid)
+            if row is None:
+                continue
+            store.db.execute(
+                "INSERT INTO content_cache(file_id, size, validator, ranges, cached, pinned,"
+                " last_access) VALUES (?,?,?,'[]',0,?,?) ON CONFLICT(file_id) DO UPDATE "
+                "SET pinned=excluded.pinned", (fid, row["size"], validator_of(row),
+                                               int(pinned), time.time()))
+            done += 1
+    return done
 
 
 class ContentCache:
@@ -132,17 +153,14 @@ class ContentCache:
         cached = self.store.db.execute("SELECT * FROM content_cache WHERE file_id=?",
                                        (file_id,)).fetchone()
         chunks: set[int] = set()
-        pinned = False
         if cached is not None and cached["validator"] == validator and path.exists():
             chunks = _from_ranges(json.loads(cached["ranges"]))
-            pinned = bool(cached["pinned"])
         elif cached is not None:
-            pinned = bool(cached["pinned"])
             path.unlink(missing_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         if os.fstat(fd).st_size != row["size"]:
             os.ftruncate(fd, row["size"])
-        entry = _Entry(file_id, row["size"], validator, fd, chunks, pinned)
+        entry = _Entry(file_id, row["size"], validator, fd, chunks)
         self._entries[file_id] = entry
         self._save(entry)
         return entry
@@ -152,16 +170,23 @@ class ContentCache:
             "INSERT INTO content_cache(file_id, size, validator, ranges, cached, pinned, "
             "last_access) VALUES (?,?,?,?,?,?,?) ON CONFLICT(file_id) DO UPDATE SET "
             "size=excluded.size, validator=excluded.validator, ranges=excluded.ranges, "
-            "cached=excluded.cached, pinned=excluded.pinned, last_access=excluded.last_access",
+            "cached=excluded.cached, last_access=excluded.last_access",  # pin: pin_files
             (entry.file_id, entry.size, entry.validator,
              json.dumps(_to_ranges(entry.chunks, entry.size)), entry.cached,
-             int(entry.pinned), time.time()))
+             0, time.time()))
 
     def _drop(self, entry: _Entry) -> None:
         os.close(entry.fd)
         self._entries.pop(entry.file_id, None)
-        (self.dir / entry.file_id).unlink(missing_ok=True)
-        self.store.db.execute("DELETE FROM content_cache WHERE file_id=?", (entry.file_id,))
+        self._remove(entry.file_id)
+
+    def _remove(self, file_id: str) -> None:
+        """Delete the bytes; a pinned file keeps its pin (and is fetched again)."""
+        (self.dir / file_id).unlink(missing_ok=True)
+        self.store.db.execute("DELETE FROM content_cache WHERE file_id=? AND pinned=0",
+                              (file_id,))
+        self.store.db.execute("UPDATE content_cache SET ranges='[]', cached=0 WHERE file_id=?",
+                              (file_id,))
 
     def forget(self, file_id: str) -> None:
         """The file is gone or changed remotely: drop its bytes (unless open)."""
@@ -171,8 +196,7 @@ class ContentCache:
         if entry is not None:
             self._drop(entry)
         else:
-            (self.dir / file_id).unlink(missing_ok=True)
-            self.store.db.execute("DELETE FROM content_cache WHERE file_id=?", (file_id,))
+            self._remove(file_id)
 
     # -- open / close ------------------------------------------------------------------
 
@@ -188,6 +212,7 @@ class ContentCache:
             self._save(entry)
             os.close(entry.fd)
             del self._entries[file_id]
+            self._evict()  # what open files held beyond the cap can go now
 
     def is_complete(self, file_id: str) -> bool:
         row = self.store.db.execute("SELECT size, cached FROM content_cache WHERE file_id=?",
@@ -297,16 +322,22 @@ class ContentCache:
 
     # -- pinning and eviction ------------------------------------------------------------------
 
-    def set_pinned(self, file_ids: list[str], pinned: bool) -> None:
-        for fid in file_ids:
-            entry = self._entry(fid)
-            entry.pinned = pinned
-            self._save(entry)
-            if pinned:
+    def pinned_missing(self) -> list[str]:
+        return [r[0] for r in self.store.db.execute(
+            "SELECT c.file_id FROM content_cache c JOIN files f ON f.id = c.file_id "
+            "WHERE c.pinned=1 AND f.media_type != 'link' AND (c.cached < f.size OR "
+            "c.validator != f.created_at || '|' || ifnull(f.updated_at, 'None') || '|' || f.size)")]
+
+    async def keep_pinned(self, interval: float = 2.0) -> None:
+        """Fetch pinned files completely, in the background, as long as we run."""
+        while True:
+            for fid in self.pinned_missing():
+                try:
+                    entry = self._entry(fid)
+                except FileNotFoundError:
+                    continue
                 self._fetch(entry, list(range(entry.n_chunks)))
-            elif not entry.open_count and not entry.inflight:
-                os.close(entry.fd)
-                del self._entries[fid]
+            await trio.sleep(interval)
 
     def _evict(self) -> None:
         used = self.used()

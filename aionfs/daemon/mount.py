@@ -129,6 +129,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
 
                 nursery.start_soon(fuse_loop)
                 nursery.start_soon(_on_signals, opts.mountpoint)
+                nursery.start_soon(cache.keep_pinned)
                 await nursery.start(lambda task_status: syncer.run(
                     poll_interval=opts.poll_interval,
                     revalidate_interval=opts.revalidate_interval, task_status=task_status))
