@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_DIR ?= $(HOME)/.local/share/aionfs/demo-emulator
+DEMO_MOUNT ?= $(HOME)/Aion
 
 .PHONY: install sysdeps test demo bench lint clean vendor-spec
 
@@ -35,7 +35,7 @@ test: install
 	$(BIN)/pytest -q -p no:cacheprovider
 
 demo: install
-	$(BIN)/aionfs emulator --data "$(DEMO_DIR)" --demo
+	$(BIN)/aionfs demo --mountpoint "$(DEMO_MOUNT)"
 
 bench: install
 	$(BIN)/python -m tests.bench

@@ -332,6 +332,25 @@ def unpin(paths: tuple[Path, ...], cache_dir: Path | None) -> None:
 
 
 @main.command()
+@click.option("--mountpoint", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("~/Aion"), show_default=True, help="Where to mount the demo.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=None, help="Emulator state (default: ~/.local/share/aionfs/demo).")
+def demo(mountpoint: Path, data_dir: Path | None) -> None:
+    """Run the emulator with its demo library and mount it, until Ctrl-C.
+
+    Everything stays on this machine: no key or network is needed.
+
+    \b
+    Example:
+      aionfs demo --mountpoint ~/Aion
+    """
+    from .demo import run_demo
+
+    sys.exit(run_demo(mountpoint.expanduser().absolute(), data_dir))
+
+
+@main.command()
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path),
               required=True, help="Directory for the emulator's state (kept across restarts).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
