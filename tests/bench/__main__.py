@@ -11,6 +11,9 @@
               requests, peak RSS vs the same list requests made with raw httpx
 7. readdir    entries/s listing a 10,000-file folder from the store vs os.scandir of a
               native directory with as many files
+8. mount      (tests/bench/mount.py) cold and cached reads of a 50 MB file, random
+              reads, and `ls -lR` / `find` / os.walk+stat of the 100,000-file library,
+              cold and warm, against native copies; the daemon's peak RSS
 
 Each line prints the figure, the baseline measured in the same run, and the ratio.
 """
@@ -191,7 +194,7 @@ def bench_ingest(template: dict) -> None:
         "executemany, no indexes")
 
 
-async def bench_full_sync(emu: Any) -> None:
+async def bench_full_sync(emu: Any, cache: str) -> str:
     import os
     import resource
     n = 20_000 if QUICK else 100_000
@@ -200,15 +203,14 @@ async def bench_full_sync(emu: Any) -> None:
     t = time.perf_counter()
     emu.bulk(key, files=n, folders=folders)
     print(f"  (seeded {n:,} files in {folders} folders in {time.perf_counter() - t:.1f}s)")
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "AIONVISION_API_KEY": key, "AIONVISION_BASE_URL": emu.base_url,
-               "AIONFS_PLAN": "enterprise"}
-        t = time.perf_counter()
-        res = await trio.run_process([sys.executable, "-m", "aionfs", "sync", "--full",
-                                      "--rpm", "0", "--cache-dir", cache], env=env, capture_stdout=True,
-                                     capture_stderr=True, check=True)
-        ours = time.perf_counter() - t
-        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    env = {**os.environ, "AIONVISION_API_KEY": key, "AIONVISION_BASE_URL": emu.base_url,
+           "AIONFS_PLAN": "enterprise"}
+    t = time.perf_counter()
+    res = await trio.run_process([sys.executable, "-m", "aionfs", "sync", "--full", "--rpm",
+                                  "0", "--cache-dir", cache], env=env, capture_stdout=True,
+                                 capture_stderr=True, check=True)
+    ours = time.perf_counter() - t
+    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     requests = int(res.stdout.decode().split(" with ")[1].split(" requests")[0])
     async with httpx.AsyncClient(base_url=emu.base_url + "/",
                                  headers={"Authorization": f"Bearer {key}"}) as raw:
@@ -230,6 +232,7 @@ async def bench_full_sync(emu: Any) -> None:
         higher_is_better=False)
     print(f"{'':<34} {requests:>12,} requests, peak RSS {rss_mb:,.0f} MB (goal < 60 s, "
           "< 200 MB)")
+    return key
 
 
 def bench_readdir() -> None:
@@ -274,6 +277,14 @@ def bench_readdir() -> None:
     row("readdir 10,000 entries (store)", ours, "entries/s", base, "os.scandir+stat native")
 
 
+def _big_file() -> bytes:
+    side = 2048 if QUICK else 4096
+    img = Image.frombytes("RGB", (side, side), random.Random(8).randbytes(side * side * 3))
+    buf = io.BytesIO()
+    img.save(buf, "PNG", compress_level=0)
+    return buf.getvalue()
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
@@ -288,7 +299,18 @@ async def main() -> None:
             await bench_download(emu.base_url, emu.api_key, data_dir)
             bench_ingest(template)
             bench_readdir()
-            await bench_full_sync(emu)
+            from .mount import bench_reads, bench_walks
+
+            big = await trio.to_thread.run_sync(_big_file)
+            key = emu.new_tenant(plan="enterprise", rpm=0)
+            settings = ApiSettings.from_env(api_key=key, base_url=emu.base_url, environ={},
+                                            plan="enterprise")
+            async with AionClient(settings, unlimited=True) as c:
+                await c.upload_file(big, "big.png")
+            await trio.to_thread.run_sync(bench_reads, row, emu, key, big, "big.png")
+            with tempfile.TemporaryDirectory() as cache:
+                key = await bench_full_sync(emu, cache)
+                await trio.to_thread.run_sync(bench_walks, row, emu, key, cache)
         finally:
             stop_emulator(emu)
 

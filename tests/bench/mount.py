@@ -1,0 +1,179 @@
+"""Mount benchmarks: tree walks, reads and daemon memory, each beside a native baseline.
+
+Run from `python -m tests.bench` after the full-sync benchmark, on the store
+it filled (100,000 files): the metadata is warm, the content cache cold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+Row = Callable[..., None]
+
+
+def _mount(emu: Any, key: str, where: Path, cache: str) -> tuple[int, dict[str, str]]:
+    env = {**os.environ, "AIONVISION_API_KEY": key, "AIONVISION_BASE_URL": emu.base_url}
+    where.mkdir(exist_ok=True)
+    res = subprocess.run([sys.executable, "-m", "aionfs", "mount", str(where), "--cache-dir",
+                          cache, "--rpm", "0", "--poll-interval", "3600", "--cache-size",
+                          "4G"], env=env, capture_output=True, text=True, check=True)
+    return int(re.search(r"daemon pid (\d+)", res.stdout)[1]), env  # type: ignore[index]
+
+
+def _unmount(where: Path, pid: int) -> None:
+    subprocess.run(["fusermount3", "-u", str(where)], check=False)
+    for _ in range(200):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
+def _drop_caches() -> None:
+    with contextlib.suppress(OSError):
+        Path("/proc/sys/vm/drop_caches").write_text("3")
+
+
+def _timed(fn: Callable[[], int]) -> float:
+    """Entries per second of a walk returning how many entries it saw."""
+    t = time.perf_counter()
+    n = fn()
+    return n / (time.perf_counter() - t)
+
+
+def _find(root: Path) -> int:
+    out = subprocess.run(["find", str(root)], capture_output=True, check=True).stdout
+    return out.count(b"\n")
+
+
+def _ls_lr(root: Path) -> int:
+    out = subprocess.run(["ls", "-lR", str(root)], capture_output=True, check=True).stdout
+    return sum(1 for line in out.splitlines() if line[:1] in (b"-", b"d"))
+
+
+def _walk_stat(root: Path) -> int:
+    n = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            os.stat(os.path.join(dirpath, name))
+            n += 1
+    return n
+
+
+def _native_copy(mnt: Path, native: Path) -> None:
+    """The same tree, names and sizes (sparse files), on the local disk."""
+    for dirpath, _dirnames, filenames in os.walk(mnt):
+        rel = Path(dirpath).relative_to(mnt)
+        (native / rel).mkdir(parents=True, exist_ok=True)
+        for name in filenames:
+            size = os.stat(os.path.join(dirpath, name)).st_size
+            with open(native / rel / name, "wb") as f:
+                f.truncate(size)
+
+
+def bench_walks(row: Row, emu: Any, key: str, cache: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        mnt, native = Path(tmp) / "mnt", Path(tmp) / "native"
+        pid, _env = _mount(emu, key, mnt, cache)
+        try:
+            _native_copy(mnt, native)
+            for name, walk in (("ls -lR", _ls_lr), ("find", _find),
+                               ("os.walk+stat", _walk_stat)):
+                _unmount(mnt, pid)
+                pid, _env = _mount(emu, key, mnt, cache)  # cold: kernel knows nothing
+                cold = _timed(lambda w=walk: w(mnt))
+                warm = _timed(lambda w=walk: w(mnt))
+                base = _timed(lambda w=walk: w(native))
+                row(f"{name} cold (store warm)", cold, "entries/s", base, "native")
+                row(f"{name} warm", warm, "entries/s", base, "native")
+            status = Path(f"/proc/{pid}/status").read_text()
+            hwm = int(re.search(r"VmHWM:\s+(\d+)", status)[1]) / 1024  # type: ignore[index]
+            print(f"{'daemon peak RSS, 100k files':<34} {hwm:>12,.0f} MB (goal <= 150 MB)")
+        finally:
+            _unmount(mnt, pid)
+
+
+def bench_reads(row: Row, emu: Any, key: str, data: bytes, file_name: str) -> None:
+    """Cold and cached reads of one large file through a fresh mount."""
+    with tempfile.TemporaryDirectory() as tmp:
+        mnt, cache = Path(tmp) / "mnt", Path(tmp) / "cache"
+        pid, env = _mount(emu, key, mnt, str(cache))
+        try:
+            path = mnt / file_name
+            for _ in range(400):
+                if path.exists():
+                    break
+                time.sleep(0.05)
+            mb = len(data) / 1e6
+            t = time.perf_counter()
+            with open(path, "rb") as f:
+                first = f.read(65536)
+                ttfb = time.perf_counter() - t
+                rest = f.read()
+            cold = mb / (time.perf_counter() - t)
+            assert hashlib.sha256(first + rest).digest() == hashlib.sha256(data).digest()
+            fid = os.getxattr(path, "user.aion.id").decode()
+            headers = {"Authorization": f"Bearer {env['AIONVISION_API_KEY']}"}
+            t = time.perf_counter()
+            with httpx.Client(base_url=emu.base_url + "/") as api:
+                url = api.get(f"user-files/{fid}/download", headers=headers).headers["location"]
+                t_first = None
+                with httpx.Client() as blob, blob.stream("GET", url) as resp:
+                    for chunk in resp.iter_bytes(65536):
+                        t_first = t_first or time.perf_counter() - t
+                        del chunk
+            plain = mb / (time.perf_counter() - t)
+            row(f"cold read {mb:.0f} MB (uncached)", cold, "MB/s", plain, "plain httpx")
+            row("  time to first 64 KiB", ttfb * 1000, "ms", (t_first or 0) * 1000,
+                "plain httpx", higher_is_better=False)
+            cached_file = next(cache.glob(f"*/content/{fid}"))
+            _drop_caches()
+            t = time.perf_counter()
+            path.read_bytes()
+            ours = mb / (time.perf_counter() - t)
+            _drop_caches()
+            t = time.perf_counter()
+            cached_file.read_bytes()
+            native = mb / (time.perf_counter() - t)
+            row("sequential read, cached, cold pc", ours, "MB/s", native, "native cold")
+            t = time.perf_counter()
+            path.read_bytes()
+            ours = mb / (time.perf_counter() - t)
+            t = time.perf_counter()
+            cached_file.read_bytes()
+            native = mb / (time.perf_counter() - t)
+            row("sequential read, page cache", ours, "MB/s", native, "native warm")
+            rng = random.Random(5)
+            offsets = [rng.randrange(0, len(data) - 65536) for _ in range(2000)]
+
+            def random_reads(p: Path) -> float:
+                fd = os.open(p, os.O_RDONLY)
+                try:
+                    t = time.perf_counter()
+                    for off in offsets:
+                        os.pread(fd, 65536, off)
+                    return len(offsets) / (time.perf_counter() - t)
+                finally:
+                    os.close(fd)
+
+            _drop_caches()
+            ours = random_reads(path)
+            _drop_caches()
+            native = random_reads(cached_file)
+            row("random 64 KiB reads, cached", ours, "reads/s", native, "native")
+        finally:
+            _unmount(mnt, pid)
