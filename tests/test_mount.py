@@ -277,7 +277,15 @@ def test_remote_changes_reach_the_mount(mounted: Mount, library: Library,
     wait_for(lambda: (mounted.path / "fresh.jpg").exists())
     api_call(emulator, library, lambda c: c.delete_file(extra.image_id))
     wait_for(lambda: not (mounted.path / "fresh.jpg").exists())
-    api_call(emulator, library, lambda c: c.update_file(wide, title=""))  # as it was
+    api_call(emulator, library, lambda c: c.update_file(wide, title="", tags=["re", "tagged"]))
+    wait_for(lambda: (mounted.path / "wide.webp").exists())
+    wait_for(lambda: os.getxattr(mounted.path / "wide.webp", "user.aion.tags") == b"re,tagged")
+    api_call(emulator, library, lambda c: c.move_files([wide], library.ids["site"]))
+    wait_for(lambda: (mounted.path / "Site/wide.webp").exists())
+    assert not (mounted.path / "wide.webp").exists()
+    assert os.stat(mounted.path / "Site/wide.webp").st_ino == before
+    api_call(emulator, library, lambda c: c.move_files([wide], None))  # as it was
+    api_call(emulator, library, lambda c: c.update_file(wide, tags=["wide"]))
     wait_for(lambda: (mounted.path / "wide.webp").exists())
 
 
