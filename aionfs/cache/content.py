@@ -113,7 +113,7 @@ def pin_files(store: Store, file_ids: list[str], pinned: bool) -> int:
 
 class ContentCache:
     def __init__(self, root: Path, store: Store, client: AionClient, *, capacity: int,
-                 read_timeout: float = 5.0, readahead_chunks: int = 8) -> None:
+                 read_timeout: float = 5.0, readahead_chunks: int = 16) -> None:
         self.dir = root / "content"
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store = store
@@ -242,9 +242,11 @@ class ContentCache:
                 raise CacheMiss(entry.last_error or
                                 f"no answer within {self.read_timeout:g}s")
         if off == entry.next_seq and self.readahead:
-            ahead = [i for i in range(last + 1, min(last + 1 + self.readahead, entry.n_chunks))
-                     if i not in entry.chunks]
-            if ahead:
+            # Refill the read-ahead window in large runs (few, long transfers), once
+            # half of it has been consumed.
+            window = range(last + 1, min(last + 1 + self.readahead, entry.n_chunks))
+            ahead = [i for i in window if i not in entry.chunks and i not in entry.inflight]
+            if ahead and (len(ahead) >= self.readahead // 2 or window[-1] == entry.n_chunks - 1):
                 self._fetch(entry, ahead)
         entry.next_seq = end
         return os.pread(entry.fd, end - off, off)
