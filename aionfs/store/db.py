@@ -65,6 +65,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA temp_store=MEMORY")
+        self.db.execute("PRAGMA cache_size=-16384")  # 16 MiB: indexes of big libraries
         self.previous_version = migrate(self.db)
         self._in_tx = False
 
