@@ -49,7 +49,10 @@ class AionOperations(pyfuse3.Operations):
         self.syncer = syncer
         self.cache = cache
         self.lookups: Counter[int] = Counter()
-        self._dirs: dict[int, list[tuple[str, Attr]]] = {}
+        self._dirs: dict[int, list[tuple[bytes, pyfuse3.EntryAttributes]]] = {}
+        #: directory inode → its encoded listing, until sync reports any change
+        self._listings: dict[int, list[tuple[bytes, pyfuse3.EntryAttributes]]] = {}
+        self._listed: set[int] = set()
         self._files: dict[int, tuple[str, bytes | None]] = {}  # fh → (file id, link bytes)
         self._fh = itertools.count(1)
         self._logged: set[str] = set()
@@ -83,8 +86,13 @@ class AionOperations(pyfuse3.Operations):
 
     async def _ensure_listed(self, inode: int) -> None:
         """A directory's first listing, bounded; offline we show what we have."""
+        if inode in self._listed:
+            return
         key = self.view.folder_key(inode)
-        if key is None or self.syncer.store.listing(key) is not None:
+        if key is None:
+            return
+        if self.syncer.store.listing(key) is not None:
+            self._listed.add(inode)
             return
         try:
             with trio.move_on_after(LIST_WAIT):
@@ -146,22 +154,26 @@ class AionOperations(pyfuse3.Operations):
 
     async def opendir(self, inode: int, ctx: Any) -> int:
         await self._ensure_listed(inode)
-        try:
-            listing = self.view.listdir(inode)
-        except FsError as exc:
-            raise pyfuse3.FUSEError(exc.errno) from None
+        listing = self._listings.get(inode)
+        if listing is None:
+            try:
+                listing = [(os.fsencode(name), self._entry(attr))
+                           for name, attr in self.view.listdir(inode)]
+            except FsError as exc:
+                raise pyfuse3.FUSEError(exc.errno) from None
+            self._listings[inode] = listing
         fh = next(self._fh)
-        self._dirs[fh] = listing
+        self._dirs[fh] = listing  # a snapshot: offsets stay valid while the handle is open
         return fh
 
     async def readdir(self, fh: int, start_id: int, token: Any) -> None:
         listing = self._dirs.get(fh, [])
+        lookups = self.lookups
         for index in range(start_id, len(listing)):
-            name, attr = listing[index]
-            if not pyfuse3.readdir_reply(token, os.fsencode(name), self._entry(attr),
-                                         index + 1):
+            name, entry = listing[index]
+            if not pyfuse3.readdir_reply(token, name, entry, index + 1):
                 break
-            self.lookups[attr.inode] += 1
+            lookups[entry.st_ino] += 1
 
     async def releasedir(self, fh: int) -> None:
         self._dirs.pop(fh, None)
@@ -212,6 +224,8 @@ class AionOperations(pyfuse3.Operations):
         return [n.encode() for n in XATTRS if n in names]
 
     async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
+        if not name.startswith(b"user."):  # security.*, system.posix_acl_*: asked by ls -l
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         key = name.decode("utf-8", "replace")
         try:
             values = self.view.xattrs(inode)
@@ -283,6 +297,7 @@ class AionOperations(pyfuse3.Operations):
 
     def on_events(self, events: list[Event]) -> None:
         """Invalidate what the kernel may have cached (non-blocking calls only)."""
+        self._listings.clear()  # names or attributes changed somewhere: list again
         if not self.mounted:
             return
         gone = {e.inode for e in events if e.kind == "gone"}
