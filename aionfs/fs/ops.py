@@ -53,6 +53,7 @@ class AionOperations(pyfuse3.Operations):
         #: directory inode → its encoded listing, until sync reports any change
         self._listings: dict[int, list[tuple[bytes, pyfuse3.EntryAttributes]]] = {}
         self._listed: set[int] = set()
+        self._xattr_names: dict[int, list[bytes]] = {}
         self._files: dict[int, tuple[str, bytes | None]] = {}  # fh → (file id, link bytes)
         self._fh = itertools.count(1)
         self._logged: set[str] = set()
@@ -214,6 +215,10 @@ class AionOperations(pyfuse3.Operations):
     # -- extended attributes --------------------------------------------------------------------
 
     async def listxattr(self, inode: int, ctx: Any) -> list[bytes]:
+        # `ls -l` asks for every file (ACL check): keep the answer until a change.
+        cached = self._xattr_names.get(inode)
+        if cached is not None:
+            return cached
         try:
             names = set(self.view.xattrs(inode))
         except FsError as exc:
@@ -221,7 +226,8 @@ class AionOperations(pyfuse3.Operations):
         row = self.syncer.store.file_by_inode(inode)
         if row is not None and row["media_type"] == "image":
             names.add("user.aion.colors")
-        return [n.encode() for n in XATTRS if n in names]
+        listed = self._xattr_names[inode] = [n.encode() for n in XATTRS if n in names]
+        return listed
 
     async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
         if not name.startswith(b"user."):  # security.*, system.posix_acl_*: asked by ls -l
@@ -298,6 +304,7 @@ class AionOperations(pyfuse3.Operations):
     def on_events(self, events: list[Event]) -> None:
         """Invalidate what the kernel may have cached (non-blocking calls only)."""
         self._listings.clear()  # names or attributes changed somewhere: list again
+        self._xattr_names.clear()
         if not self.mounted:
             return
         gone = {e.inode for e in events if e.kind == "gone"}
