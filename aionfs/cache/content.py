@@ -37,6 +37,8 @@ from ..store import Store
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+#: at most this many chunks per ranged transfer
+RUN_CHUNKS = 32
 
 
 class CacheMiss(Exception):
@@ -260,7 +262,7 @@ class ContentCache:
             raise RuntimeError("ContentCache.start() was not called")
         runs: list[list[int]] = []
         for i in todo:
-            if runs and runs[-1][-1] == i - 1 and len(runs[-1]) < 32:
+            if runs and runs[-1][-1] == i - 1 and len(runs[-1]) < RUN_CHUNKS:
                 runs[-1].append(i)
             else:
                 runs.append([i])
