@@ -224,7 +224,8 @@ class ContentCache:
     # -- reads -----------------------------------------------------------------------------
 
     async def read(self, file_id: str, off: int, size: int) -> bytes:
-        entry = self._entry(file_id)
+        # Open files were validated at open: no store query on the read path.
+        entry = self._entries.get(file_id) or self._entry(file_id)
         end = min(off + size, entry.size)
         if off >= end:
             return b""
