@@ -496,3 +496,50 @@ def test_demo_command_mounts_the_demo_library_until_stopped(tmp_path: Path) -> N
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert not os.path.ismount(where)
+
+
+def inotify_events(path: Path, mask: int, seconds: float) -> list[int]:
+    """Event masks an inotify watch on `path` receives within `seconds`."""
+    import ctypes
+    import select
+    import struct
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK)
+    assert libc.inotify_add_watch(fd, os.fsencode(path), mask) >= 0
+    seen: list[int] = []
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline and not seen:
+            if select.select([fd], [], [], 0.1)[0]:
+                buf = os.read(fd, 4096)
+                pos = 0
+                while pos < len(buf):
+                    _wd, event, _cookie, length = struct.unpack_from("iIII", buf, pos)
+                    seen.append(event)
+                    pos += 16 + length
+    finally:
+        os.close(fd)
+    return seen
+
+
+def test_inotify_watch_on_a_file_sees_its_remote_delete(mounted: Mount, library: Library,
+                                                        emulator: EmulatorProcess) -> None:
+    """The daemon sends the kernel a delete notification for the file's own inode.
+
+    Linux turns it into IN_DELETE_SELF for watchers of the file (watchers of the
+    directory get no IN_DELETE for it: see docs/mount.md, known limits).
+    """
+    in_delete_self = 0x400
+    extra = api_call(emulator, library,
+                     lambda c: c.upload_file(image_bytes((7, 1, 7)), "doomed.jpg"))
+    wait_for(lambda: (mounted.path / "doomed.jpg").exists())
+    result: list[list[int]] = []
+    watcher = threading.Thread(target=lambda: result.append(
+        inotify_events(mounted.path / "doomed.jpg", in_delete_self, 15)))
+    watcher.start()
+    time.sleep(0.2)
+    api_call(emulator, library, lambda c: c.delete_file(extra.image_id))
+    watcher.join(20)
+    assert result and any(mask & in_delete_self for mask in result[0])
+    assert not (mounted.path / "doomed.jpg").exists()
