@@ -427,16 +427,6 @@ class AionClient:
         except httpx.HTTPError as exc:
             raise _map_transport_error(exc, what) from exc
 
-    @asynccontextmanager
-    async def open_download(self, file_id: str, *, variant: str | None = None, start: int = 0,
-                            end: int | None = None,
-                            priority: Priority = Priority.INTERACTIVE
-                            ) -> AsyncIterator[Download]:
-        """Resolve and open a file's (or variant's) bytes, optionally a byte range."""
-        url = await self.presigned_url(file_id, variant, priority=priority)
-        async with self.open_blob(url.url, start=start, end=end) as dl:
-            yield dl
-
     async def download_bytes(self, file_id: str, *, variant: str | None = None,
                              start: int = 0, end: int | None = None,
                              priority: Priority = Priority.INTERACTIVE) -> bytes:

@@ -216,11 +216,6 @@ class ContentCache:
             del self._entries[file_id]
             self._evict()  # what open files held beyond the cap can go now
 
-    def is_complete(self, file_id: str) -> bool:
-        row = self.store.db.execute("SELECT size, cached FROM content_cache WHERE file_id=?",
-                                    (file_id,)).fetchone()
-        return row is not None and row[0] == row[1]
-
     # -- reads -----------------------------------------------------------------------------
 
     async def read(self, file_id: str, off: int, size: int) -> bytes:

@@ -91,13 +91,15 @@ class LibraryView:
         mtime = _ns(row["updated_at"] or row["created_at"], self.mounted_ns)
         return Attr(row["inode"], False, size, mode, mtime, self.uid, self.gid)
 
-    def attr(self, inode: int) -> Attr:
+    def attr(self, inode: int, is_dir: bool | None = None) -> Attr:
+        """Attributes of an inode; `is_dir`, when known, saves the query of the other kind."""
         if inode == ROOT_INODE:
             return self._dir_attr(inode, self.mounted_ns)
-        folder = self.store.folder_by_inode(inode)
-        if folder is not None:
-            return self._dir_attr(inode, _ns(folder["updated_at"], self.mounted_ns))
-        row = self.store.file_by_inode(inode)
+        if is_dir is not False:
+            folder = self.store.folder_by_inode(inode)
+            if folder is not None:
+                return self._dir_attr(inode, _ns(folder["updated_at"], self.mounted_ns))
+        row = self.store.file_by_inode(inode) if is_dir is not True else None
         if row is None:
             raise FsError(errno.ENOENT)
         return self.file_attr(row)
@@ -115,7 +117,7 @@ class LibraryView:
         entry = self.store.lookup(parent_inode, name)
         if entry is None:
             raise FsError(errno.ENOENT)
-        return self.attr(entry.inode)
+        return self.attr(entry.inode, entry.is_dir)  # one query per lookup
 
     def listdir(self, inode: int) -> list[tuple[str, Attr]]:
         """Every entry with its attributes, from one joined query."""
@@ -124,7 +126,7 @@ class LibraryView:
         out = []
         for entry, row in self.store.list_dir_with_files(inode):
             if entry.is_dir:
-                out.append((entry.name, self.attr(entry.inode)))
+                out.append((entry.name, self.attr(entry.inode, True)))
             elif row is not None and row["id"] is not None:
                 out.append((entry.name, self.file_attr(row)))
         return out

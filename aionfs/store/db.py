@@ -355,10 +355,6 @@ class Store:
             self.db.execute("DELETE FROM query_results WHERE file_id=?", (fid,))
         return inodes
 
-    def set_details(self, file_id: str, *, updated_at: str | None, hash_: str | None) -> None:
-        self.db.execute("UPDATE files SET updated_at=?, hash=? WHERE id=?",
-                        (updated_at, hash_, file_id))
-
     # -- names -------------------------------------------------------------------
 
     def dir_inode(self, folder_key: str) -> int:

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -59,7 +59,6 @@ class SyncReport:
     incomplete: int = 0
     requests: int = 0
     seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)
 
     def merge_counts(self, other: SyncReport) -> None:
         for k in ("added", "updated", "moved", "deleted", "folders_changed", "folders_deleted",
