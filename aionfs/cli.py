@@ -162,8 +162,10 @@ def _parse_size(text: str) -> int:
 @plan_option
 @rpm_option
 @click.option("--foreground", "-f", is_flag=True, help="Stay in the foreground (systemd).")
-@click.option("--read-only", is_flag=True, default=True, show_default=True,
-              help="Mount read-only (writing arrives in a later version).")
+@click.option("--read-only", is_flag=True,
+              help="Mount with the kernel's read-only flag. (Writes are refused either way "
+                   "until writing arrives; without the flag, file managers watching a folder "
+                   "also see remote deletes, renames and additions.)")
 @click.option("--cache-size", default=None, metavar="SIZE",
               help="Content cache cap, e.g. 2G (default: 10% of the free space, at most 20G).")
 @click.option("--poll-interval", default=60.0, show_default=True, type=click.FloatRange(0.1),

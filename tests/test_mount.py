@@ -256,6 +256,7 @@ def test_writes_are_refused_read_only(mounted: Mount) -> None:
         lambda: os.rename(mounted.path / "Notes.txt", mounted.path / "N.txt"),
         lambda: os.setxattr(mounted.path / "Notes.txt", "user.aion.title", b"x"),
         lambda: os.rmdir(mounted.path / "Site"),
+        lambda: os.mknod(mounted.path / "node", 0o644),
     ]
     for attempt in attempts:
         with pytest.raises(OSError) as info:
@@ -502,48 +503,81 @@ def test_demo_command_mounts_the_demo_library_until_stopped(tmp_path: Path) -> N
     assert not os.path.ismount(where)
 
 
-def inotify_events(path: Path, mask: int, seconds: float) -> list[int]:
-    """Event masks an inotify watch on `path` receives within `seconds`."""
-    import ctypes
-    import select
-    import struct
+IN_MOVED_FROM, IN_MOVED_TO, IN_CREATE, IN_DELETE, IN_DELETE_SELF = (
+    0x40, 0x80, 0x100, 0x200, 0x400)
 
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    fd = libc.inotify_init1(os.O_NONBLOCK)
-    assert libc.inotify_add_watch(fd, os.fsencode(path), mask) >= 0
-    seen: list[int] = []
-    deadline = time.monotonic() + seconds
-    try:
-        while time.monotonic() < deadline and not seen:
-            if select.select([fd], [], [], 0.1)[0]:
-                buf = os.read(fd, 4096)
+
+class Watch:
+    """An inotify watch on one path; collects (mask, name) events."""
+
+    def __init__(self, path: Path) -> None:
+        import ctypes
+
+        self.libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_NONBLOCK)
+        assert self.libc.inotify_add_watch(self.fd, os.fsencode(path), 0xFFF) >= 0
+        self.events: list[tuple[int, str]] = []
+
+    def wait(self, predicate: Callable[[list[tuple[int, str]]], bool],
+             seconds: float = 15) -> list[tuple[int, str]]:
+        import select
+        import struct
+
+        deadline = time.monotonic() + seconds
+        while not predicate(self.events) and time.monotonic() < deadline:
+            if select.select([self.fd], [], [], 0.1)[0]:
+                buf = os.read(self.fd, 65536)
                 pos = 0
                 while pos < len(buf):
-                    _wd, event, _cookie, length = struct.unpack_from("iIII", buf, pos)
-                    seen.append(event)
+                    _wd, mask, _cookie, length = struct.unpack_from("iIII", buf, pos)
+                    name = buf[pos + 16:pos + 16 + length].rstrip(b"\0").decode()
+                    self.events.append((mask, name))
                     pos += 16 + length
-    finally:
-        os.close(fd)
-    return seen
+        return self.events
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def saw(mask: int, name: str = "") -> Callable[[list[tuple[int, str]]], bool]:
+    return lambda events: any(m & mask and n == name for m, n in events)
 
 
 def test_inotify_watch_on_a_file_sees_its_remote_delete(mounted: Mount, library: Library,
                                                         emulator: EmulatorProcess) -> None:
-    """The daemon sends the kernel a delete notification for the file's own inode.
-
-    Linux turns it into IN_DELETE_SELF for watchers of the file (watchers of the
-    directory get no IN_DELETE for it: see docs/mount.md, known limits).
-    """
-    in_delete_self = 0x400
+    """The daemon sends the kernel a delete notification for the file's own inode,
+    which Linux turns into IN_DELETE_SELF for watchers of the file."""
     extra = api_call(emulator, library,
                      lambda c: c.upload_file(image_bytes((7, 1, 7)), "doomed.jpg"))
     wait_for(lambda: (mounted.path / "doomed.jpg").exists())
-    result: list[list[int]] = []
-    watcher = threading.Thread(target=lambda: result.append(
-        inotify_events(mounted.path / "doomed.jpg", in_delete_self, 15)))
-    watcher.start()
-    time.sleep(0.2)
-    api_call(emulator, library, lambda c: c.delete_file(extra.image_id))
-    watcher.join(20)
-    assert result and any(mask & in_delete_self for mask in result[0])
+    watch = Watch(mounted.path / "doomed.jpg")
+    try:
+        api_call(emulator, library, lambda c: c.delete_file(extra.image_id))
+        assert saw(IN_DELETE_SELF)(watch.wait(saw(IN_DELETE_SELF)))
+    finally:
+        watch.close()
     assert not (mounted.path / "doomed.jpg").exists()
+
+
+def test_directory_watchers_see_remote_changes(mounted: Mount, library: Library,
+                                               emulator: EmulatorProcess) -> None:
+    """A file manager watching a folder sees files appear, get renamed and vanish remotely."""
+    os.listdir(mounted.path / "Site")
+    watch = Watch(mounted.path / "Site")
+    site = library.ids["site"]
+    try:
+        extra = api_call(emulator, library,
+                         lambda c: c.upload_file(image_bytes((9, 1, 9)), "arrived.jpg"))
+        api_call(emulator, library, lambda c: c.move_files([extra.image_id], site))
+        # created in Site, or created at the root and then moved in
+        arrived = saw(IN_CREATE | IN_MOVED_TO, "arrived.jpg")
+        assert arrived(watch.wait(arrived))
+        api_call(emulator, library, lambda c: c.update_file(extra.image_id, title="Renamed"))
+        watch.wait(saw(IN_MOVED_TO, "Renamed.jpg"))
+        assert saw(IN_MOVED_FROM, "arrived.jpg")(watch.events)
+        assert saw(IN_MOVED_TO, "Renamed.jpg")(watch.events)
+        api_call(emulator, library, lambda c: c.delete_file(extra.image_id))
+        assert saw(IN_DELETE, "Renamed.jpg")(watch.wait(saw(IN_DELETE, "Renamed.jpg")))
+    finally:
+        watch.close()
+    assert sorted(os.listdir(mounted.path / "Site")) == ["North", "Pole 1.jpg"]

@@ -127,8 +127,8 @@ async def test_remote_changes_are_picked_up_with_events(client: AionClient,
     await syncer.poll()
     beta_inode = store.folder(ids["beta"])["inode"]
     events = rec.take()
-    assert Event("entry_removed", beta_inode, alpha_inode, "Beta") in events
-    assert Event("entry_added", beta_inode, ROOT_INODE, "Beta2") in events
+    assert Event("entry_removed", beta_inode, alpha_inode, "Beta", is_dir=True) in events
+    assert Event("entry_added", beta_inode, ROOT_INODE, "Beta2", is_dir=True) in events
 
     # delete a file
     await client.delete_file(ids["b1.jpg"])

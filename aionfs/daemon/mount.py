@@ -25,6 +25,7 @@ import trio
 from ..api import AionClient, ApiSettings, Priority
 from ..api.errors import ApiError, AuthError
 from ..cache.content import ContentCache
+from ..fs.echo import Echoes
 from ..fs.ops import AionOperations
 from ..fs.view import LibraryView
 from ..store import Store
@@ -45,7 +46,9 @@ class MountOptions:
     poll_interval: float = 60.0
     revalidate_interval: float = 900.0
     read_timeout: float = 5.0
-    read_only: bool = True
+    #: the kernel's `ro` flag; without it writes are still refused (EROFS) by the
+    #: handlers, but remote changes can be replayed for inotify watchers
+    read_only: bool = False
     unlimited: bool = False
 
 
@@ -101,8 +104,9 @@ async def serve(settings: ApiSettings, opts: MountOptions,
             log.warning("the API is unreachable (%s); serving the cached library", exc)
         cache = ContentCache(opts.store_path.parent, store, client,
                              capacity=opts.cache_size, read_timeout=opts.read_timeout)
-        view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=opts.read_only)
-        ops = AionOperations(view, syncer, cache)
+        view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=True)
+        echoes = Echoes(opts.mountpoint.resolve(), store.dir_path, enabled=not opts.read_only)
+        ops = AionOperations(view, syncer, cache, echoes)
         syncer.subscribe(ops.on_events)
         fuse_options = set(pyfuse3.default_options)
         fuse_options |= {"fsname=aionfs:" + settings.base_url.split("//", 1)[1].split("/")[0],
@@ -130,6 +134,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                 nursery.start_soon(fuse_loop)
                 nursery.start_soon(_on_signals, opts.mountpoint)
                 nursery.start_soon(cache.keep_pinned)
+                nursery.start_soon(echoes.run)
                 await nursery.start(lambda task_status: syncer.run(
                     poll_interval=opts.poll_interval,
                     revalidate_interval=opts.revalidate_interval, task_status=task_status))

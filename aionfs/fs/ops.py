@@ -5,7 +5,9 @@ the content cache, and their exceptions into errnos (each cause logged
 once). Kernel caching is generous — long entry and attribute timeouts,
 `keep_cache` on open — and kept honest by invalidating whatever the sync
 engine reports as changed; a remote delete is sent to the kernel as a
-delete notification so that inotify watchers (file managers) see it.
+delete notification, and every remote change of a name is replayed through
+the mount (`echo.py`) so that inotify watchers of the directory (file
+managers) see it.
 
 Directory listings are computed once per open directory handle; readdir
 offsets are indexes into that snapshot, so they stay stable while the
@@ -18,6 +20,7 @@ import errno
 import itertools
 import logging
 import os
+import stat
 from collections import Counter
 from typing import Any
 
@@ -29,6 +32,7 @@ from ..api.errors import ApiError, AuthError
 from ..cache.content import CacheMiss, ContentCache
 from ..store import Event
 from ..sync import Syncer
+from .echo import Echoes
 from .view import XATTRS, Attr, FsError, LibraryView, desktop_entry
 
 log = logging.getLogger(__name__)
@@ -43,9 +47,11 @@ class AionOperations(pyfuse3.Operations):
     supports_dot_lookup = False
     enable_writeback_cache = False
 
-    def __init__(self, view: LibraryView, syncer: Syncer, cache: ContentCache) -> None:
+    def __init__(self, view: LibraryView, syncer: Syncer, cache: ContentCache,
+                 echoes: Echoes) -> None:
         super().__init__()
         self.view = view
+        self.echoes = echoes
         self.syncer = syncer
         self.cache = cache
         self.lookups: Counter[int] = Counter()
@@ -76,6 +82,30 @@ class AionOperations(pyfuse3.Operations):
         e.st_blocks = attr.blocks
         e.st_atime_ns = e.st_mtime_ns = e.st_ctime_ns = attr.mtime_ns
         return e
+
+    def _echo_entry(self, inode: int, is_dir: bool) -> pyfuse3.EntryAttributes:
+        """An entry for the echo worker, cached by the kernel for no time at all."""
+        try:
+            e = self._entry(self.view.attr(inode, is_dir))
+        except FsError:  # deleted: the kernel needs only a name to remove
+            e = self._entry(Attr(inode, is_dir, 0, (stat.S_IFDIR | 0o755) if is_dir
+                                 else (stat.S_IFREG | 0o444), 0, os.getuid(), os.getgid()))
+        e.entry_timeout = e.attr_timeout = 0
+        self.lookups[inode] += 1
+        return e
+
+    def _echoed_entry(self, kind: str, parent: int, name: bytes, ctx: Any
+                      ) -> pyfuse3.EntryAttributes:
+        """mknod/mkdir made by the echo worker: the entry that appeared remotely."""
+        echo = self.echoes.acknowledge(kind, ctx.pid, dst=(parent, os.fsdecode(name)))
+        if echo is None:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        try:
+            entry = self._entry(self.view.attr(echo.inode, echo.is_dir))
+        except FsError as exc:
+            raise pyfuse3.FUSEError(exc.errno) from None
+        self.lookups[echo.inode] += 1
+        return entry
 
     def _fail(self, exc: Exception, errno_: int, what: str) -> pyfuse3.FUSEError:
         """Log the cause once per distinct message; return the FUSEError to raise."""
@@ -109,6 +139,12 @@ class AionOperations(pyfuse3.Operations):
 
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None
                      ) -> pyfuse3.EntryAttributes:
+        if self.echoes.current is not None and ctx is not None:
+            before = self.echoes.before(parent_inode, os.fsdecode(name), ctx.pid)
+            if before == -1:
+                raise pyfuse3.FUSEError(errno.ENOENT)
+            if before is not None:
+                return self._echo_entry(before, self.echoes.current.is_dir)
         try:
             attr = self.view.lookup(parent_inode, os.fsdecode(name))
         except FsError:
@@ -267,28 +303,33 @@ class AionOperations(pyfuse3.Operations):
     async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
         raise pyfuse3.FUSEError(errno.EROFS)
 
-    # -- writes: refused on this (read-only) mount ------------------------------------------
+    # -- writes: refused (writing is not built yet), except the echo worker's -------------
 
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: Any) -> Any:
         raise pyfuse3.FUSEError(errno.EROFS)
 
     async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> Any:
-        raise pyfuse3.FUSEError(errno.EROFS)
+        return self._echoed_entry("mkdir", parent_inode, name, ctx)
 
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
                     ctx: Any) -> Any:
-        raise pyfuse3.FUSEError(errno.EROFS)
+        return self._echoed_entry("mknod", parent_inode, name, ctx)
 
     async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
-        raise pyfuse3.FUSEError(errno.EROFS)
+        if not self.echoes.acknowledge("unlink", ctx.pid, src=(parent_inode, os.fsdecode(name))):
+            raise pyfuse3.FUSEError(errno.EROFS)
 
     async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
-        raise pyfuse3.FUSEError(errno.EROFS)
+        if not self.echoes.acknowledge("rmdir", ctx.pid, src=(parent_inode, os.fsdecode(name))):
+            raise pyfuse3.FUSEError(errno.EROFS)
 
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
                      name_new: bytes, flags: int, ctx: Any) -> None:
-        raise pyfuse3.FUSEError(errno.EROFS)
+        if flags or not self.echoes.acknowledge(
+                "rename", ctx.pid, src=(parent_inode_old, os.fsdecode(name_old)),
+                dst=(parent_inode_new, os.fsdecode(name_new))):
+            raise pyfuse3.FUSEError(errno.EROFS)
 
     async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> Any:
         raise pyfuse3.FUSEError(errno.EROFS)
@@ -307,6 +348,7 @@ class AionOperations(pyfuse3.Operations):
         self._xattr_names.clear()
         if not self.mounted:
             return
+        self.echoes.submit(events)
         gone = {e.inode for e in events if e.kind == "gone"}
         for e in events:
             try:

@@ -39,6 +39,7 @@ class Event:
     inode: int
     parent: int | None = None
     name: str | None = None
+    is_dir: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,18 @@ class Store:
         """Every (parent, name) an inode is shown under."""
         return [(r[0], r[1]) for r in self.db.execute(
             "SELECT parent_inode, name FROM entries WHERE inode=?", (inode,))]
+
+    def dir_path(self, inode: int) -> str | None:
+        """A directory's path below the root ('' for the root), None if not shown."""
+        parts: list[str] = []
+        while inode != ROOT_INODE:
+            row = self.db.execute("SELECT parent_inode, name FROM entries WHERE inode=? "
+                                  "AND is_dir=1", (inode,)).fetchone()
+            if row is None or len(parts) > 256:
+                return None
+            parts.append(row[1])
+            inode = row[0]
+        return "/".join(reversed(parts))
 
     def resolve(self, path: str) -> Entry | None:
         """A slash-separated path from the root to its entry."""
@@ -383,8 +396,11 @@ class Store:
                                              r["media_type"], r["domain"]),
                 r["created_at"], r["id"]))
             is_dir[r["inode"]] = False
-        existing = {r[1]: r[0] for r in self.db.execute(
-            "SELECT name, inode FROM entries WHERE parent_inode=?", (parent,))}
+        existing: dict[int, str] = {}
+        for name, inode, was_dir in self.db.execute(
+                "SELECT name, inode, is_dir FROM entries WHERE parent_inode=?", (parent,)):
+            existing[inode] = name
+            is_dir.setdefault(inode, bool(was_dir))
         reserved = naming.VIRTUAL_ROOT_NAMES if parent == ROOT_INODE else frozenset()
         names = naming.assign(children, existing, reserved)
         events: list[Event] = []
@@ -392,20 +408,21 @@ class Store:
             if names.get(inode) != old:
                 self.db.execute("DELETE FROM entries WHERE parent_inode=? AND name=?",
                                 (parent, old))
-                events.append(Event("entry_removed", inode, parent, old))
+                events.append(Event("entry_removed", inode, parent, old, is_dir[inode]))
         for inode, name in names.items():
             if existing.get(inode) != name:
                 self.db.execute("INSERT OR REPLACE INTO entries(parent_inode, name, inode, "
                                 "is_dir) VALUES (?,?,?,?)", (parent, name, inode,
                                                             int(is_dir[inode])))
-                events.append(Event("entry_added", inode, parent, name))
+                events.append(Event("entry_added", inode, parent, name, is_dir[inode]))
         return events
 
     def remove_entries_of(self, inodes: Iterable[int]) -> list[Event]:
         events = []
         for inode in inodes:
-            for parent, name in self.names_of(inode):
-                events.append(Event("entry_removed", inode, parent, name))
+            for parent, name, is_dir in self.db.execute(
+                    "SELECT parent_inode, name, is_dir FROM entries WHERE inode=?", (inode,)):
+                events.append(Event("entry_removed", inode, parent, name, bool(is_dir)))
             self.db.execute("DELETE FROM entries WHERE inode=?", (inode,))
             events.append(Event("gone", inode))
         return events
