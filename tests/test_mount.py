@@ -22,7 +22,7 @@ import trio
 from PIL import Image
 
 from aionfs.api import AionClient
-from tests.conftest import EmulatorProcess, make_client
+from tests.conftest import EmulatorProcess, make_client, start_emulator, stop_emulator
 from tests.media import image_bytes
 
 T = TypeVar("T")
@@ -294,21 +294,59 @@ def test_remote_changes_reach_the_mount(mounted: Mount, library: Library,
     wait_for(lambda: (mounted.path / "wide.webp").exists())
 
 
-def test_offline_serves_the_cache_and_fails_fast(mounted: Mount, library: Library,
-                                                 emulator: EmulatorProcess) -> None:
-    cached = (mounted.path / "Notes.txt").read_bytes()
-    emulator.set_faults(library.key, "down:1")
+def test_offline_serves_the_cache_and_fails_fast(tmp_path: Path) -> None:
+    """The server process stops: the cache keeps serving, uncached reads fail fast,
+    and everything recovers when the server comes back, without a remount."""
+    data = tmp_path / "emulator"
+    data.mkdir()
+    flags = ("--processing-delay", "0", "--semantic-latency", "0", "--plan", "professional")
+    server = start_emulator(data, *flags)
+    far = image_bytes((40, 80, 120), size=(300, 200), fmt="PNG")
+
+    async def build(c: AionClient) -> None:
+        away = await c.create_folder("Away")
+        await c.upload_file(b"kept offline\n", "kept.txt")
+        res = await c.upload_file(far, "far.png")
+        await c.move_files([res.image_id], away.id)
+
+    m: Mount | None = None
     try:
-        assert "Site" in os.listdir(mounted.path)
-        assert (mounted.path / "Notes.txt").read_bytes() == cached
+        trio.run(lambda: _with_client(server, build))
+        m = mount(server, server.api_key, tmp_path / "m", tmp_path / "c")
+        assert (m.path / "kept.txt").read_bytes() == b"kept offline\n"
+        assert os.listdir(m.path / "Away") == ["far.png"]
+        port = server.base_url.split(":")[2].split("/")[0]
+        stop_emulator(server)
+
+        assert sorted(os.listdir(m.path)) == ["Away", "kept.txt"]
+        assert (m.path / "kept.txt").read_bytes() == b"kept offline\n"
+        assert os.getxattr(m.path / "Away/far.png", "user.aion.id")
         started = time.monotonic()
         with pytest.raises(OSError) as info:
-            (mounted.path / "Site/North/crack.png").read_bytes()
+            (m.path / "Away/far.png").read_bytes()
         assert info.value.errno == errno.EIO
-        assert time.monotonic() - started < 10
+        assert time.monotonic() - started < 10  # --read-timeout 2, never a hang
+
+        server = start_emulator(data, *flags, "--port", port)
+        wait_for(lambda: _readable(m.path / "Away/far.png") == far, timeout=30)
+        trio.run(lambda: _with_client(server, lambda c: c.upload_file(b"new", "after.txt")))
+        wait_for(lambda: (m.path / "after.txt").exists(), timeout=60)  # sync resumed
     finally:
-        emulator.set_faults(library.key, "")
-    assert (mounted.path / "Site/North/crack.png").read_bytes()  # back online
+        if m is not None:
+            m.unmount()
+        stop_emulator(server)
+
+
+async def _with_client(server: EmulatorProcess, fn: Callable[[AionClient], Awaitable[T]]) -> T:
+    async with make_client(server, server.api_key) as c:
+        return await fn(c)
+
+
+def _readable(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def test_inodes_are_stable_across_remounts(emulator: EmulatorProcess, library: Library,
