@@ -185,6 +185,10 @@ def test_tree_bytes_and_xattrs_match_the_api(mounted: Mount, library: Library,
     with pytest.raises(OSError) as info:
         os.getxattr(mounted.path / "Notes.txt", "user.aion.nothing")
     assert info.value.errno == errno.ENODATA
+    for other in ("security.selinux", "system.posix_acl_access", "trusted.x"):
+        with pytest.raises(OSError) as info:  # "not supported" lets ls -l stop asking
+            os.getxattr(mounted.path / "Notes.txt", other)
+        assert info.value.errno == errno.EOPNOTSUPP, other
     link = (mounted.path / "Manual.desktop").read_text()
     assert "Type=Link" in link and "URL=https://example.com/manual" in link
     assert os.stat(mounted.path / "Site").st_mode & 0o777 == 0o755

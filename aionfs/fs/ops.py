@@ -266,8 +266,10 @@ class AionOperations(pyfuse3.Operations):
         return listed
 
     async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
-        if not name.startswith(b"user."):  # security.*, system.posix_acl_*: asked by ls -l
-            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        if not name.startswith(b"user."):
+            # Security labels and ACLs are not supported, and saying so (rather than
+            # "no such attribute") lets `ls -l` stop asking for every file of the mount.
+            raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
         key = name.decode("utf-8", "replace")
         try:
             values = self.view.xattrs(inode)

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from ..store import ROOT_INODE, Store
+from ..store.db import ATTR_COLUMNS
 
 XATTR_PREFIX = "user."
 XATTRS = ("user.aion.id", "user.aion.title", "user.aion.tags", "user.aion.description",
@@ -124,7 +125,7 @@ class LibraryView:
         if self.folder_key(inode) is None:
             raise FsError(errno.ENOTDIR)
         out = []
-        for entry, row in self.store.list_dir_with_files(inode):
+        for entry, row in self.store.list_dir_with_files(inode, ATTR_COLUMNS):
             if entry.is_dir:
                 out.append((entry.name, self.attr(entry.inode, True)))
             elif row is not None and row["id"] is not None:
