@@ -175,10 +175,19 @@ def _parse_size(text: str) -> int:
               help="Seconds after which a listed folder is listed again (renames, retags).")
 @click.option("--read-timeout", default=5.0, show_default=True, type=click.FloatRange(0.1),
               help="Seconds a read waits for bytes not yet cached before failing (EIO).")
+@click.option("--rank-names", is_flag=True,
+              help="Prefix search results with their rank (001 name.jpg), so that file "
+                   "managers sorting by name show the best match first.")
+@click.option("--hide-views", is_flag=True,
+              help="Leave search/, text/, colors/, tags/ and by-date/ out of the root "
+                   "listing (they stay reachable by path).")
+@click.option("--query-ttl", default=600.0, show_default=True, type=click.FloatRange(1),
+              help="Seconds a query's results are served before being asked again.")
 @click.option("--ready-fd", type=int, default=None, hidden=True)
 def mount(mountpoint: Path, cache_dir: Path | None, plan: str | None, rpm: int | None,
           foreground: bool, read_only: bool, cache_size: str | None, poll_interval: float,
-          revalidate_interval: float, read_timeout: float, ready_fd: int | None) -> None:
+          revalidate_interval: float, read_timeout: float, rank_names: bool, hide_views: bool,
+          query_ttl: float, ready_fd: int | None) -> None:
     """Mount the library at MOUNTPOINT.
 
     Without --foreground it returns once the mount answers (or fails with
@@ -211,7 +220,8 @@ def mount(mountpoint: Path, cache_dir: Path | None, plan: str | None, rpm: int |
     opts = MountOptions(mountpoint=mountpoint, store_path=store_path, cache_size=size,
                         poll_interval=poll_interval, read_timeout=read_timeout,
                         revalidate_interval=revalidate_interval,
-                        read_only=read_only, unlimited=rpm == 0)
+                        read_only=read_only, unlimited=rpm == 0, rank_names=rank_names,
+                        hide_views=hide_views, query_ttl=query_ttl)
     sys.exit(_run_mount(settings, opts, ready_fd))
 
 

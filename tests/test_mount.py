@@ -7,7 +7,6 @@ import hashlib
 import io
 import os
 import random
-import re
 import subprocess
 import sys
 import threading
@@ -24,43 +23,11 @@ from PIL import Image
 from aionfs.api import AionClient
 from tests.conftest import EmulatorProcess, make_client, start_emulator, stop_emulator
 from tests.media import image_bytes
+from tests.mounting import VIEWS, Mount, api_call, mount, wait_for
 
 T = TypeVar("T")
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
-
-
-@dataclass
-class Mount:
-    path: Path
-    cache: Path
-    env: dict[str, str]
-    pid: int
-
-    def unmount(self) -> None:
-        if os.path.ismount(self.path):
-            subprocess.run(["fusermount3", "-u", "-z", str(self.path)], check=False)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                os.kill(self.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-        os.kill(self.pid, 9)  # only the daemon this test started
-
-
-def mount(emulator: EmulatorProcess, key: str, where: Path, cache: Path,
-          *extra: str) -> Mount:
-    env = {**os.environ, "AIONVISION_API_KEY": key, "AIONVISION_BASE_URL": emulator.base_url}
-    where.mkdir(exist_ok=True)
-    res = subprocess.run([sys.executable, "-m", "aionfs", "mount", str(where), "--cache-dir",
-                          str(cache), "--rpm", "0", "--poll-interval", "0.3", "--revalidate-interval", "1",
-                          "--read-timeout", "2", "--cache-size", "64M", *extra], env=env, capture_output=True,
-                         text=True, timeout=60)
-    assert res.returncode == 0, res.stderr
-    pid = int(re.search(r"daemon pid (\d+)", res.stdout)[1])  # type: ignore[index]
-    return Mount(where, cache, env, pid)
 
 
 @dataclass
@@ -126,26 +93,14 @@ def mounted(emulator: EmulatorProcess, library: Library, tmp_path: Path) -> Iter
         m.unmount()
 
 
-def api_call(emulator: EmulatorProcess, library: Library,
-             fn: Callable[[AionClient], Awaitable[T]]) -> T:
-    """One API call from a (synchronous, file-using) test."""
-    async def go() -> T:
-        async with make_client(emulator, library.key) as c:
-            return await fn(c)
-    return trio.run(go)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def walk(root: Path) -> dict[str, str]:
+    """The library tree under the mount (the virtual folders are tested in test_views)."""
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root)
+        if rel == ".":
+            assert set(dirnames) >= VIEWS
+            dirnames[:] = [d for d in dirnames if d not in VIEWS]
         for d in dirnames:
             out[os.path.normpath(os.path.join(rel, d))] = "dir"
         for f in filenames:
@@ -195,7 +150,9 @@ def test_tree_bytes_and_xattrs_match_the_api(mounted: Mount, library: Library,
     ls = subprocess.run(["ls", "-la", str(mounted.path / "Site")], capture_output=True,
                         text=True, check=True)
     assert "Pole 1.jpg" in ls.stdout and "North" in ls.stdout
-    found = subprocess.run(["find", str(mounted.path), "-name", "*.png"], capture_output=True,
+    prune = [a for v in sorted(VIEWS) for a in ("-path", str(mounted.path / v), "-o")][:-1]
+    found = subprocess.run(["find", str(mounted.path), "(", *prune, ")", "-prune", "-o",
+                            "-name", "*.png", "-print"], capture_output=True,
                            text=True, check=True).stdout.split()
     assert sorted(os.path.basename(p) for p in found) == ["big.png", "crack.png"]
 
@@ -322,7 +279,7 @@ def test_offline_serves_the_cache_and_fails_fast(tmp_path: Path) -> None:
         port = server.base_url.split(":")[2].split("/")[0]
         stop_emulator(server)
 
-        assert sorted(os.listdir(m.path)) == ["Away", "kept.txt"]
+        assert set(os.listdir(m.path)) - VIEWS == {"Away", "kept.txt"}
         assert (m.path / "kept.txt").read_bytes() == b"kept offline\n"
         assert os.getxattr(m.path / "Away/far.png", "user.aion.id")
         started = time.monotonic()

@@ -30,6 +30,7 @@ from ..fs.ops import AionOperations
 from ..fs.view import LibraryView
 from ..store import Store
 from ..sync import Syncer
+from ..views import QueryCache, VirtualTree
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ class MountOptions:
     #: handlers, but remote changes can be replayed for inotify watchers
     read_only: bool = False
     unlimited: bool = False
+    rank_names: bool = False
+    hide_views: bool = False
+    query_ttl: float = 600.0
 
 
 def pidfile_for(mountpoint: Path) -> Path:
@@ -104,9 +108,12 @@ async def serve(settings: ApiSettings, opts: MountOptions,
             log.warning("the API is unreachable (%s); serving the cached library", exc)
         cache = ContentCache(opts.store_path.parent, store, client,
                              capacity=opts.cache_size, read_timeout=opts.read_timeout)
-        view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=True)
+        view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=True, views=True)
         echoes = Echoes(opts.mountpoint.resolve(), store.dir_path, enabled=not opts.read_only)
-        ops = AionOperations(view, syncer, cache, echoes)
+        queries = QueryCache(syncer, ttl=opts.query_ttl)
+        views = VirtualTree(store, queries, view, rank_names=opts.rank_names,
+                            hidden=opts.hide_views)
+        ops = AionOperations(view, syncer, cache, echoes, views)
         syncer.subscribe(ops.on_events)
         fuse_options = set(pyfuse3.default_options)
         fuse_options |= {"fsname=aionfs:" + settings.base_url.split("//", 1)[1].split("/")[0],
@@ -135,6 +142,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                 nursery.start_soon(_on_signals, opts.mountpoint)
                 nursery.start_soon(cache.keep_pinned)
                 nursery.start_soon(echoes.run)
+                nursery.start_soon(queries.keep_saved_fresh)
                 await nursery.start(lambda task_status: syncer.run(
                     poll_interval=opts.poll_interval,
                     revalidate_interval=opts.revalidate_interval, task_status=task_status))

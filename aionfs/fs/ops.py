@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import logging
 import os
+import platform
 import stat
 from collections import Counter
 from typing import Any
@@ -28,10 +30,11 @@ import pyfuse3
 import trio
 
 from ..api import Priority
-from ..api.errors import ApiError, AuthError
+from ..api.errors import ApiError, AuthError, ValidationFailed
 from ..cache.content import CacheMiss, ContentCache
-from ..store import Event
+from ..store import ROOT_INODE, Event
 from ..sync import Syncer
+from ..views import VIRTUAL_BASE, Node, ViewError, VirtualTree
 from .echo import Echoes
 from .view import XATTRS, Attr, FsError, LibraryView, desktop_entry
 
@@ -39,8 +42,28 @@ log = logging.getLogger(__name__)
 
 ENTRY_TIMEOUT = 300.0
 ATTR_TIMEOUT = 300.0
+#: Names inside virtual folders: their membership changes without notice (a query
+#: refreshed, a tag set elsewhere), so the kernel keeps them only briefly.
+VIEW_ENTRY_TIMEOUT = 5.0
+NAME_MAX = 255
 #: How long an `ls` waits for a folder's first listing before showing what is cached.
 LIST_WAIT = 10.0
+
+
+_MKDIR_SYSCALLS = {"x86_64": {83, 258}, "aarch64": {34}}.get(platform.machine(), set())
+
+
+def _making_directory(tid: int) -> bool:
+    """Is this thread inside mkdir(2)? FUSE does not say why it looks a name up.
+
+    Reading /proc/TID/syscall needs ptrace access to the caller (same user,
+    and Yama's ptrace_scope 0); without it the answer is no (documented).
+    """
+    try:
+        with open(f"/proc/{tid}/syscall", "rb") as f:
+            return int(f.read(24).split(b" ", 1)[0]) in _MKDIR_SYSCALLS
+    except (OSError, ValueError):
+        return False
 
 
 class AionOperations(pyfuse3.Operations):
@@ -48,10 +71,11 @@ class AionOperations(pyfuse3.Operations):
     enable_writeback_cache = False
 
     def __init__(self, view: LibraryView, syncer: Syncer, cache: ContentCache,
-                 echoes: Echoes) -> None:
+                 echoes: Echoes, views: VirtualTree) -> None:
         super().__init__()
         self.view = view
         self.echoes = echoes
+        self.views = views
         self.syncer = syncer
         self.cache = cache
         self.lookups: Counter[int] = Counter()
@@ -67,14 +91,15 @@ class AionOperations(pyfuse3.Operations):
 
     # -- helpers --------------------------------------------------------------------
 
-    def _entry(self, attr: Attr) -> pyfuse3.EntryAttributes:
+    def _entry(self, attr: Attr, entry_timeout: float = ENTRY_TIMEOUT
+               ) -> pyfuse3.EntryAttributes:
         e = pyfuse3.EntryAttributes()
         e.st_ino = attr.inode
         e.generation = 0
-        e.entry_timeout = ENTRY_TIMEOUT
+        e.entry_timeout = entry_timeout
         e.attr_timeout = ATTR_TIMEOUT
         e.st_mode = attr.mode
-        e.st_nlink = 2 if attr.is_dir else 1
+        e.st_nlink = 2 if attr.is_dir else attr.nlink
         e.st_uid, e.st_gid = attr.uid, attr.gid
         e.st_rdev = 0
         e.st_size = attr.size
@@ -139,12 +164,19 @@ class AionOperations(pyfuse3.Operations):
 
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None
                      ) -> pyfuse3.EntryAttributes:
+        if len(name) > NAME_MAX:  # FUSE lets names of up to 1024 bytes through
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
         if self.echoes.current is not None and ctx is not None:
             before = self.echoes.before(parent_inode, os.fsdecode(name), ctx.pid)
             if before == -1:
                 raise pyfuse3.FUSEError(errno.ENOENT)
             if before is not None:
                 return self._echo_entry(before, self.echoes.current.is_dir)
+        if parent_inode >= VIRTUAL_BASE or parent_inode == ROOT_INODE:
+            found = await self._view_lookup(parent_inode, os.fsdecode(name), ctx)
+            if found is not None:
+                self.lookups[found.st_ino] += 1
+                return found
         try:
             attr = self.view.lookup(parent_inode, os.fsdecode(name))
         except FsError:
@@ -156,6 +188,28 @@ class AionOperations(pyfuse3.Operations):
         self.lookups[attr.inode] += 1
         return self._entry(attr)
 
+    def _node(self, inode: int) -> Node:
+        node = self.views.node(inode)
+        if node is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return node
+
+    async def _view_lookup(self, parent_inode: int, name: str, ctx: Any
+                           ) -> pyfuse3.EntryAttributes | None:
+        """Lookups in the virtual folders (None: not a virtual name at the root)."""
+        if parent_inode == ROOT_INODE:
+            top = self.views.top(name)
+            return None if top is None else self._entry(self.views.dir_attr(top))
+        node = self._node(parent_inode)
+        creating = node.path in (("search",), ("text",)) and _making_directory(ctx.pid)
+        try:
+            child, attr = await self.views.lookup(node, name, creating)
+        except KeyError:
+            raise pyfuse3.FUSEError(errno.ENOENT) from None
+        except ViewError as exc:
+            raise self._fail(exc, exc.errno, "a virtual folder") from None
+        return self._entry(attr, VIEW_ENTRY_TIMEOUT)
+
     async def forget(self, inode_list: list[tuple[int, int]]) -> None:
         for inode, count in inode_list:
             left = self.lookups[inode] - count
@@ -165,6 +219,8 @@ class AionOperations(pyfuse3.Operations):
                 self.lookups.pop(inode, None)
 
     async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        if inode >= VIRTUAL_BASE:
+            return self._entry(self.views.dir_attr(self._node(inode)))
         try:
             return self._entry(self.view.attr(inode))
         except FsError as exc:
@@ -184,24 +240,42 @@ class AionOperations(pyfuse3.Operations):
         counts = self.syncer.store.counts()
         s.f_files = counts["files"] + counts["folders"] + 1
         s.f_ffree = s.f_favail = 0
-        s.f_namemax = 255
+        s.f_namemax = NAME_MAX
         return s
 
     # -- directories ----------------------------------------------------------------------
 
     async def opendir(self, inode: int, ctx: Any) -> int:
+        if inode >= VIRTUAL_BASE:
+            listing = await self._view_listing(inode)
+        else:
+            listing = await self._listing(inode)
+        fh = next(self._fh)
+        self._dirs[fh] = listing  # a snapshot: offsets stay valid while the handle is open
+        return fh
+
+    async def _listing(self, inode: int) -> list[tuple[bytes, pyfuse3.EntryAttributes]]:
         await self._ensure_listed(inode)
         listing = self._listings.get(inode)
         if listing is None:
             try:
-                listing = [(os.fsencode(name), self._entry(attr))
-                           for name, attr in self.view.listdir(inode)]
+                entries = self.view.listdir(inode)
             except FsError as exc:
                 raise pyfuse3.FUSEError(exc.errno) from None
+            if inode == ROOT_INODE:
+                entries = sorted(entries + self.views.root_entries())
+            listing = [(os.fsencode(name), self._entry(attr)) for name, attr in entries]
             self._listings[inode] = listing
-        fh = next(self._fh)
-        self._dirs[fh] = listing  # a snapshot: offsets stay valid while the handle is open
-        return fh
+        return listing
+
+    async def _view_listing(self, inode: int) -> list[tuple[bytes, pyfuse3.EntryAttributes]]:
+        """Virtual folders are listed afresh on each open (queries expire on their own)."""
+        try:
+            entries = await self.views.listing(self._node(inode))
+        except ViewError as exc:
+            raise self._fail(exc, exc.errno, "listing a virtual folder") from None
+        return [(os.fsencode(name), self._entry(attr, VIEW_ENTRY_TIMEOUT))
+                for name, attr in entries]
 
     async def readdir(self, fh: int, start_id: int, token: Any) -> None:
         listing = self._dirs.get(fh, [])
@@ -255,6 +329,8 @@ class AionOperations(pyfuse3.Operations):
         cached = self._xattr_names.get(inode)
         if cached is not None:
             return cached
+        if inode >= VIRTUAL_BASE:
+            return []
         try:
             names = set(self.view.xattrs(inode))
         except FsError as exc:
@@ -270,6 +346,8 @@ class AionOperations(pyfuse3.Operations):
             # Security labels and ACLs are not supported, and saying so (rather than
             # "no such attribute") lets `ls -l` stop asking for every file of the mount.
             raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
+        if inode >= VIRTUAL_BASE:
+            raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
         key = name.decode("utf-8", "replace")
         try:
             values = self.view.xattrs(inode)
@@ -309,34 +387,111 @@ class AionOperations(pyfuse3.Operations):
 
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: Any) -> Any:
-        raise pyfuse3.FUSEError(errno.EROFS)
+        raise pyfuse3.FUSEError(errno.EPERM if parent_inode >= VIRTUAL_BASE else errno.EROFS)
 
     async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> Any:
+        if parent_inode >= VIRTUAL_BASE:
+            return await self._save_query(self._node(parent_inode), os.fsdecode(name))
         return self._echoed_entry("mkdir", parent_inode, name, ctx)
 
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
                     ctx: Any) -> Any:
+        if parent_inode >= VIRTUAL_BASE:
+            raise pyfuse3.FUSEError(errno.EPERM)
         return self._echoed_entry("mknod", parent_inode, name, ctx)
 
     async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        if parent_inode >= VIRTUAL_BASE:
+            return await self._untag(self._node(parent_inode), os.fsdecode(name))
         if not self.echoes.acknowledge("unlink", ctx.pid, src=(parent_inode, os.fsdecode(name))):
             raise pyfuse3.FUSEError(errno.EROFS)
 
     async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
+        if parent_inode >= VIRTUAL_BASE:
+            return self._forget_query(self._node(parent_inode), os.fsdecode(name))
         if not self.echoes.acknowledge("rmdir", ctx.pid, src=(parent_inode, os.fsdecode(name))):
             raise pyfuse3.FUSEError(errno.EROFS)
 
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
                      name_new: bytes, flags: int, ctx: Any) -> None:
+        if parent_inode_new >= VIRTUAL_BASE:
+            # `mv FILE tags/<t>/` tags the file; it stays where it is in the tree
+            entry = await self.lookup(parent_inode_old, name_old, ctx)
+            await self.forget([(entry.st_ino, 1)])  # a lookup the kernel does not count
+            await self._tag(self._node(parent_inode_new), entry.st_ino)
+            return
+        if parent_inode_old >= VIRTUAL_BASE:
+            raise pyfuse3.FUSEError(errno.EPERM)
         if flags or not self.echoes.acknowledge(
                 "rename", ctx.pid, src=(parent_inode_old, os.fsdecode(name_old)),
                 dst=(parent_inode_new, os.fsdecode(name_new))):
             raise pyfuse3.FUSEError(errno.EROFS)
 
-    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> Any:
+    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> Any:
+        if new_parent_inode >= VIRTUAL_BASE:  # `ln FILE tags/<t>/` tags the file
+            await self._tag(self._node(new_parent_inode), inode)
+            self.lookups[inode] += 1
+            return self._entry(self.view.attr(inode, False), VIEW_ENTRY_TIMEOUT)
         raise pyfuse3.FUSEError(errno.EROFS)
 
-    async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> Any:
+    # -- writes in the virtual folders --------------------------------------------------------
+
+    async def _save_query(self, parent: Node, name: str) -> pyfuse3.EntryAttributes:
+        """`mkdir search/<text>` (or text/): keep the query, listed and refreshed."""
+        if parent.path not in (("search",), ("text",)):
+            raise pyfuse3.FUSEError(errno.EPERM)
+        child = await self.views.child_dir(parent, name)
+        if child is None:
+            raise pyfuse3.FUSEError(errno.EINVAL)  # a name that cannot be a query
+        if not self.views.queries.save(parent.kind, name):
+            raise pyfuse3.FUSEError(errno.EEXIST)
+        log.info("saved the %s %r", parent.kind, name)
+        attr = self.views.dir_attr(child)
+        self.lookups[attr.inode] += 1
+        return self._entry(attr)
+
+    def _forget_query(self, parent: Node, name: str) -> None:
+        if parent.path not in (("search",), ("text",)):
+            raise pyfuse3.FUSEError(errno.EPERM)
+        if not self.views.queries.forget(parent.kind, name):
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        log.info("forgot the saved %s %r", parent.kind, name)
+
+    async def _retag(self, inode: int, change: Any) -> None:
+        row = self.syncer.store.file_by_inode(inode)
+        if row is None:
+            raise pyfuse3.FUSEError(errno.EPERM)  # only library files carry tags
+        old = json.loads(row["tags"])
+        new = change(old)
+        if new == old:
+            return
+        try:
+            with trio.fail_after(LIST_WAIT):
+                await self.syncer.client.update_file(row["id"], tags=new)
+        except ValidationFailed as exc:
+            raise self._fail(exc, errno.EINVAL, "changing tags") from None
+        except (ApiError, trio.TooSlowError) as exc:
+            raise self._fail(exc, errno.EIO, "changing tags") from None
+        self.syncer.note_tags(row["id"], new)
+
+    async def _tag(self, node: Node, inode: int) -> None:
+        if node.kind != "tags" or len(node.path) < 2:
+            raise pyfuse3.FUSEError(errno.EPERM)
+        tags = [self.views.tags()[name] for name in node.path[1:]]
+        await self._retag(inode, lambda old: old + [t for t in tags if t not in old])
+
+    async def _untag(self, node: Node, name: str) -> None:
+        """`rm tags/<a>/<b>/FILE` removes the tag <b> (the folder's own); the file stays."""
+        if node.kind != "tags" or len(node.path) < 2:
+            raise pyfuse3.FUSEError(errno.EPERM)
+        try:
+            _, attr = await self.views.lookup(node, name)
+        except KeyError:
+            raise pyfuse3.FUSEError(errno.ENOENT) from None
+        tag = self.views.tags()[node.path[-1]]
+        await self._retag(attr.inode, lambda old: [t for t in old if t != tag])
+
+    async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> Any:
         raise pyfuse3.FUSEError(errno.EROFS)
 
     async def write(self, fh: int, off: int, buf: bytes) -> int:
@@ -348,6 +503,7 @@ class AionOperations(pyfuse3.Operations):
         """Invalidate what the kernel may have cached (non-blocking calls only)."""
         self._listings.clear()  # names or attributes changed somewhere: list again
         self._xattr_names.clear()
+        self.views.changed()
         if not self.mounted:
             return
         self.echoes.submit(events)

@@ -46,6 +46,9 @@ class Attr:
     mtime_ns: int
     uid: int
     gid: int
+    #: a file shown in by-date/ and under each of its tags too counts those as links,
+    #: so that du, tar and rsync -H see one file, not several
+    nlink: int = 1
 
     @property
     def blocks(self) -> int:
@@ -56,7 +59,7 @@ def _ns(value: str | None, default: int) -> int:
     if not value:
         return default
     try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1e9)
+        return int(datetime.fromisoformat(value).timestamp() * 1e9)
     except ValueError:
         return default
 
@@ -75,8 +78,10 @@ def desktop_entry(row: Any) -> bytes:
 
 
 class LibraryView:
-    def __init__(self, store: Store, *, uid: int, gid: int, read_only: bool) -> None:
+    def __init__(self, store: Store, *, uid: int, gid: int, read_only: bool,
+                 views: bool = False) -> None:
         self.store = store
+        self.views = views
         self.uid, self.gid = uid, gid
         self.read_only = read_only
         self.mounted_ns = time.time_ns()
@@ -90,7 +95,11 @@ class LibraryView:
         size = len(desktop_entry(row)) if row["media_type"] == "link" else row["size"]
         mode = stat.S_IFREG | (0o444 if self.read_only else 0o644)
         mtime = _ns(row["updated_at"] or row["created_at"], self.mounted_ns)
-        return Attr(row["inode"], False, size, mode, mtime, self.uid, self.gid)
+        nlink = 1
+        if self.views:  # the tree, by-date/, and tags/<t>/ for each tag
+            tags = row["tags"]
+            nlink = 2 + (tags.count('"') - tags.count('\\"')) // 2  # JSON: 2 quotes a tag
+        return Attr(row["inode"], False, size, mode, mtime, self.uid, self.gid, nlink)
 
     def attr(self, inode: int, is_dir: bool | None = None) -> Attr:
         """Attributes of an inode; `is_dir`, when known, saves the query of the other kind."""

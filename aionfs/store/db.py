@@ -55,7 +55,7 @@ FILE_COLUMNS = ("id", "title", "filename", "size", "media_type", "format", "cont
                 "created_at", "content_created_at")
 #: The file columns attributes need (a link's size depends on its .desktop text).
 ATTR_COLUMNS = ("f.id, f.inode, f.size, f.media_type, f.updated_at, f.created_at, f.title, "
-                "f.domain, f.source_url, "
+                "f.domain, f.source_url, f.tags, "
                 "CASE WHEN f.media_type = 'link' THEN f.description END AS description")
 #: Columns whose change means the bytes changed (not just metadata).
 CONTENT_COLUMNS = frozenset({"size"})

@@ -23,6 +23,7 @@ Every applied change is published as store `Event`s to the subscribers.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -199,12 +200,7 @@ class Syncer:
         new, changed, content = plan.new, plan.changed - plan.new, plan.content
         report.added, report.updated = len(new), len(changed)
         with self.store.transaction():
-            touched_dirs = {folder_key}
-            for fid in changed:  # a retitle renames the entry wherever the file is shown
-                row = self.store.file(fid)
-                if row is not None and row["placement"] != "unknown":
-                    touched_dirs.add(row["folder_id"] if row["placement"] == "folder"
-                                     else ALL_FILES)
+            touched_dirs = {folder_key} | self._shown_in(changed)
             if folder_key != ALL_FILES:
                 moved = self.store.place_files(plan.ids, folder_key)
                 moved.update(self.store.place_files(plan.vanished - gone, None))
@@ -213,12 +209,7 @@ class Syncer:
             inodes = self.store.delete_files(gone)
             report.deleted = len(inodes)
             events += self.store.remove_entries_of(inodes)
-            for key in touched_dirs:
-                events += self.store.rename_dir(key)
-            for fid in changed:
-                row = self.store.file(fid)
-                if row is not None:
-                    events.append(Event("content" if fid in content else "attr", row["inode"]))
+            events += self._changed(touched_dirs, changed, content)
             self.store.set_listing(folder_key, plan.complete, plan.total)
         if not plan.complete:
             log.info("listing of %s was incomplete (%d of %d files); nothing removed",
@@ -227,6 +218,51 @@ class Syncer:
             log.info("%d files deleted remotely", len(inodes))
         self._publish(events)
         return report
+
+    def _shown_in(self, file_ids: Iterable[str]) -> set[str]:
+        """The directories showing these files (a retitle renames them there)."""
+        keys = set()
+        for fid in file_ids:
+            row = self.store.file(fid)
+            if row is not None and row["placement"] != "unknown":
+                keys.add(row["folder_id"] if row["placement"] == "folder" else ALL_FILES)
+        return keys
+
+    def _changed(self, dirs: Iterable[str], changed: set[str], content: set[str]
+                 ) -> list[Event]:
+        """Rename within `dirs`; events for files whose metadata or bytes changed."""
+        events: list[Event] = []
+        for key in dirs:
+            events += self.store.rename_dir(key)
+        for fid in changed:
+            row = self.store.file(fid)
+            if row is not None:
+                events.append(Event("content" if fid in content else "attr", row["inode"]))
+        return events
+
+    def absorb(self, items: Iterable[Any]) -> set[str]:
+        """Take in file metadata seen outside a folder listing (search results).
+
+        Placement stays the listings' business; changed metadata is applied
+        and published like any other change. Returns the ids now known.
+        """
+        rows = [file_row(item) for item in items]
+        if not rows:
+            return set()
+        with self.store.transaction():
+            new, changed, content = self.store.upsert_files(rows)
+            changed -= new
+            events = self._changed(self._shown_in(changed), changed, content)
+        self._publish(events)
+        return {r["id"] for r in rows}
+
+    def note_tags(self, file_id: str, tags: list[str]) -> None:
+        """The API accepted new tags for a file (changed through the mount)."""
+        with self.store.transaction():
+            self.store.db.execute("UPDATE files SET tags=? WHERE id=?",
+                                  (json.dumps(tags), file_id))
+            events = self._changed((), {file_id}, set())
+        self._publish(events)
 
     async def _find_gone(self, ids: set[str], priority: Priority) -> set[str]:
         """Which of these files no longer exist (the others have moved)."""

@@ -1,0 +1,219 @@
+"""Query results for the virtual folders: fetched once, kept in the store with a TTL.
+
+A query (a semantic search, a full-text search, a color search) costs one
+request; its ranked results are stored (`query_views`, `query_results`)
+and served from the store until they expire, so repeated listings within
+the TTL cost nothing, also across remounts. Results the store does not
+know yet (a file the lazy sync has not listed) are looked up by id in one
+request and taken in as metadata.
+
+Saved queries (`mkdir search/<text>`) are kept until forgotten and
+refreshed in the background at background priority. When the API fails,
+a query with earlier results serves those (logged once); one without
+fails, and the folder reports the error.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from ..api import Priority
+from ..api.errors import ApiError
+from ..store import Store
+from ..sync import Syncer
+from .colorspec import ColorQuery
+
+log = logging.getLogger(__name__)
+
+#: query kinds that can be saved (mkdir)
+SAVABLE = ("search", "text")
+#: results kept per query: the semantic search's and the color search's largest page
+SEARCH_LIMIT = 500
+COLOR_LIMIT = 200
+TEXT_LIMIT = 500
+
+
+class QueryFailed(Exception):
+    """The query could not be answered and nothing earlier is cached."""
+
+
+class QueryCache:
+    def __init__(self, syncer: Syncer, *, ttl: float = 600.0, wait: float = 10.0) -> None:
+        self.syncer = syncer
+        self.store: Store = syncer.store
+        self.client = syncer.client
+        self.ttl = ttl
+        self.wait = wait
+        self._locks: dict[tuple[str, str], trio.Lock] = {}
+        self._logged: set[tuple[str, str]] = set()
+        #: called with no arguments whenever stored results change
+        self.on_change: Callable[[], None] = lambda: None
+
+    # -- saved queries -------------------------------------------------------------
+
+    def saved(self, kind: str) -> list[str]:
+        return [r[0] for r in self.store.db.execute(
+            "SELECT query FROM query_views WHERE kind=? AND saved=1 ORDER BY query", (kind,))]
+
+    def is_saved(self, kind: str, query: str) -> bool:
+        return self.store.db.execute("SELECT 1 FROM query_views WHERE kind=? AND query=? AND "
+                                     "saved=1", (kind, query)).fetchone() is not None
+
+    def save(self, kind: str, query: str) -> bool:
+        """Keep a query (listed under its folder, refreshed); False if it already was."""
+        if self.is_saved(kind, query):
+            return False
+        with self.store.transaction():
+            self.store.db.execute(
+                "INSERT INTO query_views(kind, query, saved) VALUES (?,?,1) "
+                "ON CONFLICT(kind, query) DO UPDATE SET saved=1", (kind, query))
+        self.on_change()
+        return True
+
+    def forget(self, kind: str, query: str) -> bool:
+        if not self.is_saved(kind, query):
+            return False
+        with self.store.transaction():
+            self.store.db.execute("DELETE FROM query_views WHERE kind=? AND query=?",
+                                  (kind, query))
+            self.store.db.execute("DELETE FROM query_results WHERE kind=? AND query=?",
+                                  (kind, query))
+        self.on_change()
+        return True
+
+    # -- results ---------------------------------------------------------------------
+
+    def cached(self, kind: str, query: str) -> tuple[list[str], bool] | None:
+        """(file ids best first, still fresh) from the store; None if never fetched."""
+        row = self.store.db.execute(
+            "SELECT refreshed_at_epoch, expires_at_epoch FROM query_views WHERE kind=? AND "
+            "query=?", (kind, query)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        ids = [r[0] for r in self.store.db.execute(
+            "SELECT file_id FROM query_results WHERE kind=? AND query=? ORDER BY rank",
+            (kind, query))]
+        return ids, row[1] is not None and row[1] > time.time()
+
+    async def results(self, kind: str, query: str, color: ColorQuery | None = None,
+                      priority: Priority = Priority.INTERACTIVE) -> list[str]:
+        """File ids best first: from the store while fresh, else from the API (bounded)."""
+        cached = self.cached(kind, query)
+        if cached is not None and cached[1]:
+            return cached[0]
+        async with self._locks.setdefault((kind, query), trio.Lock()):
+            cached = self.cached(kind, query)  # a concurrent reader may have fetched it
+            if cached is not None and cached[1]:
+                return cached[0]
+            try:
+                with trio.fail_after(self.wait):
+                    return await self._refresh(kind, query, color, priority)
+            except (ApiError, trio.TooSlowError) as exc:
+                what = "no answer in time" if isinstance(exc, trio.TooSlowError) else str(exc)
+                if cached is None:
+                    raise QueryFailed(f"{kind} {query!r}: {what}") from exc
+                if (kind, query) not in self._logged:
+                    self._logged.add((kind, query))
+                    log.warning("%s %r failed (%s): serving the results from %s", kind, query,
+                                what, time.strftime("%Y-%m-%d %H:%M", time.localtime(
+                                    self._refreshed_at(kind, query))))
+                return cached[0]
+
+    def _refreshed_at(self, kind: str, query: str) -> float:
+        row = self.store.db.execute("SELECT refreshed_at_epoch FROM query_views WHERE kind=? "
+                                    "AND query=?", (kind, query)).fetchone()
+        return float(row[0]) if row and row[0] else 0.0
+
+    async def _refresh(self, kind: str, query: str, color: ColorQuery | None,
+                       priority: Priority) -> list[str]:
+        fetch: dict[str, Callable[[], Awaitable[list[tuple[str, float | None]]]]] = {
+            "search": lambda: self._search(query, priority),
+            "text": lambda: self._text(query, priority),
+            "colors": lambda: self._colors(color, priority),
+        }
+        ranked = await fetch[kind]()
+        known = await self._ensure_known([fid for fid, _ in ranked], priority)
+        ranked = [(fid, score) for fid, score in ranked if fid in known]
+        now = time.time()
+        with self.store.transaction():
+            self.store.db.execute(
+                "INSERT INTO query_views(kind, query, refreshed_at_epoch, expires_at_epoch) "
+                "VALUES (?,?,?,?) ON CONFLICT(kind, query) DO UPDATE SET "
+                "refreshed_at_epoch=excluded.refreshed_at_epoch, "
+                "expires_at_epoch=excluded.expires_at_epoch", (kind, query, now, now + self.ttl))
+            self.store.db.execute("DELETE FROM query_results WHERE kind=? AND query=?",
+                                  (kind, query))
+            self.store.db.executemany(
+                "INSERT INTO query_results(kind, query, rank, file_id, score) "
+                "VALUES (?,?,?,?,?)",
+                [(kind, query, rank, fid, score) for rank, (fid, score) in
+                 enumerate(ranked, 1)])
+        self._logged.discard((kind, query))
+        self.on_change()
+        return [fid for fid, _ in ranked]
+
+    async def _search(self, query: str, priority: Priority) -> list[tuple[str, float | None]]:
+        res = await self.client.search_images(query, limit=SEARCH_LIMIT, priority=priority)
+        hits = sorted(res.results, key=lambda h: -h.score)
+        return [(h.image_id, h.score) for h in hits]
+
+    async def _text(self, query: str, priority: Priority) -> list[tuple[str, float | None]]:
+        items: list[Any] = []
+        async for item in self.client.iter_files(search=query, priority=priority,
+                                                 page_size=100):
+            items.append(item)
+            if len(items) >= TEXT_LIMIT:
+                break
+        self.syncer.absorb(items)
+        return [(item.id, None) for item in items]
+
+    async def _colors(self, color: ColorQuery | None, priority: Priority
+                      ) -> list[tuple[str, float | None]]:
+        if color is None:
+            raise ValueError("a color query needs its ColorQuery")
+        args = {k: v for k, v in color.api_args().items() if v is not None}
+        page = await self.client.color_search(**args, limit=COLOR_LIMIT, priority=priority)
+        return [(m.image_id, m.match_score) for m in page.results]
+
+    async def _ensure_known(self, ids: list[str], priority: Priority) -> set[str]:
+        """The ids the store knows, after looking up the missing ones by id."""
+        known = self._known(ids)
+        missing = [fid for fid in ids if fid not in known]
+        for start in range(0, len(missing), 500):
+            items = [item async for item in self.client.iter_files(
+                ids=missing[start:start + 500], priority=priority, page_size=100)]
+            known |= self.syncer.absorb(items)
+        return known
+
+    def _known(self, ids: list[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            known.update(r[0] for r in self.store.db.execute(
+                f"SELECT id FROM files WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        return known
+
+    # -- background ------------------------------------------------------------------
+
+    async def keep_saved_fresh(self, interval: float = 60.0) -> None:
+        """Refresh saved queries whose results expired, one at a time."""
+        while True:
+            now = time.time()
+            due = [(r[0], r[1]) for r in self.store.db.execute(
+                "SELECT kind, query FROM query_views WHERE saved=1 AND "
+                "(expires_at_epoch IS NULL OR expires_at_epoch <= ?) ORDER BY "
+                "expires_at_epoch", (now,))]
+            for kind, query in due:
+                try:
+                    async with self._locks.setdefault((kind, query), trio.Lock()):
+                        await self._refresh(kind, query, None, Priority.BACKGROUND)
+                except ApiError as exc:
+                    log.info("refreshing the saved %s %r failed: %s", kind, query, exc)
+                    break  # the API is unwell: try again next round
+            await trio.sleep(min(interval, self.ttl) if math.isfinite(self.ttl) else interval)

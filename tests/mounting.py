@@ -1,0 +1,75 @@
+"""Mounting from tests: a daemon we start, wait for, and always unmount."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import trio
+
+from aionfs.api import AionClient
+from tests.conftest import EmulatorProcess, make_client
+
+T = TypeVar("T")
+#: the virtual folders at the root of every mount
+VIEWS = {"search", "text", "colors", "tags", "by-date"}
+
+
+class HasKey(Protocol):
+    key: str
+
+
+@dataclass
+class Mount:
+    path: Path
+    cache: Path
+    env: dict[str, str]
+    pid: int
+
+    def unmount(self) -> None:
+        if os.path.ismount(self.path):
+            subprocess.run(["fusermount3", "-u", "-z", str(self.path)], check=False)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+        os.kill(self.pid, 9)  # only the daemon this test started
+
+
+def mount(emulator: EmulatorProcess, key: str, where: Path, cache: Path,
+          *extra: str) -> Mount:
+    env = {**os.environ, "AIONVISION_API_KEY": key, "AIONVISION_BASE_URL": emulator.base_url}
+    where.mkdir(exist_ok=True)
+    res = subprocess.run([sys.executable, "-m", "aionfs", "mount", str(where), "--cache-dir",
+                          str(cache), "--rpm", "0", "--poll-interval", "0.3", "--revalidate-interval", "1",
+                          "--read-timeout", "2", "--cache-size", "64M", *extra], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    pid = int(re.search(r"daemon pid (\d+)", res.stdout)[1])  # type: ignore[index]
+    return Mount(where, cache, env, pid)
+
+
+def api_call(emulator: EmulatorProcess, library: HasKey,
+             fn: Callable[[AionClient], Awaitable[T]]) -> T:
+    """One API call from a (synchronous, file-using) test."""
+    async def go() -> T:
+        async with make_client(emulator, library.key) as c:
+            return await fn(c)
+    return trio.run(go)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
