@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import time
 from collections import Counter
@@ -178,6 +179,20 @@ def test_tag_folders_add_and_remove_tags_and_nothing_else(mounted: Mount, lib: L
     assert (m / "sky.png").exists() and "sky.png" in os.listdir(m)
     assert os.getxattr(m / "sky.png", "user.aion.tags") == b"sky,wood"
     os.unlink(m / "tags/wood/sky.png")
+    assert call(emulator, lib, lambda c: c.get_file(sky)).tags == ["sky"]
+    original = (m / "sky.png").read_bytes()
+    shutil.copyfile(m / "sky.png", m / "tags/red/sky.png")  # cp FILE tags/red/
+    assert call(emulator, lib, lambda c: c.get_file(sky)).tags == ["sky", "red"]
+    assert os.stat(m / "tags/red/sky.png").st_ino == os.stat(m / "sky.png").st_ino
+    os.unlink(m / "tags/red/sky.png")
+    # Bytes that are no library file are refused, and change nothing.
+    expect_errno(errno.EPERM, lambda: (m / "tags/red/elsewhere.png").write_bytes(b"x"))
+    with pytest.raises(OSError) as info:
+        with open(m / "tags/red/sky.png", "wb") as f:
+            f.write(b"not the picture")
+    assert info.value.errno == errno.EPERM
+    assert (m / "sky.png").read_bytes() == original
+    assert "sky.png" not in os.listdir(m / "tags/red")
     after = call(emulator, lib, lambda c: c.get_file(sky))
     assert after.tags == ["sky"]
     assert (after.title, after.size_bytes, after.upload_description) == (
@@ -234,8 +249,10 @@ def test_offline_views_serve_earlier_results(mounted: Mount, lib: Lib,
 def test_repeated_listings_within_the_ttl_cost_no_requests(emulator: EmulatorProcess, lib: Lib,
                                                            tmp_path: Path) -> None:
     m = mount(emulator, lib.key, tmp_path / "m", tmp_path / "c", "--query-ttl", "600",
-              "--rank-names")
+              "--rank-names", "--hide-views")
     try:
+        assert not VIEWS & set(os.listdir(m.path))  # hidden from crawlers,
+        assert "roof" in os.listdir(m.path / "tags")  # still there by path
         names = os.listdir(m.path / "search/roof")
         assert names and names[0].startswith("001 ")
         os.listdir(m.path / "colors")  # the families: asked once, then kept

@@ -16,6 +16,7 @@ handle is open.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import json
@@ -36,6 +37,7 @@ from ..store import ROOT_INODE, Event
 from ..sync import Syncer
 from ..views import VIRTUAL_BASE, Node, ViewError, VirtualTree
 from .echo import Echoes
+from .tagcopy import CopyRefused, TagCopy
 from .view import XATTRS, Attr, FsError, LibraryView, desktop_entry
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,8 @@ class AionOperations(pyfuse3.Operations):
         self._listed: set[int] = set()
         self._xattr_names: dict[int, list[bytes]] = {}
         self._files: dict[int, tuple[str, bytes | None]] = {}  # fh → (file id, link bytes)
+        self._copies: dict[int, TagCopy] = {}  # fh → a copy into tags/<t>/ being made
+        self._copy_inodes: dict[int, TagCopy] = {}
         self._fh = itertools.count(1)
         self._logged: set[str] = set()
         self.mounted = False
@@ -220,6 +224,9 @@ class AionOperations(pyfuse3.Operations):
 
     async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
         if inode >= VIRTUAL_BASE:
+            copy = self._copy_inodes.get(inode)
+            if copy is not None:
+                return self._copy_entry(copy)
             return self._entry(self.views.dir_attr(self._node(inode)))
         try:
             return self._entry(self.view.attr(inode))
@@ -228,7 +235,12 @@ class AionOperations(pyfuse3.Operations):
 
     async def setattr(self, inode: int, attr: Any, fields: Any, fh: int | None,
                       ctx: Any) -> pyfuse3.EntryAttributes:
-        raise pyfuse3.FUSEError(errno.EROFS)
+        copy = self._copy_inodes.get(inode)
+        if copy is None:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        if fields.update_size:
+            copy.truncate(attr.st_size)
+        return self._copy_entry(copy)  # modes and times of a copy are not kept
 
     async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:
         s = pyfuse3.StatvfsData()
@@ -318,6 +330,16 @@ class AionOperations(pyfuse3.Operations):
             raise self._fail(exc, errno.ESTALE, f"read of {file_id}") from None
 
     async def release(self, fh: int) -> None:
+        copy = self._copies.pop(fh, None)
+        if copy is not None:
+            del self._copy_inodes[copy.inode]
+            if copy.matched is None and copy.refused is None:  # closed without a flush
+                with contextlib.suppress(pyfuse3.FUSEError):  # _fail logged why
+                    await self._finish_copy(copy)
+            # the name now stands for the library file itself (or nothing): ask us again
+            pyfuse3.invalidate_entry_async(copy.parent, os.fsencode(copy.name),
+                                           ignore_enoent=True)
+            return
         file_id, inline = self._files.pop(fh, ("", b""))
         if inline is None:
             self.cache.release(file_id)
@@ -387,7 +409,43 @@ class AionOperations(pyfuse3.Operations):
 
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: Any) -> Any:
-        raise pyfuse3.FUSEError(errno.EPERM if parent_inode >= VIRTUAL_BASE else errno.EROFS)
+        if parent_inode < VIRTUAL_BASE:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        node = self._node(parent_inode)
+        text = os.fsdecode(name)
+        candidates = self.syncer.store.files_named(text)
+        if node.kind != "tags" or len(node.path) < 2 or not candidates:
+            raise pyfuse3.FUSEError(errno.EPERM)  # only copies of library files, into tags
+        copy = TagCopy(self.views.scratch_inode(), parent_inode, text, candidates)
+        fh = next(self._fh)
+        self._copies[fh] = self._copy_inodes[copy.inode] = copy
+        return pyfuse3.FileInfo(fh=fh), self._copy_entry(copy)
+
+    def _copy_entry(self, copy: TagCopy) -> pyfuse3.EntryAttributes:
+        e = self._entry(Attr(copy.inode, False, len(copy.data), stat.S_IFREG | 0o644,
+                             self.view.mounted_ns, os.getuid(), os.getgid()), 0)
+        e.attr_timeout = 0
+        return e
+
+    async def _finish_copy(self, copy: TagCopy) -> None:
+        """The copy is complete: if it is a library file's bytes, tag that file."""
+        async def read(inode: int, size: int) -> bytes:
+            row = self.view.file_row(inode)
+            self.cache.open(row["id"])
+            try:
+                pieces = [await self.cache.read(row["id"], off, 1 << 20)
+                          for off in range(0, size, 1 << 20)]
+            finally:
+                self.cache.release(row["id"])
+            return b"".join(pieces)
+
+        try:
+            inode = await copy.verify(read)
+        except CopyRefused as exc:
+            raise self._fail(exc, errno.EPERM, "copying into a tag folder") from None
+        except (CacheMiss, FsError) as exc:
+            raise self._fail(exc, errno.EIO, "comparing a copy with the library") from None
+        await self._tag(self._node(copy.parent), inode)
 
     async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> Any:
         if parent_inode >= VIRTUAL_BASE:
@@ -495,7 +553,18 @@ class AionOperations(pyfuse3.Operations):
         raise pyfuse3.FUSEError(errno.EROFS)
 
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        raise pyfuse3.FUSEError(errno.EROFS)
+        copy = self._copies.get(fh)
+        if copy is None:
+            raise pyfuse3.FUSEError(errno.EROFS)
+        try:
+            return copy.write(off, buf)
+        except CopyRefused as exc:
+            raise self._fail(exc, errno.EPERM, "copying into a tag folder") from None
+
+    async def flush(self, fh: int) -> None:
+        copy = self._copies.get(fh)
+        if copy is not None:
+            await self._finish_copy(copy)
 
     # -- change notifications from sync ---------------------------------------------------------
 

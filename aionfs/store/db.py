@@ -194,6 +194,12 @@ class Store:
             "ON f.inode = e.inode WHERE e.parent_inode=? ORDER BY e.name", (parent_inode,))
         return [(Entry(r[0], r[1], bool(r[2])), None if r[2] else r) for r in rows]
 
+    def files_named(self, name: str) -> list[tuple[int, int]]:
+        """(inode, size) of the files shown under this name in any folder."""
+        return [(r[0], r[1]) for r in self.db.execute(
+            "SELECT f.inode, f.size FROM entries e JOIN files f ON f.inode = e.inode "
+            "WHERE e.name=? AND e.is_dir=0 AND f.media_type IS NOT 'link'", (name,))]
+
     def names_of(self, inode: int) -> list[tuple[int, str]]:
         """Every (parent, name) an inode is shown under."""
         return [(r[0], r[1]) for r in self.db.execute(

@@ -20,6 +20,7 @@ most once per color family whose search returns it.
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import stat
 from collections.abc import Iterable
@@ -77,6 +78,7 @@ class VirtualTree:
         self.view = view
         self.rank_names = rank_names
         self.hidden = hidden
+        self._inodes = itertools.count(VIRTUAL_BASE)
         self._by_path: dict[tuple[str, ...], Node] = {}
         self._by_inode: dict[int, Node] = {}
         #: names given in each virtual directory, kept so names stay stable
@@ -90,10 +92,14 @@ class VirtualTree:
     def _node(self, path: tuple[str, ...]) -> Node:
         node = self._by_path.get(path)
         if node is None:
-            node = Node(path, VIRTUAL_BASE + len(self._by_path))
+            node = Node(path, next(self._inodes))
             self._by_path[path] = node
             self._by_inode[node.inode] = node
         return node
+
+    def scratch_inode(self) -> int:
+        """An inode for something short-lived in a virtual folder (a copy being made)."""
+        return next(self._inodes)
 
     def node(self, inode: int) -> Node | None:
         return self._by_inode.get(inode)
