@@ -187,9 +187,8 @@ def test_tag_folders_add_and_remove_tags_and_nothing_else(mounted: Mount, lib: L
     os.unlink(m / "tags/red/sky.png")
     # Bytes that are no library file are refused, and change nothing.
     expect_errno(errno.EPERM, lambda: (m / "tags/red/elsewhere.png").write_bytes(b"x"))
-    with pytest.raises(OSError) as info:
-        with open(m / "tags/red/sky.png", "wb") as f:
-            f.write(b"not the picture")
+    with pytest.raises(OSError) as info, open(m / "tags/red/sky.png", "wb") as f:
+        f.write(b"not the picture")
     assert info.value.errno == errno.EPERM
     assert (m / "sky.png").read_bytes() == original
     assert "sky.png" not in os.listdir(m / "tags/red")

@@ -85,6 +85,8 @@ class AionOperations(pyfuse3.Operations):
         #: directory inode → its encoded listing, until sync reports any change
         self._listings: dict[int, list[tuple[bytes, pyfuse3.EntryAttributes]]] = {}
         self._listed: set[int] = set()
+        self._view_listings: dict[int, tuple[float, list[tuple[bytes, Any]]]] = {}
+        views.queries.on_change = self._view_listings.clear
         self._xattr_names: dict[int, list[bytes]] = {}
         self._files: dict[int, tuple[str, bytes | None]] = {}  # fh → (file id, link bytes)
         self._copies: dict[int, TagCopy] = {}  # fh → a copy into tags/<t>/ being made
@@ -281,13 +283,19 @@ class AionOperations(pyfuse3.Operations):
         return listing
 
     async def _view_listing(self, inode: int) -> list[tuple[bytes, pyfuse3.EntryAttributes]]:
-        """Virtual folders are listed afresh on each open (queries expire on their own)."""
+        """Virtual listings are kept as briefly as the kernel keeps their names (their
+        queries expire on their own), and dropped at once on any change we hear of."""
+        kept = self._view_listings.get(inode)
+        if kept is not None and kept[0] > trio.current_time():
+            return kept[1]
         try:
             entries = await self.views.listing(self._node(inode))
         except ViewError as exc:
             raise self._fail(exc, exc.errno, "listing a virtual folder") from None
-        return [(os.fsencode(name), self._entry(attr, VIEW_ENTRY_TIMEOUT))
-                for name, attr in entries]
+        listing = [(os.fsencode(name), self._entry(attr, VIEW_ENTRY_TIMEOUT))
+                   for name, attr in entries]
+        self._view_listings[inode] = (trio.current_time() + VIEW_ENTRY_TIMEOUT, listing)
+        return listing
 
     async def readdir(self, fh: int, start_id: int, token: Any) -> None:
         listing = self._dirs.get(fh, [])
@@ -572,6 +580,7 @@ class AionOperations(pyfuse3.Operations):
         """Invalidate what the kernel may have cached (non-blocking calls only)."""
         self._listings.clear()  # names or attributes changed somewhere: list again
         self._xattr_names.clear()
+        self._view_listings.clear()
         self.views.changed()
         if not self.mounted:
             return
