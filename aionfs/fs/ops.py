@@ -294,7 +294,8 @@ class AionOperations(pyfuse3.Operations):
             raise self._fail(exc, exc.errno, "listing a virtual folder") from None
         listing = [(os.fsencode(name), self._entry(attr, VIEW_ENTRY_TIMEOUT))
                    for name, attr in entries]
-        self._view_listings[inode] = (trio.current_time() + VIEW_ENTRY_TIMEOUT, listing)
+        keep = min(VIEW_ENTRY_TIMEOUT, self.views.queries.ttl)
+        self._view_listings[inode] = (trio.current_time() + keep, listing)
         return listing
 
     async def readdir(self, fh: int, start_id: int, token: Any) -> None:
