@@ -64,6 +64,9 @@ class _Entry:
     def chunk_len(self, i: int) -> int:
         return min(CHUNK, self.size - i * CHUNK)
 
+    def chunk_end(self, i: int) -> int:
+        return min((i + 1) * CHUNK, self.size)
+
     @property
     def cached(self) -> int:
         return sum(self.chunk_len(i) for i in self.chunks)
@@ -278,23 +281,19 @@ class ContentCache:
         start = run[0] * CHUNK
         end = min((run[-1] + 1) * CHUNK, entry.size) - 1
         pos = start
+        next_chunk = run[0]
         try:
             for attempt in (1, 2):
                 try:
                     url = await self._url(entry.file_id, refresh=attempt == 2)
                     async with self.client.open_blob(url, start=pos, end=end) as dl:
-                        buf = bytearray()
-                        async for data in dl.chunks():
-                            buf += data
-                            while len(buf) >= CHUNK or (buf and pos + len(buf) > end):
-                                piece = bytes(buf[:CHUNK - pos % CHUNK])
-                                del buf[:len(piece)]
-                                await trio.to_thread.run_sync(os.pwrite, entry.fd, piece, pos)
-                                pos += len(piece)
-                                self.bytes_fetched += len(piece)
-                                done = (pos - 1) // CHUNK
-                                if pos % CHUNK == 0 or pos > end:
-                                    self._complete(entry, done)
+                        async for data in dl.chunks(None):  # as received: no re-chunking
+                            await trio.to_thread.run_sync(os.pwrite, entry.fd, data, pos)
+                            pos += len(data)
+                            self.bytes_fetched += len(data)
+                            while next_chunk <= run[-1] and entry.chunk_end(next_chunk) <= pos:
+                                self._complete(entry, next_chunk)
+                                next_chunk += 1
                     if pos > end:
                         break
                     raise CacheMiss("the transfer ended early")
