@@ -37,7 +37,7 @@ class FsError(Exception):
         self.errno = errno_
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Attr:
     inode: int
     is_dir: bool

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import naming
 from .schema import ROOT_INODE, migrate
@@ -42,8 +42,9 @@ class Event:
     is_dir: bool = False
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """A directory entry (a tuple: listings build thousands of them)."""
+
     name: str
     inode: int
     is_dir: bool
