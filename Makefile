@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_MOUNT ?= $(HOME)/Aion
 
-.PHONY: install sysdeps test demo bench lint clean vendor-spec
+.PHONY: install sysdeps testdeps test demo bench lint clean vendor-spec
 
 install: $(STAMP)
 
@@ -24,13 +24,18 @@ sysdeps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
 	fi
 
+# What only the tests use: rsync (copies into the mount, as users make them).
+testdeps:
+	@command -v rsync >/dev/null || { echo "installing system packages: rsync"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync; }
+
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory sysdeps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
-test: install
+test: install testdeps
 	$(BIN)/ruff check aionfs tests
 	$(BIN)/pytest -q -p no:cacheprovider
 

@@ -163,9 +163,11 @@ def _parse_size(text: str) -> int:
 @rpm_option
 @click.option("--foreground", "-f", is_flag=True, help="Stay in the foreground (systemd).")
 @click.option("--read-only", is_flag=True,
-              help="Mount with the kernel's read-only flag. (Writes are refused either way "
-                   "until writing arrives; without the flag, file managers watching a folder "
-                   "also see remote deletes, renames and additions.)")
+              help="Mount read-only: every write gets EROFS, and file managers watching a "
+                   "folder no longer see remote changes live.")
+@click.option("--write-back-delay", default=3.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds a closed file waits before upload (a file rewritten meanwhile "
+                   "is uploaded once).")
 @click.option("--cache-size", default=None, metavar="SIZE",
               help="Content cache cap, e.g. 2G (default: 10% of the free space, at most 20G).")
 @click.option("--poll-interval", default=60.0, show_default=True, type=click.FloatRange(0.1),
@@ -186,8 +188,8 @@ def _parse_size(text: str) -> int:
 @click.option("--ready-fd", type=int, default=None, hidden=True)
 def mount(mountpoint: Path, cache_dir: Path | None, plan: str | None, rpm: int | None,
           foreground: bool, read_only: bool, cache_size: str | None, poll_interval: float,
-          revalidate_interval: float, read_timeout: float, rank_names: bool, hide_views: bool,
-          query_ttl: float, ready_fd: int | None) -> None:
+          revalidate_interval: float, read_timeout: float, write_back_delay: float,
+          rank_names: bool, hide_views: bool, query_ttl: float, ready_fd: int | None) -> None:
     """Mount the library at MOUNTPOINT.
 
     Without --foreground it returns once the mount answers (or fails with
@@ -221,7 +223,8 @@ def mount(mountpoint: Path, cache_dir: Path | None, plan: str | None, rpm: int |
                         poll_interval=poll_interval, read_timeout=read_timeout,
                         revalidate_interval=revalidate_interval,
                         read_only=read_only, unlimited=rpm == 0, rank_names=rank_names,
-                        hide_views=hide_views, query_ttl=query_ttl)
+                        hide_views=hide_views, query_ttl=query_ttl,
+                        write_back_delay=write_back_delay)
     sys.exit(_run_mount(settings, opts, ready_fd))
 
 

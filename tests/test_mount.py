@@ -125,7 +125,7 @@ def test_tree_bytes_and_xattrs_match_the_api(mounted: Mount, library: Library,
         st = os.stat(mounted.path / rel)
         assert st.st_size == details.size_bytes == len(data)
         assert st.st_blocks == (st.st_size + 511) // 512
-        assert (st.st_mode & 0o777, st.st_uid) == (0o444, os.getuid())
+        assert (st.st_mode & 0o777, st.st_uid) == (0o644, os.getuid())
         xattr = {k: os.getxattr(mounted.path / rel, k).decode()
                  for k in os.listxattr(mounted.path / rel)}
         assert xattr["user.aion.id"] == fid
@@ -204,26 +204,33 @@ def test_concurrent_readers_share_downloads_then_local(
     assert blob_bytes(emulator, library, since) == 0
 
 
-def test_writes_are_refused_read_only(mounted: Mount) -> None:
+def test_a_read_only_mount_refuses_every_write(emulator: EmulatorProcess, library: Library,
+                                              tmp_path: Path) -> None:
     def open_for(path: Path, mode: str) -> None:
         with open(path, mode):
             pass
 
-    attempts = [
-        lambda: open_for(mounted.path / "new.txt", "w"),
-        lambda: open_for(mounted.path / "Notes.txt", "r+b"),
-        lambda: os.mkdir(mounted.path / "NewDir"),
-        lambda: os.unlink(mounted.path / "Notes.txt"),
-        lambda: os.rename(mounted.path / "Notes.txt", mounted.path / "N.txt"),
-        lambda: os.setxattr(mounted.path / "Notes.txt", "user.aion.title", b"x"),
-        lambda: os.rmdir(mounted.path / "Site"),
-        lambda: os.mknod(mounted.path / "node", 0o644),
-    ]
-    for attempt in attempts:
-        with pytest.raises(OSError) as info:
-            attempt()
-        assert info.value.errno == errno.EROFS
-    assert (mounted.path / "Notes.txt").exists()
+    m = mount(emulator, library.key, tmp_path / "m", tmp_path / "c", "--read-only")
+    try:
+        wait_for(lambda: (m.path / "Notes.txt").exists())
+        attempts = [
+            lambda: open_for(m.path / "new.txt", "w"),
+            lambda: open_for(m.path / "Notes.txt", "r+b"),
+            lambda: os.mkdir(m.path / "NewDir"),
+            lambda: os.unlink(m.path / "Notes.txt"),
+            lambda: os.rename(m.path / "Notes.txt", m.path / "N.txt"),
+            lambda: os.setxattr(m.path / "Notes.txt", "user.aion.title", b"x"),
+            lambda: os.rmdir(m.path / "Site"),
+            lambda: os.mknod(m.path / "node", 0o644),
+        ]
+        for attempt in attempts:
+            with pytest.raises(OSError) as info:
+                attempt()
+            assert info.value.errno == errno.EROFS
+        assert (m.path / "Notes.txt").exists()
+        assert os.stat(m.path / "Notes.txt").st_mode & 0o777 == 0o444
+    finally:
+        m.unmount()
 
 
 def test_remote_changes_reach_the_mount(mounted: Mount, library: Library,

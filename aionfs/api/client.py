@@ -444,7 +444,7 @@ class AionClient:
         while True:
             try:
                 async with self.open_blob(url.url, start=start + len(buf), end=end) as dl:
-                    async for chunk in dl.chunks():
+                    async for chunk in dl.chunks(None):
                         buf += chunk
                     want = (end + 1 - start) if end is not None else (
                         None if dl.total_size is None else dl.total_size - start)

@@ -26,10 +26,14 @@ from ..api import AionClient, ApiSettings, Priority
 from ..api.errors import ApiError, AuthError
 from ..cache.content import ContentCache
 from ..fs.echo import Echoes
+from ..fs.local import LocalFiles
 from ..fs.ops import AionOperations
 from ..fs.view import LibraryView
+from ..fs.writer import Writer
 from ..store import Store
 from ..sync import Syncer
+from ..upload.journal import Journal
+from ..upload.worker import Uploader
 from ..views import QueryCache, VirtualTree
 
 log = logging.getLogger(__name__)
@@ -54,6 +58,7 @@ class MountOptions:
     rank_names: bool = False
     hide_views: bool = False
     query_ttl: float = 600.0
+    write_back_delay: float = 3.0
 
 
 def pidfile_for(mountpoint: Path) -> Path:
@@ -108,12 +113,21 @@ async def serve(settings: ApiSettings, opts: MountOptions,
             log.warning("the API is unreachable (%s); serving the cached library", exc)
         cache = ContentCache(opts.store_path.parent, store, client,
                              capacity=opts.cache_size, read_timeout=opts.read_timeout)
-        view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=True, views=True)
+        view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=opts.read_only,
+                           views=True)
+        journal = Journal(store, opts.store_path.parent / "staging")
+        local = LocalFiles(journal, store)
+        dropped = local.load()
+        if dropped:
+            log.warning("%d files whose writing never finished (no close) were dropped", dropped)
+        uploader = Uploader(journal, syncer, delay=opts.write_back_delay, busy=local.busy,
+                            settled=local.settled)
+        writer = Writer(view, syncer, local, uploader.wake)
         echoes = Echoes(opts.mountpoint.resolve(), store.dir_path, enabled=not opts.read_only)
         queries = QueryCache(syncer, ttl=opts.query_ttl)
         views = VirtualTree(store, queries, view, rank_names=opts.rank_names,
                             hidden=opts.hide_views)
-        ops = AionOperations(view, syncer, cache, echoes, views)
+        ops = AionOperations(view, syncer, cache, echoes, views, local, writer)
         syncer.subscribe(ops.on_events)
         fuse_options = set(pyfuse3.default_options)
         fuse_options |= {"fsname=aionfs:" + settings.base_url.split("//", 1)[1].split("/")[0],
@@ -143,6 +157,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                 nursery.start_soon(cache.keep_pinned)
                 nursery.start_soon(echoes.run)
                 nursery.start_soon(queries.keep_saved_fresh)
+                nursery.start_soon(uploader.run)
                 await nursery.start(lambda task_status: syncer.run(
                     poll_interval=opts.poll_interval,
                     revalidate_interval=opts.revalidate_interval, task_status=task_status))

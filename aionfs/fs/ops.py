@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
+import inspect
 import itertools
 import json
 import logging
@@ -25,6 +27,7 @@ import os
 import platform
 import stat
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pyfuse3
@@ -37,8 +40,10 @@ from ..store import ROOT_INODE, Event
 from ..sync import Syncer
 from ..views import VIRTUAL_BASE, Node, ViewError, VirtualTree
 from .echo import Echoes
+from .local import LocalFiles
 from .tagcopy import CopyRefused, TagCopy
 from .view import XATTRS, Attr, FsError, LibraryView, desktop_entry
+from .writer import Writer
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +78,11 @@ class AionOperations(pyfuse3.Operations):
     enable_writeback_cache = False
 
     def __init__(self, view: LibraryView, syncer: Syncer, cache: ContentCache,
-                 echoes: Echoes, views: VirtualTree) -> None:
+                 echoes: Echoes, views: VirtualTree, local: LocalFiles, writer: Writer) -> None:
         super().__init__()
         self.view = view
+        self.local = local
+        self.writer = writer
         self.echoes = echoes
         self.views = views
         self.syncer = syncer
@@ -90,6 +97,7 @@ class AionOperations(pyfuse3.Operations):
         self._xattr_names: dict[int, list[bytes]] = {}
         self._files: dict[int, tuple[str, bytes | None]] = {}  # fh → (file id, link bytes)
         self._copies: dict[int, TagCopy] = {}  # fh → a copy into tags/<t>/ being made
+        self._locals: dict[int, tuple[Any, int, bool]] = {}  # fh → (LocalFile, fd, writing)
         self._copy_inodes: dict[int, TagCopy] = {}
         self._fh = itertools.count(1)
         self._logged: set[str] = set()
@@ -126,11 +134,11 @@ class AionOperations(pyfuse3.Operations):
         return e
 
     def _echoed_entry(self, kind: str, parent: int, name: bytes, ctx: Any
-                      ) -> pyfuse3.EntryAttributes:
+                      ) -> pyfuse3.EntryAttributes | None:
         """mknod/mkdir made by the echo worker: the entry that appeared remotely."""
         echo = self.echoes.acknowledge(kind, ctx.pid, dst=(parent, os.fsdecode(name)))
         if echo is None:
-            raise pyfuse3.FUSEError(errno.EROFS)
+            return None
         try:
             entry = self._entry(self.view.attr(echo.inode, echo.is_dir))
         except FsError as exc:
@@ -172,6 +180,10 @@ class AionOperations(pyfuse3.Operations):
                      ) -> pyfuse3.EntryAttributes:
         if len(name) > NAME_MAX:  # FUSE lets names of up to 1024 bytes through
             raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+        try:
+            name.decode()
+        except UnicodeDecodeError:  # no library name is anything but UTF-8
+            raise pyfuse3.FUSEError(errno.ENOENT) from None
         if self.echoes.current is not None and ctx is not None:
             before = self.echoes.before(parent_inode, os.fsdecode(name), ctx.pid)
             if before == -1:
@@ -183,6 +195,10 @@ class AionOperations(pyfuse3.Operations):
             if found is not None:
                 self.lookups[found.st_ino] += 1
                 return found
+        local = self.local.lookup(parent_inode, os.fsdecode(name))
+        if local is not None:
+            self.lookups[local.inode] += 1
+            return self._entry(self._local_attr(local))
         try:
             attr = self.view.lookup(parent_inode, os.fsdecode(name))
         except FsError:
@@ -193,6 +209,10 @@ class AionOperations(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(exc.errno) from None
         self.lookups[attr.inode] += 1
         return self._entry(attr)
+
+    def _local_attr(self, f: Any) -> Attr:
+        return Attr(f.inode, False, self.local.size(f), stat.S_IFREG | 0o644,
+                    int(f.mtime * 1e9), self.view.uid, self.view.gid)
 
     def _node(self, inode: int) -> Node:
         node = self.views.node(inode)
@@ -225,6 +245,9 @@ class AionOperations(pyfuse3.Operations):
                 self.lookups.pop(inode, None)
 
     async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
+        local = self.local.by_inode(inode)
+        if local is not None:
+            return self._entry(self._local_attr(local))
         if inode >= VIRTUAL_BASE:
             copy = self._copy_inodes.get(inode)
             if copy is not None:
@@ -238,11 +261,22 @@ class AionOperations(pyfuse3.Operations):
     async def setattr(self, inode: int, attr: Any, fields: Any, fh: int | None,
                       ctx: Any) -> pyfuse3.EntryAttributes:
         copy = self._copy_inodes.get(inode)
-        if copy is None:
-            raise pyfuse3.FUSEError(errno.EROFS)
-        if fields.update_size:
-            copy.truncate(attr.st_size)
-        return self._copy_entry(copy)  # modes and times of a copy are not kept
+        if copy is not None:
+            if fields.update_size:
+                copy.truncate(attr.st_size)
+            return self._copy_entry(copy)  # modes and times of a copy are not kept
+        local = self.local.by_inode(inode)
+        if local is not None:
+            if fields.update_size:
+                try:
+                    self.local.truncate(local, attr.st_size)
+                except FsError as exc:
+                    raise self._fail(exc, exc.errno, "truncating") from None
+                self.writer.wake_uploader()
+            return self._entry(self._local_attr(local))
+        if fields.update_size:  # editing an uploaded file in place is not supported yet
+            raise pyfuse3.FUSEError(errno.EPERM)
+        return await self.getattr(inode)  # chmod, chown, utimens: accepted, not stored
 
     async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:
         s = pyfuse3.StatvfsData()
@@ -278,6 +312,11 @@ class AionOperations(pyfuse3.Operations):
                 raise pyfuse3.FUSEError(exc.errno) from None
             if inode == ROOT_INODE:
                 entries = sorted(entries + self.views.root_entries())
+            local = self.local.in_dir(inode)
+            if local:  # written here, not uploaded yet: shadows a remote name
+                names = {f.name for f in local}
+                entries = sorted([e for e in entries if e[0] not in names]
+                                 + [(f.name, self._local_attr(f)) for f in local])
             listing = [(os.fsencode(name), self._entry(attr)) for name, attr in entries]
             self._listings[inode] = listing
         return listing
@@ -313,8 +352,15 @@ class AionOperations(pyfuse3.Operations):
     # -- files ----------------------------------------------------------------------------------
 
     async def open(self, inode: int, flags: int, ctx: Any) -> pyfuse3.FileInfo:
-        if flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND):
-            raise pyfuse3.FUSEError(errno.EROFS)
+        writing = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND))
+        local = self.local.by_inode(inode)
+        if local is not None:
+            fd = self.local.open(local, writing, bool(flags & os.O_TRUNC))
+            fh = next(self._fh)
+            self._locals[fh] = (local, fd, writing)
+            return pyfuse3.FileInfo(fh=fh, keep_cache=False)
+        if writing:  # editing an uploaded file in place is not supported yet
+            raise pyfuse3.FUSEError(errno.EPERM)
         try:
             row = self.view.file_row(inode)
         except FsError as exc:
@@ -328,6 +374,9 @@ class AionOperations(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
     async def read(self, fh: int, off: int, size: int) -> bytes:
+        local = self._locals.get(fh)
+        if local is not None:
+            return os.pread(local[1], size, off)
         file_id, inline = self._files[fh]
         if inline is not None:
             return inline[off:off + size]
@@ -349,6 +398,14 @@ class AionOperations(pyfuse3.Operations):
             pyfuse3.invalidate_entry_async(copy.parent, os.fsencode(copy.name),
                                            ignore_enoent=True)
             return
+        local = self._locals.pop(fh, None)
+        if local is not None:
+            f, fd, writing = local
+            self.local.release(f, fd, writing)
+            if writing:  # a version to upload (or keep, for scratch files)
+                self._listings.clear()
+                self.writer.wake_uploader()
+            return
         file_id, inline = self._files.pop(fh, ("", b""))
         if inline is None:
             self.cache.release(file_id)
@@ -362,6 +419,9 @@ class AionOperations(pyfuse3.Operations):
             return cached
         if inode >= VIRTUAL_BASE:
             return []
+        local = self.local.by_inode(inode)
+        if local is not None:
+            return [b"user.aion.sync_state"]
         try:
             names = set(self.view.xattrs(inode))
         except FsError as exc:
@@ -379,6 +439,12 @@ class AionOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EOPNOTSUPP)
         if inode >= VIRTUAL_BASE:
             raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+        local = self.local.by_inode(inode)
+        if local is not None:  # local, pending, uploading or failed (with the reason)
+            if name != b"user.aion.sync_state":
+                raise pyfuse3.FUSEError(pyfuse3.ENOATTR)
+            state = local.state + (f": {local.last_error}" if local.state == "failed" else "")
+            return state.encode()
         key = name.decode("utf-8", "replace")
         try:
             values = self.view.xattrs(inode)
@@ -409,17 +475,19 @@ class AionOperations(pyfuse3.Operations):
         return text.encode()
 
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
-        raise pyfuse3.FUSEError(errno.EROFS)
+        await self._write_op("setting an attribute", self.writer.set_xattr(
+            inode, name.decode("utf-8", "replace"), value))
 
     async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
-        raise pyfuse3.FUSEError(errno.EROFS)
+        await self._write_op("removing an attribute", self.writer.set_xattr(
+            inode, name.decode("utf-8", "replace"), b""))
 
     # -- writes: refused (writing is not built yet), except the echo worker's -------------
 
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: Any) -> Any:
         if parent_inode < VIRTUAL_BASE:
-            raise pyfuse3.FUSEError(errno.EROFS)
+            return self._create_local(parent_inode, os.fsdecode(name))
         node = self._node(parent_inode)
         text = os.fsdecode(name)
         candidates = self.syncer.store.files_named(text)
@@ -429,6 +497,24 @@ class AionOperations(pyfuse3.Operations):
         fh = next(self._fh)
         self._copies[fh] = self._copy_inodes[copy.inode] = copy
         return pyfuse3.FileInfo(fh=fh), self._copy_entry(copy)
+
+    def _create_local(self, parent: int, name: str) -> Any:
+        """A new file in the library: written to staging, uploaded after its last close."""
+        try:
+            self.writer.check_new_name(name)
+            key = self.view.folder_key(parent)
+            if key is None:
+                raise FsError(errno.ENOTDIR)
+            f, fd = self.local.create(parent, key, name)
+        except FsError as exc:
+            raise self._fail(exc, exc.errno, f"creating {name}") from None
+        except OSError as exc:  # the staging disk (ENOSPC and the like)
+            raise self._fail(exc, exc.errno or errno.EIO, f"staging {name}") from None
+        fh = next(self._fh)
+        self._locals[fh] = (f, fd, True)
+        self._listings.pop(parent, None)
+        self.lookups[f.inode] += 1
+        return pyfuse3.FileInfo(fh=fh, keep_cache=False), self._entry(self._local_attr(f))
 
     def _copy_entry(self, copy: TagCopy) -> pyfuse3.EntryAttributes:
         e = self._entry(Attr(copy.inode, False, len(copy.data), stat.S_IFREG | 0o644,
@@ -456,28 +542,49 @@ class AionOperations(pyfuse3.Operations):
             raise self._fail(exc, errno.EIO, "comparing a copy with the library") from None
         await self._tag(self._node(copy.parent), inode)
 
+    async def _write_op(self, what: str, op: Any) -> Any:
+        """Run a change through the writer; its events invalidate what the kernel cached."""
+        try:
+            result = await op
+        except FsError as exc:
+            raise self._fail(exc, exc.errno, what) from None
+        events = result[1] if isinstance(result, tuple) else result
+        self.on_events(events, echo=False)
+        return result
+
     async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> Any:
         if parent_inode >= VIRTUAL_BASE:
             return await self._save_query(self._node(parent_inode), os.fsdecode(name))
-        return self._echoed_entry("mkdir", parent_inode, name, ctx)
+        echoed = self._echoed_entry("mkdir", parent_inode, name, ctx)
+        if echoed is not None:
+            return echoed
+        inode, _ = await self._write_op("mkdir", self.writer.mkdir(parent_inode,
+                                                                   os.fsdecode(name)))
+        self.lookups[inode] += 1
+        return self._entry(self.view.attr(inode, True))
 
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
                     ctx: Any) -> Any:
-        if parent_inode >= VIRTUAL_BASE:
-            raise pyfuse3.FUSEError(errno.EPERM)
-        return self._echoed_entry("mknod", parent_inode, name, ctx)
+        echoed = self._echoed_entry("mknod", parent_inode, name, ctx)
+        if echoed is None:
+            raise pyfuse3.FUSEError(errno.EPERM)  # only regular files, made with create
+        return echoed
 
     async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
         if parent_inode >= VIRTUAL_BASE:
             return await self._untag(self._node(parent_inode), os.fsdecode(name))
-        if not self.echoes.acknowledge("unlink", ctx.pid, src=(parent_inode, os.fsdecode(name))):
-            raise pyfuse3.FUSEError(errno.EROFS)
+        if self.echoes.acknowledge("unlink", ctx.pid, src=(parent_inode, os.fsdecode(name))):
+            return None
+        await self._write_op("unlink", self.writer.unlink(parent_inode, os.fsdecode(name)))
+        return None
 
     async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
         if parent_inode >= VIRTUAL_BASE:
             return self._forget_query(self._node(parent_inode), os.fsdecode(name))
-        if not self.echoes.acknowledge("rmdir", ctx.pid, src=(parent_inode, os.fsdecode(name))):
-            raise pyfuse3.FUSEError(errno.EROFS)
+        if self.echoes.acknowledge("rmdir", ctx.pid, src=(parent_inode, os.fsdecode(name))):
+            return None
+        await self._write_op("rmdir", self.writer.rmdir(parent_inode, os.fsdecode(name)))
+        return None
 
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
                      name_new: bytes, flags: int, ctx: Any) -> None:
@@ -489,10 +596,15 @@ class AionOperations(pyfuse3.Operations):
             return
         if parent_inode_old >= VIRTUAL_BASE:
             raise pyfuse3.FUSEError(errno.EPERM)
-        if flags or not self.echoes.acknowledge(
+        if not flags and self.echoes.acknowledge(
                 "rename", ctx.pid, src=(parent_inode_old, os.fsdecode(name_old)),
                 dst=(parent_inode_new, os.fsdecode(name_new))):
-            raise pyfuse3.FUSEError(errno.EROFS)
+            return
+        if flags & ~pyfuse3.RENAME_NOREPLACE:
+            raise pyfuse3.FUSEError(errno.EINVAL)  # RENAME_EXCHANGE: not supported
+        await self._write_op("rename", self.writer.rename(
+            parent_inode_old, os.fsdecode(name_old), parent_inode_new, os.fsdecode(name_new),
+            noreplace=bool(flags & pyfuse3.RENAME_NOREPLACE)))
 
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> Any:
         if new_parent_inode >= VIRTUAL_BASE:  # `ln FILE tags/<t>/` tags the file
@@ -562,30 +674,52 @@ class AionOperations(pyfuse3.Operations):
         raise pyfuse3.FUSEError(errno.EROFS)
 
     async def write(self, fh: int, off: int, buf: bytes) -> int:
+        local = self._locals.get(fh)
+        if local is not None:
+            try:
+                return self.local.write(local[0], local[1], off, buf)
+            except FsError as exc:
+                raise self._fail(exc, exc.errno, "writing") from None
+            except OSError as exc:  # the staging disk (ENOSPC and the like)
+                raise self._fail(exc, exc.errno or errno.EIO, "writing to staging") from None
         copy = self._copies.get(fh)
         if copy is None:
-            raise pyfuse3.FUSEError(errno.EROFS)
+            raise pyfuse3.FUSEError(errno.EBADF)
         try:
             return copy.write(off, buf)
         except CopyRefused as exc:
             raise self._fail(exc, errno.EPERM, "copying into a tag folder") from None
 
     async def flush(self, fh: int) -> None:
+        local = self._locals.get(fh)
+        if local is not None:
+            if local[2] and self.local.flush(local[0]):
+                self._listings.clear()
+            return
         copy = self._copies.get(fh)
         if copy is not None:
             await self._finish_copy(copy)
 
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        local = self._locals.get(fh)
+        if local is not None:
+            os.fsync(local[1])
+
     # -- change notifications from sync ---------------------------------------------------------
 
-    def on_events(self, events: list[Event]) -> None:
-        """Invalidate what the kernel may have cached (non-blocking calls only)."""
+    def on_events(self, events: list[Event], echo: bool = True) -> None:
+        """Invalidate what the kernel may have cached (non-blocking calls only).
+
+        `echo`: replay name changes for inotify watchers; not for changes made
+        through the mount, which the kernel saw happen."""
         self._listings.clear()  # names or attributes changed somewhere: list again
         self._xattr_names.clear()
         self._view_listings.clear()
         self.views.changed()
         if not self.mounted:
             return
-        self.echoes.submit(events)
+        if echo:
+            self.echoes.submit(events)
         gone = {e.inode for e in events if e.kind == "gone"}
         for e in events:
             try:
@@ -609,4 +743,25 @@ class AionOperations(pyfuse3.Operations):
     def statistics(self) -> dict[str, Any]:
         return {"known_inodes": len(self.lookups), "open_dirs": len(self._dirs),
                 "open_files": len(self._files)}
+
+
+def _guard(name: str, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """An unexpected exception in a handler ends pyfuse3's main loop, and with it the
+    mount; instead it is logged (with its traceback) and the caller gets EIO."""
+    @functools.wraps(handler)
+    async def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await handler(*args, **kwargs)
+        except (pyfuse3.FUSEError, trio.Cancelled):
+            raise
+        except Exception:
+            log.exception("%s failed unexpectedly (EIO)", name)
+            raise pyfuse3.FUSEError(errno.EIO) from None
+    return guarded
+
+
+for _name, _handler in list(vars(AionOperations).items()):
+    if (inspect.iscoroutinefunction(_handler) and not _name.startswith("_")
+            and hasattr(pyfuse3.Operations, _name)):
+        setattr(AionOperations, _name, _guard(_name, _handler))
 

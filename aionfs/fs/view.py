@@ -26,7 +26,8 @@ from ..store.db import ATTR_COLUMNS
 
 XATTR_PREFIX = "user."
 XATTRS = ("user.aion.id", "user.aion.title", "user.aion.tags", "user.aion.description",
-          "user.aion.visible_text", "user.aion.colors", "user.xdg.comment", "user.xdg.tags")
+          "user.aion.visible_text", "user.aion.colors", "user.xdg.comment", "user.xdg.tags",
+          "user.aion.sync_state")
 
 
 class FsError(Exception):
@@ -159,7 +160,7 @@ class LibraryView:
             folder = self.store.folder_by_inode(inode)
             return {"user.aion.id": folder["id"].encode()} if folder is not None else {}
         tags = json.loads(row["tags"])
-        out = {"user.aion.id": row["id"].encode(),
+        out = {"user.aion.id": row["id"].encode(), "user.aion.sync_state": b"synced",
                "user.aion.tags": ",".join(tags).encode(),
                "user.xdg.tags": ",".join(tags).encode()}
         if row["title"]:

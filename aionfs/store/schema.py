@@ -156,8 +156,17 @@ CREATE INDEX content_lru ON content_cache(pinned, last_access);
 ALTER TABLE files ADD COLUMN colors TEXT;
 """
 
+_V3 = """
+-- Writing through the mount (upload/journal.py): what an upload carries over
+-- from a file it replaces, and scratch files that never leave the machine.
+ALTER TABLE upload_journal ADD COLUMN title TEXT;           -- title to set after upload
+ALTER TABLE upload_journal ADD COLUMN tags TEXT;            -- JSON tags to set after upload
+ALTER TABLE upload_journal ADD COLUMN scratch INTEGER NOT NULL DEFAULT 0; -- editor temp file
+CREATE INDEX upload_by_place ON upload_journal(folder_id, name);
+"""
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
-MIGRATIONS: list[str] = [_V1, _V2]
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -90,11 +91,19 @@ class Syncer:
         self.last_sync: float | None = None
         self.last_error: str | None = None
         self.progress: Callable[[str, int], None] | None = None
+        #: uploads in flight from this mount: (filename, size) before the API names
+        #: them, then ids, until the uploader has shown them where they belong
+        self._claims: Counter[tuple[str, int]] = Counter()
+        self._claimed: set[str] = set()
 
     # -- events ----------------------------------------------------------------
 
     def subscribe(self, callback: Subscriber) -> None:
         self._subscribers.append(callback)
+
+    def publish(self, events: list[Event]) -> None:
+        """Tell the subscribers (the kernel's caches) about applied changes."""
+        self._publish(events)
 
     def _publish(self, events: list[Event]) -> None:
         if not events:
@@ -309,8 +318,34 @@ class Syncer:
 
     # -- root ------------------------------------------------------------------------
 
+    # -- uploads in flight ------------------------------------------------------------
+
+    def claim(self, filename: str, size: int) -> None:
+        """An upload is on its way: the new file lands at the root before it is moved
+        into its folder; sync must not show it there meanwhile."""
+        self._claims[(filename, size)] += 1
+
+    def unclaim(self, filename: str, size: int, file_id: str | None = None) -> None:
+        self._claims[(filename, size)] -= 1
+        if self._claims[(filename, size)] <= 0:
+            del self._claims[(filename, size)]
+        if file_id is not None:
+            self._claimed.discard(file_id)
+
+    def claim_id(self, file_id: str) -> None:
+        self._claimed.add(file_id)
+
+    def _claimed_file(self, file_id: str) -> bool:
+        if file_id in self._claimed:
+            return True
+        if not self._claims:
+            return False
+        row = self.store.file(file_id)
+        return row is not None and (row["filename"], row["size"]) in self._claims
+
     def place_root(self, candidates: Iterable[str]) -> int:
-        """Show unplaced files at the root."""
+        """Show unplaced files at the root (not uploads of ours still in flight)."""
+        candidates = [c for c in candidates if not self._claimed_file(c)]
         with self.store.transaction():
             moved = self.store.place_files(candidates, ALL_FILES)
             events = self.store.rename_dir(ALL_FILES) if moved else []

@@ -1,0 +1,201 @@
+"""Files written on the mount and not yet in the workspace, as the filesystem shows them.
+
+They are journal rows (upload/journal.py) with staging files. This index
+keeps them by (directory inode, name) and by inode in memory, so lookups
+and listings need no query; a local file shadows a remote one of the same
+name until it is uploaded. Writers get the staging file directly, except
+that a rewrite of a closed file goes to a side file that replaces the
+staging file only at the last close: a crash mid-rewrite keeps the version
+whose close returned.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from dataclasses import dataclass, field
+
+from ..store import ALL_FILES, ROOT_INODE, Store
+from ..upload.journal import MAX_SIZE, Journal, LocalFile
+from .view import FsError
+
+
+@dataclass
+class _Open:
+    writers: int = 0
+    readers: int = 0
+    fd: int = -1  # the file being written (staging, or the rewrite side file)
+    rewrite: bool = False
+    size: int = 0
+    dirty: bool = False
+    fds: set[int] = field(default_factory=set)
+
+
+class LocalFiles:
+    def __init__(self, journal: Journal, store: Store) -> None:
+        self.journal = journal
+        self.store = store
+        self._by_name: dict[tuple[int, str], LocalFile] = {}
+        self._by_inode: dict[int, LocalFile] = {}
+        self._open: dict[int, _Open] = {}  # inode → open state
+
+    def load(self) -> int:
+        dropped = self.journal.recover()
+        for f in self.journal.all():
+            self._index(f)
+        return dropped
+
+    def _parent(self, f: LocalFile) -> int:
+        return ROOT_INODE if f.folder_key == ALL_FILES else self.store.dir_inode(f.folder_key)
+
+    def _index(self, f: LocalFile) -> None:
+        self._by_name[(self._parent(f), f.name)] = f
+        self._by_inode[f.inode] = f
+
+    def _unindex(self, f: LocalFile) -> None:
+        self._by_name.pop((self._parent(f), f.name), None)
+        self._by_inode.pop(f.inode, None)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def lookup(self, parent: int, name: str) -> LocalFile | None:
+        return self._by_name.get((parent, name)) if self._by_name else None
+
+    def by_inode(self, inode: int) -> LocalFile | None:
+        return self._by_inode.get(inode) if self._by_inode else None
+
+    def in_dir(self, parent: int) -> list[LocalFile]:
+        return [f for (p, _), f in self._by_name.items() if p == parent]
+
+    def size(self, f: LocalFile) -> int:
+        state = self._open.get(f.inode)
+        return state.size if state is not None and state.writers else f.size
+
+    def busy(self, f: LocalFile) -> bool:
+        """Open for writing: not to be uploaded yet."""
+        state = self._open.get(f.inode)
+        return state is not None and state.writers > 0
+
+    def pending(self) -> list[LocalFile]:
+        return list(self._by_inode.values())
+
+    # -- writing ---------------------------------------------------------------------
+
+    def create(self, parent: int, folder_key: str, name: str) -> tuple[LocalFile, int]:
+        f = self.journal.create(folder_key, name)
+        self._index(f)
+        main = os.open(f.staging, os.O_RDWR)
+        fd = os.dup(main)  # the handle's own; `main` closes with the last writer
+        self._open[f.inode] = _Open(writers=1, fd=main, fds={fd})
+        return f, fd
+
+    def open(self, f: LocalFile, write: bool, truncate: bool) -> int:
+        """A descriptor for a new handle on a local file."""
+        state = self._open.setdefault(f.inode, _Open(size=f.size))
+        if not write:  # readers see what writers wrote so far (positional I/O only)
+            fd = os.dup(state.fd) if state.writers else os.open(f.staging, os.O_RDONLY)
+            state.readers += 1
+            state.fds.add(fd)
+            return fd
+        if not state.writers:
+            if f.state == "local":  # never closed, or scratch: write in place
+                state.fd = os.open(f.staging, os.O_RDWR)
+            else:  # a closed file: rewrite on the side, swap at the last close
+                side = self.journal.rewrite_path(f)
+                if not truncate:
+                    shutil.copyfile(f.staging, side)
+                state.fd = os.open(side, os.O_RDWR | os.O_CREAT | (os.O_TRUNC if truncate else 0),
+                                   0o600)
+                state.rewrite = True
+            state.size = os.fstat(state.fd).st_size
+        if truncate:
+            os.ftruncate(state.fd, 0)
+            state.size, state.dirty = 0, True
+        state.writers += 1
+        fd = os.dup(state.fd)
+        state.fds.add(fd)
+        return fd
+
+    def write(self, f: LocalFile, fd: int, offset: int, data: bytes) -> int:
+        end = offset + len(data)
+        if end > MAX_SIZE:
+            raise FsError(errno.EFBIG, f"{f.name}: the workspace takes files up to 100 MB")
+        n = os.pwrite(fd, data, offset)
+        state = self._open[f.inode]
+        state.size = max(state.size, offset + n)
+        state.dirty = True
+        return n
+
+    def truncate(self, f: LocalFile, size: int) -> None:
+        if size > MAX_SIZE:
+            raise FsError(errno.EFBIG, f"{f.name}: the workspace takes files up to 100 MB")
+        state = self._open.get(f.inode)
+        if state is not None and state.writers:
+            os.ftruncate(state.fd, size)
+            state.size, state.dirty = size, True
+        else:  # truncate(2) on a closed file: a rewrite of its own
+            fd = self.open(f, write=True, truncate=size == 0)
+            try:
+                os.ftruncate(fd, size)
+                self._open[f.inode].size = size
+                self._open[f.inode].dirty = True
+            finally:
+                self.release(f, fd, write=True)
+
+    def flush(self, f: LocalFile) -> bool:
+        """close(2) of a writer: what was written is kept before close returns (the
+        kernel sends the release only afterwards). True when a version was kept."""
+        state = self._open.get(f.inode)
+        if state is None or not state.writers:
+            return False
+        # (an unlinked file is no longer indexed: nothing to keep)
+        if f.inode not in self._by_inode or not (state.dirty or f.state == "local"):
+            return False
+        if state.rewrite:  # the side file becomes the file; later writes go to it
+            os.fsync(state.fd)
+            os.replace(self.journal.rewrite_path(f), f.staging)
+            state.rewrite = False
+        self.journal.commit(f, state.size)
+        state.dirty = False
+        return True
+
+    def release(self, f: LocalFile, fd: int, write: bool) -> bool:
+        """Close one handle; True when this was the last writer and a version was kept."""
+        state = self._open[f.inode]
+        state.fds.discard(fd)
+        os.close(fd)
+        if not write:
+            state.readers -= 1
+        committed = False
+        if write:
+            if state.writers == 1:  # written after the last flush (rare): keep that too
+                committed = self.flush(f)
+            state.writers -= 1
+            if state.writers == 0:
+                os.close(state.fd)
+                if state.rewrite:  # never flushed: the rewrite is dropped
+                    self.journal.rewrite_path(f).unlink(missing_ok=True)
+                state.fd, state.rewrite = -1, False
+        if not state.writers and not state.readers:
+            del self._open[f.inode]
+            if f.inode not in self._by_inode and f.state == "synced" and f.remote_id is None:
+                self.journal.remove(f)  # unlinked while open: its bytes go now
+        return committed
+
+    def rename(self, f: LocalFile, parent: int, folder_key: str, name: str) -> None:
+        self._unindex(f)
+        self.journal.move(f, folder_key, name)
+        self._index(f)
+
+    def forget(self, f: LocalFile) -> None:
+        """Unlinked (or uploaded): no longer shown; the journal row goes too."""
+        self._unindex(f)
+        if f.inode not in self._open:
+            self.journal.remove(f)
+        else:  # still open: the bytes go at the last close
+            self.journal.update(f, state="synced")
+
+    def settled(self, f: LocalFile) -> None:
+        """Uploaded and shown from the store now: drop it from the overlay."""
+        self._unindex(f)

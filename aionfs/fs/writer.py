@@ -1,0 +1,285 @@
+"""Changes made through the mount, without FUSE types: the write side of the model.
+
+Each method does what the brief's operation table says, through the API,
+then applies the result to the store and returns the events for the
+kernel's caches (the adapter invalidates them; these changes are not
+replayed for inotify, the kernel saw them happen). Failures are `FsError`s
+carrying the errno the caller gets:
+
+    rename in a folder   PATCH title            across folders  move-files (+ PATCH)
+    mkdir                POST /folders          (EEXIST on 409)
+    rmdir                DELETE /folders/{id}   (ENOTEMPTY unless empty)
+    folder rename/move   PATCH / move           (a cycle: EINVAL)
+    unlink               DELETE                 (soft delete on the service)
+    setxattr title/tags  PATCH                  (other names: ENOTSUP)
+
+Files written here and not uploaded yet are local (see local.py); their
+renames and unlinks never reach the API.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import trio
+
+from ..api.errors import ApiError, Conflict, NotFound, ValidationFailed
+from ..store import ALL_FILES, Event
+from ..store.db import folder_row
+from ..sync import Syncer
+from ..upload import content_type, is_scratch
+from .local import LocalFiles
+from .view import FsError, LibraryView
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: how long an operation waits for the API before failing with EIO
+API_WAIT = 15.0
+ACCEPTED_TEXT = "JPEG, PNG, WebP, GIF, PDF, DOCX, TXT, MD"
+
+
+def check_name(name: str) -> None:
+    """Names the workspace can hold: ≤ 255 bytes of valid UTF-8."""
+    try:
+        raw = name.encode()
+    except UnicodeEncodeError:
+        raise FsError(errno.EINVAL, f"{name!r}: names must be valid UTF-8") from None
+    if len(raw) > 255:
+        raise FsError(errno.ENAMETOOLONG)
+
+
+class Writer:
+    def __init__(self, view: LibraryView, syncer: Syncer, local: LocalFiles,
+                 wake_uploader: Callable[[], None]) -> None:
+        self.view = view
+        self.syncer = syncer
+        self.store = syncer.store
+        self.client = syncer.client
+        self.local = local
+        self.wake_uploader = wake_uploader
+
+    async def _api(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """One API call on behalf of a user's operation, bounded; errors as errnos."""
+        try:
+            with trio.fail_after(API_WAIT):
+                return await call()
+        except trio.TooSlowError:
+            raise FsError(errno.EIO, f"{what}: no answer from the API in {API_WAIT:g}s") from None
+        except NotFound as exc:
+            raise FsError(errno.ENOENT, f"{what}: {exc}") from None
+        except Conflict as exc:
+            raise FsError(errno.EEXIST, f"{what}: {exc}") from None
+        except ValidationFailed as exc:
+            raise FsError(errno.EINVAL, f"{what}: {exc}") from None
+        except ApiError as exc:
+            raise FsError(errno.EIO, f"{what}: {exc}") from None
+
+    def _key(self, parent: int) -> str:
+        key = self.view.folder_key(parent)
+        if key is None:
+            raise FsError(errno.ENOTDIR)
+        return key
+
+    # -- files ---------------------------------------------------------------------------
+
+    def check_new_name(self, name: str) -> None:
+        check_name(name)
+        if not is_scratch(name) and content_type(name) is None:
+            raise FsError(errno.EPERM, f"{name}: the workspace takes {ACCEPTED_TEXT} files "
+                                       "(editor scratch files stay local)")
+
+    async def unlink(self, parent: int, name: str) -> list[Event]:
+        local = self.local.lookup(parent, name)
+        if local is not None:
+            self.local.forget(local)
+            return [Event("entry_removed", local.inode, parent, name)]
+        entry = self.store.lookup(parent, name)
+        if entry is None:
+            raise FsError(errno.ENOENT)
+        if entry.is_dir:
+            raise FsError(errno.EISDIR)
+        row = self.store.file_by_inode(entry.inode)
+        if row is None:
+            raise FsError(errno.ENOENT)
+        await self._api(f"deleting {name}", lambda: self.client.delete_file(row["id"]))
+        with self.store.transaction():
+            inodes = self.store.delete_files([row["id"]])
+            events = self.store.remove_entries_of(inodes)
+        log.info("deleted %s", name)
+        return events
+
+    async def rename(self, parent: int, name: str, new_parent: int, new_name: str,
+                     noreplace: bool) -> list[Event]:
+        check_name(new_name)
+        new_key = self._key(new_parent)
+        target_local = self.local.lookup(new_parent, new_name)
+        target = None if target_local else self.store.lookup(new_parent, new_name)
+        if (target_local or target) and noreplace:
+            raise FsError(errno.EEXIST)
+        local = self.local.lookup(parent, name)
+        if local is not None:
+            return await self._rename_local(local, parent, new_parent, new_key, new_name,
+                                            target_local, target)
+        entry = self.store.lookup(parent, name)
+        if entry is None:
+            raise FsError(errno.ENOENT)
+        if entry.is_dir:
+            return await self._rename_folder(entry.inode, parent, new_parent, new_key, new_name,
+                                             target)
+        if target is not None and target.is_dir:
+            raise FsError(errno.EISDIR)
+        row = self.store.file_by_inode(entry.inode)
+        if row is None:
+            raise FsError(errno.ENOENT)
+        events: list[Event] = []
+        if target_local is not None:
+            self.local.forget(target_local)
+            events.append(Event("entry_removed", target_local.inode, new_parent, new_name))
+        if new_key != self._key(parent):
+            await self._api(f"moving {name}", lambda: self.client.move_files(
+                [row["id"]], new_key or None))
+        if new_name != name:
+            await self._api(f"renaming {name}", lambda: self.client.update_file(
+                row["id"], title=new_name))
+        replaced = None
+        if target is not None and target.inode != entry.inode:
+            replaced = self.store.file_by_inode(target.inode)
+            if replaced is not None:  # the old one goes once the new one is in place
+                await self._api(f"replacing {new_name}",
+                                lambda: self.client.delete_file(replaced["id"]))
+        with self.store.transaction():
+            if replaced is not None:
+                events += self.store.remove_entries_of(self.store.delete_files([replaced["id"]]))
+            if new_name != name:
+                self.store.db.execute("UPDATE files SET title=? WHERE id=?",
+                                      (new_name, row["id"]))
+            moved = self.store.place_files([row["id"]], new_key)
+            for key in {new_key, self._key(parent), *(k for k in moved.values() if k)}:
+                events += self.store.rename_dir(key)
+        return events
+
+    async def _rename_local(self, local: Any, parent: int, new_parent: int, new_key: str,
+                            new_name: str, target_local: Any, target: Any) -> list[Event]:
+        if not is_scratch(new_name) and content_type(new_name) is None:
+            raise FsError(errno.EPERM, f"{new_name}: the workspace takes {ACCEPTED_TEXT} files")
+        if target is not None and target.is_dir:
+            raise FsError(errno.EISDIR)
+        events = [Event("entry_removed", local.inode, parent, local.name)]
+        if target_local is not None and target_local is not local:
+            self.local.forget(target_local)
+        if target is not None:  # "write a temp file, rename it over": an edit
+            row = self.store.file_by_inode(target.inode)
+            if row is not None:
+                self.local.journal.update(local, replaces_id=row["id"])
+        self.local.rename(local, new_parent, new_key, new_name)
+        if local.state == "pending":
+            self.wake_uploader()
+        return events
+
+    async def _rename_folder(self, inode: int, parent: int, new_parent: int, new_key: str,
+                             new_name: str, target: Any) -> list[Event]:
+        folder = self.store.folder_by_inode(inode)
+        if folder is None:
+            raise FsError(errno.ENOENT)
+        if target is not None:
+            raise FsError(errno.ENOTEMPTY if target.is_dir else errno.ENOTDIR)
+        # a folder cannot move into itself or below
+        key: str | None = new_key
+        while key:
+            if key == folder["id"]:
+                raise FsError(errno.EINVAL, "a folder cannot move into itself")
+            row = self.store.folder(key)
+            key = row["parent_id"] if row is not None else None
+        old_key = self._key(parent)
+        if new_key != old_key:
+            await self._api(f"moving {folder['name']}", lambda: self.client.move_folder(
+                folder["id"], new_key or None))
+        if new_name != folder["name"]:
+            await self._api(f"renaming {folder['name']}", lambda: self.client.rename_folder(
+                folder["id"], new_name))
+        return self._folder_changed(folder["id"], new_name, new_key or None, {old_key, new_key})
+
+    def _folder_changed(self, folder_id: str, name: str, parent_id: str | None,
+                        dirs: set[str]) -> list[Event]:
+        row = dict(self.store.folder(folder_id))
+        row.update(name=name, parent_id=parent_id)
+        events: list[Event] = []
+        with self.store.transaction():
+            self.store.upsert_folders([row])
+            for key in dirs:
+                events += self.store.rename_dir(key)
+        return events
+
+    # -- folders ---------------------------------------------------------------------------
+
+    async def mkdir(self, parent: int, name: str) -> tuple[int, list[Event]]:
+        check_name(name)
+        key = self._key(parent)
+        if self.store.lookup(parent, name) or self.local.lookup(parent, name):
+            raise FsError(errno.EEXIST)
+        folder = await self._api(f"creating {name}", lambda: self.client.create_folder(
+            name, key or None))
+        with self.store.transaction():
+            self.store.upsert_folders([folder_row(folder)])
+            self.store.set_listing(folder.id, True, 0)  # new and empty: nothing to list
+            events = self.store.rename_dir(key)
+        log.info("created folder %s", name)
+        return self.store.dir_inode(folder.id), events
+
+    async def rmdir(self, parent: int, name: str) -> list[Event]:
+        entry = self.store.lookup(parent, name)
+        if entry is None:
+            raise FsError(errno.ENOENT)
+        if not entry.is_dir:
+            raise FsError(errno.ENOTDIR)
+        folder = self.store.folder_by_inode(entry.inode)
+        if folder is None:
+            raise FsError(errno.ENOENT)
+        try:
+            with trio.fail_after(API_WAIT):
+                await self.syncer.ensure_listed(folder["id"])  # know every file inside
+        except (ApiError, trio.TooSlowError) as exc:
+            raise FsError(errno.EIO, f"listing {name} before removing it: {exc}") from None
+        if self.store.list_dir(entry.inode) or self.local.in_dir(entry.inode):
+            raise FsError(errno.ENOTEMPTY)
+        await self._api(f"removing {name}", lambda: self.client.delete_folder(folder["id"]))
+        with self.store.transaction():
+            gone = self.store.delete_folders([folder["id"]])
+            events = self.store.remove_entries_of(gone)
+        log.info("removed folder %s", name)
+        return events
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    async def set_xattr(self, inode: int, name: str, value: bytes) -> list[Event]:
+        """`user.aion.title`, `user.aion.tags` or `user.xdg.tags` → PATCH."""
+        if name not in ("user.aion.title", "user.aion.tags", "user.xdg.tags"):
+            raise FsError(errno.ENOTSUP, f"{name} cannot be set (only the title and tags)")
+        row = self.store.file_by_inode(inode)
+        if row is None:
+            raise FsError(errno.EAGAIN if self.local.by_inode(inode) else errno.ENOTSUP,
+                          "set the title and tags once the file is uploaded")
+        try:
+            text = value.decode()
+        except UnicodeDecodeError:
+            raise FsError(errno.EINVAL, "not UTF-8") from None
+        if name == "user.aion.title":
+            await self._api("setting the title", lambda: self.client.update_file(
+                row["id"], title=text))
+            with self.store.transaction():
+                self.store.db.execute("UPDATE files SET title=? WHERE id=?", (text, row["id"]))
+                events = self.store.rename_dir(row["folder_id"] or ALL_FILES) \
+                    if row["placement"] != "unknown" else []
+            return [*events, Event("attr", inode)]
+        tags = [t.strip() for t in text.replace("\n", ",").split(",") if t.strip()]
+        await self._api("setting tags", lambda: self.client.update_file(row["id"], tags=tags))
+        with self.store.transaction():
+            self.store.db.execute("UPDATE files SET tags=? WHERE id=?",
+                                  (json.dumps(tags), row["id"]))
+        return [Event("attr", inode)]
+

@@ -1,0 +1,200 @@
+"""The durable upload journal: every file a user wrote, until it is in the workspace.
+
+A file created on the mount lives in a staging file (`staging/<id>`) and a
+journal row. States, one vocabulary everywhere (xattr, status, docs):
+
+    local      being written, or a scratch file (editor temp, lock, swap)
+               that is never uploaded
+    pending    closed; waiting for the write-back delay, then the uploader
+    uploading  the uploader is on it (steps: upload → move → title → done)
+    failed     the server refused it; kept, retried when the cause can clear
+    synced     in the workspace; the row and the staging file are removed
+
+A close() that returns has its bytes fsync'd and its row committed (the
+store runs `synchronous=FULL` for these commits), so a crash after it
+loses nothing; a file whose close never returned is discarded at the next
+start (it may be half-written). Each upload step is recorded before the
+next begins, so a restart resumes where it stopped, and the upload itself
+is made safe to repeat by the content-hash duplicate check.
+
+The file keeps one inode from creation on: a local inode is allocated for
+the row and, once uploaded, re-pointed at the remote file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..store import Store
+
+#: Editor and desktop scratch files: kept local, never uploaded.
+SCRATCH = re.compile(r"""^(?:
+      \..*                      # dot-files: .#lock, .~lock.x#, .goutputstream-*, .swp, .fuse_hidden*
+    | .*~                       # backup files
+    | .*\.(?:tmp|temp|swp|swx|part|crdownload|kate-swp)
+    | ~\$.*                     # office owner files
+    | \d+                       # vim's write test (4913) and similar
+    )$""", re.VERBOSE | re.IGNORECASE)
+
+#: What the API accepts (the brief): extension → content type.
+ACCEPTED = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg",
+            ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
+            ".pdf": "application/pdf",
+            ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            ".txt": "text/plain", ".md": "text/markdown", ".markdown": "text/markdown"}
+MAX_SIZE = 100 * 1000 * 1000
+
+
+def is_scratch(name: str) -> bool:
+    return bool(SCRATCH.match(name))
+
+
+def content_type(name: str) -> str | None:
+    """The type an upload of this name is sent as; None if the API refuses it."""
+    return ACCEPTED.get(os.path.splitext(name)[1].lower())
+
+
+@dataclass
+class LocalFile:
+    """A journal row as the filesystem needs it."""
+
+    id: int
+    inode: int
+    folder_key: str  # '' root, else the folder id
+    name: str
+    state: str
+    step: str
+    size: int
+    staging: Path
+    mtime: float
+    scratch: bool
+    remote_id: str | None
+    replaces_id: str | None
+    last_error: str | None
+    attempts: int
+
+    @classmethod
+    def from_row(cls, r: sqlite3.Row) -> LocalFile:
+        return cls(r["id"], r["inode"], r["folder_id"] or "", r["name"], r["state"], r["step"],
+                   r["size"], Path(r["staging_path"]), r["updated_at_epoch"], bool(r["scratch"]),
+                   r["remote_id"], r["replaces_id"], r["last_error"], r["attempts"])
+
+
+class Journal:
+    def __init__(self, store: Store, staging: Path) -> None:
+        self.store = store
+        self.dir = staging
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _durable(self) -> None:
+        """Commits after this are on disk when they return (a close promised it)."""
+        self.store.db.execute("PRAGMA synchronous=FULL")
+
+    # -- reading ---------------------------------------------------------------------
+
+    def all(self) -> list[LocalFile]:
+        return [LocalFile.from_row(r) for r in self.store.db.execute(
+            "SELECT * FROM upload_journal WHERE state != 'synced' ORDER BY id")]
+
+    def get(self, jid: int) -> LocalFile | None:
+        r = self.store.db.execute("SELECT * FROM upload_journal WHERE id=?", (jid,)).fetchone()
+        return LocalFile.from_row(r) if r else None
+
+    def due(self, now: float, delay: float) -> list[LocalFile]:
+        """Pending files whose write-back delay has passed, oldest first."""
+        return [LocalFile.from_row(r) for r in self.store.db.execute(
+            "SELECT * FROM upload_journal WHERE state IN ('pending', 'uploading') AND "
+            "updated_at_epoch <= ? ORDER BY updated_at_epoch", (now - delay,))]
+
+    def counts(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.store.db.execute(
+            "SELECT state, count(*) FROM upload_journal GROUP BY state")}
+
+    # -- writing ---------------------------------------------------------------------
+
+    def create(self, folder_key: str, name: str) -> LocalFile:
+        """A new file being written (state local until its last close)."""
+        now = time.time()
+        with self.store.transaction():
+            cur = self.store.db.execute(
+                "INSERT INTO upload_journal(inode, state, step, staging_path, folder_id, name, "
+                "size, scratch, created_at_epoch, updated_at_epoch) "
+                "VALUES (0, 'local', 'upload', '', ?, ?, 0, ?, ?, ?)",
+                (folder_key or None, name, int(is_scratch(name)), now, now))
+            jid = int(cur.lastrowid)  # type: ignore[arg-type]
+            inode = self.store.inode_for("local", str(jid))
+            staging = self.dir / str(jid)
+            self.store.db.execute("UPDATE upload_journal SET inode=?, staging_path=? WHERE id=?",
+                                  (inode, str(staging), jid))
+        staging.touch(mode=0o600)
+        found = self.get(jid)
+        assert found is not None
+        return found
+
+    def commit(self, f: LocalFile, size: int) -> None:
+        """The last close: bytes to disk, then the row (pending, or local for scratch)."""
+        fd = os.open(f.staging, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        f.state = "local" if f.scratch else "pending"
+        f.size, f.mtime = size, time.time()
+        self._durable()
+        with self.store.transaction():
+            self.store.db.execute(
+                "UPDATE upload_journal SET state=?, step='upload', size=?, sha256=NULL, "
+                "attempts=0, last_error=NULL, updated_at_epoch=? WHERE id=?",
+                (f.state, size, f.mtime, f.id))
+
+    def move(self, f: LocalFile, folder_key: str, name: str) -> None:
+        """Renamed or moved before upload; a scratch file renamed onto a real name is
+        now a file to upload (the "write temp, rename over" save)."""
+        f.folder_key, f.name = folder_key, name
+        scratch = is_scratch(name)
+        if f.scratch and not scratch and f.state == "local":
+            f.state = "pending"
+        f.scratch = scratch
+        self._durable()
+        with self.store.transaction():
+            self.store.db.execute(
+                "UPDATE upload_journal SET folder_id=?, name=?, scratch=?, state=?, "
+                "updated_at_epoch=? WHERE id=?",
+                (folder_key or None, name, int(scratch), f.state, time.time(), f.id))
+
+    def update(self, f: LocalFile, **fields: object) -> None:
+        """Record an upload step (state, step, remote_id, sha256, last_error, …)."""
+        for key, value in fields.items():
+            if hasattr(f, key):
+                setattr(f, key, value)
+        sets = ", ".join(f"{k}=?" for k in fields)
+        with self.store.transaction():
+            self.store.db.execute(f"UPDATE upload_journal SET {sets} WHERE id=?",
+                                  (*fields.values(), f.id))
+
+    def remove(self, f: LocalFile) -> None:
+        """Synced or deleted: the row and the staging file go."""
+        with self.store.transaction():
+            self.store.db.execute("DELETE FROM upload_journal WHERE id=?", (f.id,))
+        f.staging.unlink(missing_ok=True)
+
+    def recover(self) -> int:
+        """At start: drop files whose first close never returned (they may be
+        half-written) and rewrites that never finished; the rest resumes."""
+        dropped = 0
+        for f in self.all():
+            if f.state == "local" and not f.scratch:
+                self.remove(f)
+                dropped += 1
+        for stray in self.dir.glob("*.w"):
+            stray.unlink()
+        return dropped
+
+    def rewrite_path(self, f: LocalFile) -> Path:
+        """Where a rewrite of a closed file goes until its close (then replaces it)."""
+        return f.staging.with_suffix(".w")

@@ -1,0 +1,314 @@
+"""Writing through a real mount: uploads, folders, renames, deletes, and nothing lost."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from aionfs.api import AionClient
+from tests.conftest import EmulatorProcess, make_client
+from tests.media import image_bytes
+from tests.mounting import Mount, mount, wait_for
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
+
+
+def call(emulator: EmulatorProcess, key: str, fn: Callable[[AionClient], Any]) -> Any:
+    async def go() -> Any:
+        async with make_client(emulator, key) as c:
+            return await fn(c)
+    return trio.run(go)
+
+
+def workspace(emulator: EmulatorProcess, key: str) -> dict[str, tuple[str, str]]:
+    """Every file of the workspace: 'folder path/name' → (id, sha256 of its bytes).
+
+    A name met twice (a file stored twice) appears again with a '#2' suffix."""
+    async def go() -> dict[str, tuple[str, str]]:
+        async with make_client(emulator, key) as c:
+            folders = {f.id: f for f in await c.folder_tree()}
+
+            def path(fid: str | None) -> str:
+                parts = []
+                while fid:
+                    parts.append(folders[fid].name)
+                    fid = folders[fid].parent_id
+                return "/".join(reversed(parts))
+
+            where: dict[str, str] = {}
+            for fid in folders:
+                async for item in c.iter_files(folder_id=fid):
+                    where[item.id] = path(fid)
+            out: dict[str, tuple[str, str]] = {}
+            async for item in c.iter_files():
+                name = f"{where.get(item.id, '')}/{item.title or item.filename}".lstrip("/")
+                while name in out:
+                    name += "#2"
+                out[name] = (item.id, hashlib.sha256(await c.download_bytes(item.id)
+                                                     ).hexdigest())
+            return out
+    return trio.run(go)
+
+
+def drained(m: Mount) -> bool:
+    """Every file under the mount's tree is uploaded (xattr user.aion.sync_state)."""
+    for dirpath, dirnames, filenames in os.walk(m.path):
+        if dirpath == str(m.path):
+            dirnames[:] = [d for d in dirnames if d not in
+                           ("search", "text", "colors", "tags", "by-date")]
+        for name in filenames:
+            try:
+                state = os.getxattr(os.path.join(dirpath, name), "user.aion.sync_state")
+            except FileNotFoundError:  # renamed or settled while we walked: look again
+                return False
+            if state != b"synced":
+                return False
+    return True
+
+
+@pytest.fixture
+def tenant(emulator: EmulatorProcess) -> str:
+    return emulator.new_tenant(plan="enterprise")
+
+
+@pytest.fixture
+def mounted(emulator: EmulatorProcess, tenant: str, tmp_path: Path) -> Iterator[Mount]:
+    m = mount(emulator, tenant, tmp_path / "mnt", tmp_path / "cache", "--write-back-delay", "0.2")
+    try:
+        yield m
+    finally:
+        m.unmount()
+
+
+def sample_tree(root: Path, files: int = 12, seed: int = 1) -> dict[str, str]:
+    """Images and documents in nested folders; returns relative path → sha256."""
+    rng = random.Random(seed)
+    out = {}
+    for i in range(files):
+        folder = root / ["", "Site A", "Site A/North", "Docs"][i % 4]
+        folder.mkdir(parents=True, exist_ok=True)
+        if i % 3 == 2:
+            name, data = f"report {i}.txt", f"inspection {i} {rng.random()}\n".encode() * 50
+        else:
+            name = f"photo {i}.{'png' if i % 2 else 'jpg'}"
+            data = image_bytes((rng.randrange(256), rng.randrange(256), 90), (64 + i, 48),
+                               "PNG" if i % 2 else "JPEG")
+        (folder / name).write_bytes(data)
+        out[str((folder / name).relative_to(root))] = hashlib.sha256(data).hexdigest()
+    return out
+
+
+def test_copied_trees_reach_the_workspace_once_each(mounted: Mount, tenant: str,
+                                                    emulator: EmulatorProcess,
+                                                    tmp_path: Path) -> None:
+    src = tmp_path / "card"
+    expected = sample_tree(src)
+    subprocess.run(["cp", "-r", str(src), str(mounted.path / "Inspections")], check=True)
+    subprocess.run(["rsync", "-a", f"{src}/", str(mounted.path / "Synced")], check=True)
+    # readable at once, from staging, under the final names
+    for rel, sha in expected.items():
+        assert hashlib.sha256((mounted.path / "Inspections" / rel).read_bytes()).hexdigest() == sha
+    inode = os.stat(mounted.path / "Inspections/photo 0.jpg").st_ino
+    wait_for(lambda: drained(mounted), timeout=60)
+    assert os.stat(mounted.path / "Inspections/photo 0.jpg").st_ino == inode  # kept
+    got = workspace(emulator, tenant)
+    want = {f"{top}/{rel}": sha for top in ("Inspections", "Synced")
+            for rel, sha in expected.items()}
+    assert {k: v[1] for k, v in got.items()} == want
+
+
+def test_editor_saves_upload_once_and_scratch_files_stay_local(
+        mounted: Mount, tenant: str, emulator: EmulatorProcess) -> None:
+    m = mounted.path
+    # write a temp file, rename it over the real name (gedit, GNOME)
+    (m / ".goutputstream-AB12CD").write_bytes(b"first draft\n")
+    os.rename(m / ".goutputstream-AB12CD", m / "notes.md")
+    # vim: swap file, its write test, then the file
+    (m / ".plan.txt.swp").write_bytes(b"swap")
+    (m / "4913").write_bytes(b"")
+    os.unlink(m / "4913")
+    (m / "plan.txt").write_bytes(b"the plan\n")
+    # LibreOffice: a lock file beside the document
+    (m / ".~lock.report.docx#").write_bytes(b"lock")
+    (m / "backup.txt~").write_bytes(b"old")
+    wait_for(lambda: drained_names(m, ("notes.md", "plan.txt")), timeout=30)
+    time.sleep(1)  # scratch files have had every chance to leave: they must not
+    names = sorted(k for k in workspace(emulator, tenant))
+    assert names == ["notes.md", "plan.txt"]
+    assert (m / ".plan.txt.swp").read_bytes() == b"swap"  # kept, locally
+    assert os.getxattr(m / ".plan.txt.swp", "user.aion.sync_state") == b"local"
+    # saving again, the same way: the old file is replaced (deleted once the new is in)
+    (m / ".goutputstream-EF34GH").write_bytes(b"second draft\n")
+    os.rename(m / ".goutputstream-EF34GH", m / "notes.md")
+    wait_for(lambda: drained_names(m, ("notes.md",)), timeout=30)
+    got = workspace(emulator, tenant)
+    assert got["notes.md"][1] == hashlib.sha256(b"second draft\n").hexdigest()
+    assert sorted(got) == ["notes.md", "plan.txt"]
+    assert (m / "notes.md").read_bytes() == b"second draft\n"
+
+
+def drained_names(m: Path, names: tuple[str, ...]) -> bool:
+    try:
+        return all(os.getxattr(m / n, "user.aion.sync_state") == b"synced" for n in names)
+    except OSError:
+        return False
+
+
+def test_renames_moves_and_deletes_reach_the_api_and_survive_a_remount(
+        emulator: EmulatorProcess, tenant: str, tmp_path: Path) -> None:
+    m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", "--write-back-delay", "0.2")
+    try:
+        p = m.path
+        os.makedirs(p / "Jobs/2024")
+        (p / "Jobs/a.jpg").write_bytes(image_bytes((1, 2, 3)))
+        (p / "b.png").write_bytes(image_bytes((4, 5, 6), fmt="PNG"))
+        wait_for(lambda: drained(m), timeout=30)
+        os.rename(p / "Jobs/a.jpg", p / "Jobs/renamed.jpg")          # PATCH title
+        os.rename(p / "b.png", p / "Jobs/2024/b.png")                  # move-files
+        os.rename(p / "Jobs/2024", p / "Jobs/Year 2024")              # folder rename
+        os.mkdir(p / "Archive")
+        os.rename(p / "Jobs/Year 2024", p / "Archive/Year 2024")      # folder move
+        os.setxattr(p / "Jobs/renamed.jpg", "user.aion.tags", b"roof, rust")
+        (p / "gone.txt").write_bytes(b"short-lived")
+        wait_for(lambda: drained(m), timeout=30)
+        os.unlink(p / "gone.txt")
+        with pytest.raises(OSError) as info:
+            os.rmdir(p / "Archive")
+        assert info.value.errno == errno.ENOTEMPTY
+        with pytest.raises(OSError) as info:
+            os.rename(p / "Archive", p / "Archive/Year 2024/inside")
+        assert info.value.errno == errno.EINVAL
+        os.mkdir(p / "Empty")
+        os.rmdir(p / "Empty")
+    finally:
+        m.unmount()
+    got = workspace(emulator, tenant)
+    assert sorted(got) == ["Archive/Year 2024/b.png", "Jobs/renamed.jpg"]
+    details = call(emulator, tenant, lambda c: c.get_file(got["Jobs/renamed.jpg"][0]))
+    assert details.tags == ["roof", "rust"]
+    m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c")
+    try:
+        wait_for(lambda: (m.path / "Jobs/renamed.jpg").exists())
+        assert sorted(os.listdir(m.path / "Archive/Year 2024")) == ["b.png"]
+        assert not (m.path / "gone.txt").exists() and not (m.path / "Empty").exists()
+    finally:
+        m.unmount()
+
+
+def expect_errno(code: int, fn: Callable[[], Any]) -> None:
+    with pytest.raises(OSError) as info:
+        fn()
+    assert info.value.errno == code, (info.value, fn)
+
+
+def test_bad_input_gets_a_clear_errno_and_nothing_is_lost(mounted: Mount) -> None:
+    p = mounted.path
+    expect_errno(errno.EPERM, lambda: (p / "setup.exe").write_bytes(b"MZ"))
+    expect_errno(errno.ENAMETOOLONG, lambda: (p / ("x" * 256 + ".txt")).write_bytes(b"x"))
+    expect_errno(errno.EINVAL, lambda: (p / os.fsdecode(b"bad\xff.txt")).write_bytes(b"x"))
+
+    def too_big() -> None:
+        with open(p / "huge.txt", "wb") as f:
+            f.seek(100 * 1000 * 1000)
+            f.write(b"x")
+    expect_errno(errno.EFBIG, too_big)
+    expect_errno(errno.EPERM, lambda: os.rename(p / "huge.txt", p / "huge.exe"))
+    os.unlink(p / "huge.txt")
+    (p / "kept.txt").write_bytes(b"kept")
+    expect_errno(errno.EEXIST, lambda: os.mkdir(p / "kept.txt"))
+    wait_for(lambda: drained(mounted), timeout=30)
+    assert (p / "kept.txt").read_bytes() == b"kept"
+    assert sorted(n for n in os.listdir(p) if "." in n) == ["kept.txt"]
+
+
+WRITER = textwrap.dedent("""
+    import os, sys, random
+    root, seed, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    rng = random.Random(seed)
+    os.makedirs(os.path.join(root, "Batch"), exist_ok=True)
+    for i in range(count):
+        data = rng.randbytes(rng.randrange(500, 30000)).hex().encode()  # text: valid UTF-8
+        path = os.path.join(root, "Batch", f"file {i}.txt")
+        try:
+            with open(path, "wb") as f:
+                f.write(data)
+        except OSError:
+            break
+        print(i, flush=True)
+""")
+
+
+@pytest.mark.parametrize("seed", [3, 11])
+def test_kill_9_loses_no_closed_file(emulator: EmulatorProcess, tenant: str, tmp_path: Path,
+                                     seed: int) -> None:
+    """kill -9 the daemon during a copy: every file whose close returned arrives once;
+    no other file arrives half-written."""
+    count = 80
+    m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", "--write-back-delay", "0.1")
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(m.path), str(seed), str(count)],
+                              stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None
+    kill_after = random.Random(seed).randrange(10, 50)
+    closed = []
+    for line in writer.stdout:
+        closed.append(int(line))
+        if len(closed) == kill_after:
+            os.kill(m.pid, signal.SIGKILL)
+            break
+    closed += [int(line) for line in writer.stdout]
+    writer.wait(30)
+    writer.stdout.close()
+    subprocess.run(["fusermount3", "-u", "-z", str(m.path)], check=False)
+    m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", "--write-back-delay", "0.1")
+    try:
+        wait_for(lambda: drained(m), timeout=90)
+    finally:
+        m.unmount()
+    rng = random.Random(seed)
+    want = {f"Batch/file {i}.txt": hashlib.sha256(
+        rng.randbytes(rng.randrange(500, 30000)).hex().encode()).hexdigest()
+        for i in range(count)}
+    got = workspace(emulator, tenant)
+    for name in closed:
+        assert f"Batch/file {name}.txt" in got, name
+    for name, (_, sha) in got.items():
+        assert want[name] == sha, f"{name} arrived half-written"
+    ids = Counter(fid for fid, _ in got.values())
+    assert max(ids.values()) == 1
+
+
+def test_uploads_ride_out_faults_and_an_outage(mounted: Mount, tenant: str,
+                                               emulator: EmulatorProcess,
+                                               tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    expected = sample_tree(src, files=8, seed=5)
+    for d in sorted({str(Path(rel).parent) for rel in expected}):
+        os.makedirs(mounted.path / "Offline" / d, exist_ok=True)  # folders need the API
+    emulator.set_faults(tenant, "down:1")
+    # file writes succeed while the API is away
+    shutil.copytree(src, mounted.path / "Offline", dirs_exist_ok=True)
+    time.sleep(1.5)
+    assert os.getxattr(mounted.path / "Offline/photo 0.jpg", "user.aion.sync_state") == \
+        b"pending"
+    emulator.set_faults(tenant, "500:0.3,reset:0.2,latency:50ms", seed=7)
+    try:
+        wait_for(lambda: drained(mounted), timeout=120)
+    finally:
+        emulator.set_faults(tenant, "")
+    got = workspace(emulator, tenant)
+    assert {k: v[1] for k, v in got.items()} == {f"Offline/{k}": v for k, v in expected.items()}
