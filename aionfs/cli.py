@@ -9,6 +9,7 @@ Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -275,9 +276,17 @@ def _spawn_daemon(log_path: Path) -> int:
 
 @main.command()
 @click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait.")
-def unmount(mountpoint: Path, timeout: float) -> None:
-    """Unmount MOUNTPOINT and wait for the daemon to exit cleanly.
+@click.option("--timeout", default=30.0, show_default=True,
+              help="Seconds to wait for the daemon to exit.")
+@click.option("--no-wait", is_flag=True,
+              help="Do not wait for pending uploads; they resume at the next mount.")
+@click.option("--drain-timeout", default=600.0, show_default=True,
+              help="Seconds to wait for pending uploads before unmounting anyway.")
+def unmount(mountpoint: Path, timeout: float, no_wait: bool, drain_timeout: float) -> None:
+    """Unmount MOUNTPOINT once its uploads are done, and wait for the daemon to exit.
+
+    Uploads still pending after --drain-timeout (or with --no-wait) are kept
+    in the journal and resume at the next mount.
 
     \b
     Example:
@@ -286,10 +295,62 @@ def unmount(mountpoint: Path, timeout: float) -> None:
     from .daemon.mount import MountError
     from .daemon.mount import unmount as do_unmount
 
+    def progress(left: int) -> None:
+        if left:
+            click.echo(f"waiting for {left} upload{'s' * (left != 1)}…", err=True)
+
     try:
-        do_unmount(mountpoint.expanduser().absolute(), timeout)
+        left = do_unmount(mountpoint.expanduser().absolute(), timeout,
+                          drain=0.0 if no_wait else drain_timeout, progress=progress)
     except MountError as exc:
         raise click.ClickException(str(exc)) from None
+    if left:
+        click.echo(f"{left} uploads were not finished; they resume at the next mount",
+                   err=True)
+
+
+@main.command()
+@click.argument("mountpoint", required=False, type=click.Path(file_okay=False, path_type=Path))
+@cache_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(mountpoint: Path | None, cache_dir: Path | None, as_json: bool) -> None:
+    """The upload queue of a mount: pending, uploading and failed files, with reasons.
+
+    \b
+    Example:
+      aionfs status ~/Aion
+    """
+    from .daemon.mount import mounted_store
+    from .store import Store
+    from .upload import Journal
+
+    if mountpoint is not None:
+        pid, store_path = mounted_store(mountpoint.expanduser().absolute())
+        if store_path is None:
+            raise click.ClickException(f"{mountpoint} is not mounted by aionfs")
+    else:
+        pid, store_path = None, _store_path(_settings(None, None), cache_dir)
+    if not store_path.exists():
+        raise click.ClickException(f"no metadata store at {store_path}")
+    store = Store(store_path)
+    try:
+        files = Journal(store, store_path.parent / "staging").all()
+    finally:
+        store.close()
+    queue = [{"name": f.name, "folder": f.folder_key or None, "state": f.state,
+              "size": f.size, "error": f.last_error, "attempts": f.attempts}
+             for f in files if not (f.scratch and f.state == "local")]
+    counts = {state: sum(1 for q in queue if q["state"] == state)
+              for state in ("local", "pending", "uploading", "failed")}
+    if as_json:
+        click.echo(json.dumps({"mounted": pid is not None, "pid": pid, "uploads": counts,
+                               "queue": queue}, indent=2))
+        return
+    click.echo(f"mount: {f'running (pid {pid})' if pid else 'not running'}")
+    click.echo("uploads: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    for q in queue:
+        reason = f"  ({q['error']})" if q["state"] == "failed" and q["error"] else ""
+        click.echo(f"  {q['state']:<9} {q['name']}{reason}")
 
 
 def _pin(paths: tuple[Path, ...], cache_dir: Path | None, pinned: bool) -> None:

@@ -312,3 +312,33 @@ def test_uploads_ride_out_faults_and_an_outage(mounted: Mount, tenant: str,
         emulator.set_faults(tenant, "")
     got = workspace(emulator, tenant)
     assert {k: v[1] for k, v in got.items()} == {f"Offline/{k}": v for k, v in expected.items()}
+
+
+def test_status_shows_the_queue_and_unmount_waits_for_it(emulator: EmulatorProcess, tenant: str,
+                                                         tmp_path: Path) -> None:
+    m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", "--write-back-delay", "2")
+    unmounted = False
+    try:
+        for i in range(3):
+            (m.path / f"late {i}.txt").write_bytes(f"written just before unmount {i}\n".encode())
+        (m.path / "broken.txt").write_bytes(b"\xff\xfe not text")  # the service refuses it
+        status = subprocess.run([sys.executable, "-m", "aionfs", "status", str(m.path),
+                                 "--json"], env=m.env, capture_output=True, text=True,
+                                check=True)
+        queue = {q["name"]: q["state"] for q in __import__("json").loads(status.stdout)["queue"]}
+        assert queue == {"late 0.txt": "pending", "late 1.txt": "pending",
+                         "late 2.txt": "pending", "broken.txt": "pending"}
+        wait_for(lambda: os.getxattr(m.path / "broken.txt", "user.aion.sync_state")
+                 .startswith(b"failed: "), timeout=30)
+        out = subprocess.run([sys.executable, "-m", "aionfs", "unmount", str(m.path)],
+                             env=m.env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        unmounted = True
+        status = subprocess.run([sys.executable, "-m", "aionfs", "status", "--cache-dir",
+                                 str(m.cache)], env=m.env, capture_output=True, text=True,
+                                check=True).stdout
+        assert "failed    broken.txt" in status and "not valid UTF-8" in status
+    finally:
+        if not unmounted:
+            m.unmount()
+    assert sorted(workspace(emulator, tenant)) == ["late 0.txt", "late 1.txt", "late 2.txt"]

@@ -121,7 +121,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
         if dropped:
             log.warning("%d files whose writing never finished (no close) were dropped", dropped)
         uploader = Uploader(journal, syncer, delay=opts.write_back_delay, busy=local.busy,
-                            settled=local.settled)
+                            settled=local.settled, shared=local.shared)
         writer = Writer(view, syncer, local, uploader.wake)
         echoes = Echoes(opts.mountpoint.resolve(), store.dir_path, enabled=not opts.read_only)
         queries = QueryCache(syncer, ttl=opts.query_ttl)
@@ -142,7 +142,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
         except RuntimeError as exc:
             raise MountError(f"mounting {opts.mountpoint} failed: {exc}") from None
         ops.mounted = True
-        pidfile.write_text(str(os.getpid()))
+        pidfile.write_text(f"{os.getpid()}\n{opts.store_path}\n")
         unmounted_cleanly = False
         try:
             async with trio.open_nursery() as nursery:
@@ -186,15 +186,51 @@ async def _on_signals(mountpoint: Path) -> None:
             return
 
 
-def unmount(mountpoint: Path, timeout: float = 30.0) -> None:
-    """`fusermount3 -u`, then wait for the daemon to exit."""
+def mounted_store(mountpoint: Path) -> tuple[int | None, Path | None]:
+    """The daemon's pid and metadata store for a mountpoint, from its pidfile."""
+    pidfile = pidfile_for(mountpoint)
+    if not pidfile.exists():
+        return None, None
+    lines = pidfile.read_text().splitlines()
+    return int(lines[0]), (Path(lines[1]) if len(lines) > 1 else None)
+
+
+def wait_for_uploads(store_path: Path, timeout: float,
+                     progress: Callable[[int], None] = lambda n: None) -> int:
+    """Wait until no upload is pending or in flight; returns how many still are."""
+    import time
+
+    store = Store(store_path)
+    try:
+        deadline = time.monotonic() + timeout
+        last = -1
+        while True:
+            counts = dict(store.db.execute(
+                "SELECT state, count(*) FROM upload_journal GROUP BY state").fetchall())
+            left = counts.get("pending", 0) + counts.get("uploading", 0)
+            if left != last:
+                progress(left)
+                last = left
+            if not left or time.monotonic() >= deadline:
+                return left
+            time.sleep(0.2)
+    finally:
+        store.close()
+
+
+def unmount(mountpoint: Path, timeout: float = 30.0, *, drain: float = 0.0,
+            progress: Callable[[int], None] = lambda n: None) -> int:
+    """Wait up to `drain` seconds for uploads, `fusermount3 -u`, then wait for the
+    daemon to exit. Returns the uploads left for the next mount."""
     import subprocess
     import time
 
-    pidfile = pidfile_for(mountpoint)
-    pid = int(pidfile.read_text()) if pidfile.exists() else None
+    pid, store_path = mounted_store(mountpoint)
     if not os.path.ismount(mountpoint):
         raise MountError(f"{mountpoint} is not mounted")
+    left = 0
+    if drain and store_path is not None and store_path.exists():
+        left = wait_for_uploads(store_path, drain, progress)
     res = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True,
                          text=True)
     if res.returncode != 0:
@@ -206,7 +242,8 @@ def unmount(mountpoint: Path, timeout: float = 30.0) -> None:
             os.kill(pid, 0)
         except OSError as exc:
             if exc.errno == errno.ESRCH:
-                return
+                return left
         time.sleep(0.05)
     if pid is not None:
         raise MountError(f"the daemon (pid {pid}) did not exit within {timeout:g}s")
+    return left

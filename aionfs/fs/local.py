@@ -77,8 +77,9 @@ class LocalFiles:
         state = self._open.get(f.inode)
         return state is not None and state.writers > 0
 
-    def pending(self) -> list[LocalFile]:
-        return list(self._by_inode.values())
+    def shared(self, f: LocalFile) -> LocalFile:
+        """The instance this index shows for a journal row (so state changes show)."""
+        return self._by_inode.get(f.inode, f)
 
     # -- writing ---------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ journal row. States, one vocabulary everywhere (xattr, status, docs):
                that is never uploaded
     pending    closed; waiting for the write-back delay, then the uploader
     uploading  the uploader is on it (steps: upload → move → title → done)
-    failed     the server refused it; kept, retried when the cause can clear
+    failed     the server refused it; kept in staging, tried again at the next
+               mount or when rewritten
     synced     in the workspace; the row and the staging file are removed
 
 A close() that returns has its bytes fsync'd and its row committed (the
@@ -191,6 +192,8 @@ class Journal:
             if f.state == "local" and not f.scratch:
                 self.remove(f)
                 dropped += 1
+            elif f.state == "failed":  # the cause may have cleared: once more per mount
+                self.update(f, state="pending")
         for stray in self.dir.glob("*.w"):
             stray.unlink()
         return dropped

@@ -14,8 +14,8 @@ Steps, each recorded before the next starts:
 
 Failures: transient ones (network, 5xx, 429) leave the entry pending and
 are retried with backoff; refusals (quota, 422, 413) mark it failed with
-the reason, kept in staging, retried when the cause may have cleared (a
-quota after an hour, others after a restart or a rewrite).
+the reason, kept in staging, and tried again at the next mount or when the
+file is rewritten.
 """
 
 from __future__ import annotations
@@ -37,14 +37,12 @@ from .journal import Journal, LocalFile, content_type
 
 log = logging.getLogger(__name__)
 
-#: a failed upload refused for quota is tried again after this long
-QUOTA_RETRY = 3600.0
-
 
 class Uploader:
     def __init__(self, journal: Journal, syncer: Syncer, *, delay: float = 3.0,
                  busy: Callable[[LocalFile], bool] = lambda f: False,
-                 settled: Callable[[LocalFile], None] = lambda f: None) -> None:
+                 settled: Callable[[LocalFile], None] = lambda f: None,
+                 shared: Callable[[LocalFile], LocalFile] = lambda f: f) -> None:
         self.journal = journal
         self.syncer = syncer
         self.client = syncer.client
@@ -52,6 +50,7 @@ class Uploader:
         self.delay = delay
         self.busy = busy  # open for writing: not yet
         self.settled = settled  # shown from the store now
+        self.shared = shared  # the instance the filesystem shows (states seen at once)
         self._wake = trio.Event()
         self.uploaded = 0
         self.idle = trio.Event()
@@ -62,7 +61,8 @@ class Uploader:
     async def run(self) -> None:
         backoff = 1.0
         while True:
-            due = [f for f in self.journal.due(time.time(), self.delay) if not self.busy(f)]
+            due = [self.shared(f) for f in self.journal.due(time.time(), self.delay)]
+            due = [f for f in due if not self.busy(f)]
             failed_ok = False
             for f in due:
                 try:
