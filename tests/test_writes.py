@@ -342,3 +342,28 @@ def test_status_shows_the_queue_and_unmount_waits_for_it(emulator: EmulatorProce
         if not unmounted:
             m.unmount()
     assert sorted(workspace(emulator, tenant)) == ["late 0.txt", "late 1.txt", "late 2.txt"]
+
+
+def test_editing_an_uploaded_file_replaces_it_under_the_same_inode(
+        mounted: Mount, tenant: str, emulator: EmulatorProcess) -> None:
+    p = mounted.path
+    (p / "log.txt").write_bytes(b"line 1\n")
+    wait_for(lambda: drained_names(p, ("log.txt",)), timeout=30)
+    first = workspace(emulator, tenant)["log.txt"][0]
+    call(emulator, tenant, lambda c: c.update_file(first, tags=["daily"]))
+    wait_for(lambda: "user.aion.tags" in os.listxattr(p / "log.txt") and
+             os.getxattr(p / "log.txt", "user.aion.tags") == b"daily")
+    inode = os.stat(p / "log.txt").st_ino
+    with open(p / "log.txt", "ab") as f:  # append: an edit of the uploaded file
+        f.write(b"line 2\n")
+    assert (p / "log.txt").read_bytes() == b"line 1\nline 2\n"
+    wait_for(lambda: drained_names(p, ("log.txt",)), timeout=30)
+    os.truncate(p / "log.txt", 7)  # truncate(2) edits too
+    wait_for(lambda: drained_names(p, ("log.txt",)), timeout=30)
+    got = workspace(emulator, tenant)
+    assert list(got) == ["log.txt"]
+    assert got["log.txt"][1] == hashlib.sha256(b"line 1\n").hexdigest()
+    assert got["log.txt"][0] != first  # a new version; the old one is deleted
+    assert call(emulator, tenant, lambda c: c.get_file(got["log.txt"][0])).tags == ["daily"]
+    assert os.stat(p / "log.txt").st_ino == inode
+    assert (p / "log.txt").read_bytes() == b"line 1\n"

@@ -15,6 +15,7 @@ import errno
 import os
 import shutil
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..store import ALL_FILES, ROOT_INODE, Store
 from ..upload.journal import MAX_SIZE, Journal, LocalFile
@@ -86,10 +87,21 @@ class LocalFiles:
     def create(self, parent: int, folder_key: str, name: str) -> tuple[LocalFile, int]:
         f = self.journal.create(folder_key, name)
         self._index(f)
+        return f, self._first_writer(f)
+
+    def edit(self, folder_key: str, name: str, row: Any, content: bytes) -> LocalFile:
+        """An uploaded file opened for writing: a new version, under the same inode."""
+        f = self.journal.create(folder_key, name, edit=row)
+        f.staging.write_bytes(content)
+        f.size = len(content)
+        self._index(f)
+        return f
+
+    def _first_writer(self, f: LocalFile) -> int:
         main = os.open(f.staging, os.O_RDWR)
         fd = os.dup(main)  # the handle's own; `main` closes with the last writer
         self._open[f.inode] = _Open(writers=1, fd=main, fds={fd})
-        return f, fd
+        return fd
 
     def open(self, f: LocalFile, write: bool, truncate: bool) -> int:
         """A descriptor for a new handle on a local file."""

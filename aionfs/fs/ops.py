@@ -274,8 +274,14 @@ class AionOperations(pyfuse3.Operations):
                     raise self._fail(exc, exc.errno, "truncating") from None
                 self.writer.wake_uploader()
             return self._entry(self._local_attr(local))
-        if fields.update_size:  # editing an uploaded file in place is not supported yet
-            raise pyfuse3.FUSEError(errno.EPERM)
+        if fields.update_size:  # truncate(2) of an uploaded file: an edit
+            local = await self._start_edit(inode, truncate=attr.st_size == 0)
+            try:
+                self.local.truncate(local, attr.st_size)
+            except FsError as exc:
+                raise self._fail(exc, exc.errno, "truncating") from None
+            self.writer.wake_uploader()
+            return self._entry(self._local_attr(local))
         return await self.getattr(inode)  # chmod, chown, utimens: accepted, not stored
 
     async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:
@@ -359,8 +365,12 @@ class AionOperations(pyfuse3.Operations):
             fh = next(self._fh)
             self._locals[fh] = (local, fd, writing)
             return pyfuse3.FileInfo(fh=fh, keep_cache=False)
-        if writing:  # editing an uploaded file in place is not supported yet
-            raise pyfuse3.FUSEError(errno.EPERM)
+        if writing:  # an uploaded file edited: a new version under the same inode
+            local = await self._start_edit(inode, truncate=bool(flags & os.O_TRUNC))
+            fd = self.local.open(local, True, bool(flags & os.O_TRUNC))
+            fh = next(self._fh)
+            self._locals[fh] = (local, fd, True)
+            return pyfuse3.FileInfo(fh=fh, keep_cache=False)
         try:
             row = self.view.file_row(inode)
         except FsError as exc:
@@ -497,6 +507,34 @@ class AionOperations(pyfuse3.Operations):
         fh = next(self._fh)
         self._copies[fh] = self._copy_inodes[copy.inode] = copy
         return pyfuse3.FileInfo(fh=fh), self._copy_entry(copy)
+
+    async def _start_edit(self, inode: int, truncate: bool) -> Any:
+        """Writing to an uploaded file: its bytes go to staging first (unless truncated);
+        the new version is uploaded with its title, tags and folder, then the old one
+        is deleted. The inode stays."""
+        row = self.syncer.store.file_by_inode(inode)
+        names = self.syncer.store.names_of(inode)
+        if row is None or not names:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        if row["media_type"] == "link":  # generated from the link's metadata
+            raise pyfuse3.FUSEError(errno.EPERM)
+        parent, name = names[0]
+        key = self.view.folder_key(parent)
+        if key is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        content = b""
+        if not truncate:
+            self.cache.open(row["id"])
+            try:
+                content = b"".join([await self.cache.read(row["id"], off, 1 << 20)
+                                    for off in range(0, row["size"], 1 << 20)])
+            except CacheMiss as exc:
+                raise self._fail(exc, errno.EIO, f"reading {name} to edit it") from None
+            finally:
+                self.cache.release(row["id"])
+        local = self.local.edit(key, name, row, content)
+        self._listings.pop(parent, None)
+        return local
 
     def _create_local(self, parent: int, name: str) -> Any:
         """A new file in the library: written to staging, uploaded after its last close."""

@@ -24,12 +24,14 @@ the row and, once uploaded, re-pointed at the remote file.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..store import Store
 
@@ -78,12 +80,15 @@ class LocalFile:
     replaces_id: str | None
     last_error: str | None
     attempts: int
+    title: str | None = None
+    tags: list[str] | None = None
 
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> LocalFile:
         return cls(r["id"], r["inode"], r["folder_id"] or "", r["name"], r["state"], r["step"],
                    r["size"], Path(r["staging_path"]), r["updated_at_epoch"], bool(r["scratch"]),
-                   r["remote_id"], r["replaces_id"], r["last_error"], r["attempts"])
+                   r["remote_id"], r["replaces_id"], r["last_error"], r["attempts"],
+                   r["title"], json.loads(r["tags"]) if r["tags"] else None)
 
 
 class Journal:
@@ -118,17 +123,23 @@ class Journal:
 
     # -- writing ---------------------------------------------------------------------
 
-    def create(self, folder_key: str, name: str) -> LocalFile:
-        """A new file being written (state local until its last close)."""
+    def create(self, folder_key: str, name: str, *, edit: Any = None) -> LocalFile:
+        """A new file being written (state local until its first close).
+
+        `edit`: the store row of a file this one rewrites; the new version keeps
+        its inode, title and tags, and the old one is deleted once it is in.
+        """
         now = time.time()
         with self.store.transaction():
             cur = self.store.db.execute(
                 "INSERT INTO upload_journal(inode, state, step, staging_path, folder_id, name, "
-                "size, scratch, created_at_epoch, updated_at_epoch) "
-                "VALUES (0, 'local', 'upload', '', ?, ?, 0, ?, ?, ?)",
-                (folder_key or None, name, int(is_scratch(name)), now, now))
+                "size, scratch, replaces_id, title, tags, created_at_epoch, updated_at_epoch) "
+                "VALUES (0, 'local', 'upload', '', ?, ?, 0, ?, ?, ?, ?, ?, ?)",
+                (folder_key or None, name, int(is_scratch(name)),
+                 edit["id"] if edit else None, edit["title"] if edit else None,
+                 edit["tags"] if edit else None, now, now))
             jid = int(cur.lastrowid)  # type: ignore[arg-type]
-            inode = self.store.inode_for("local", str(jid))
+            inode = edit["inode"] if edit else self.store.inode_for("local", str(jid))
             staging = self.dir / str(jid)
             self.store.db.execute("UPDATE upload_journal SET inode=?, staging_path=? WHERE id=?",
                                   (inode, str(staging), jid))

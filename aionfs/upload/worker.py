@@ -123,6 +123,7 @@ class Uploader:
         try:
             res = await self.client.upload_file(
                 data, f.name, content_type=content_type(f.name) or "application/octet-stream",
+                title=f.title or None, tags=f.tags or None,  # an edit keeps them
                 skip_duplicates=resumed and known_new, known_new=known_new)
         except AmbiguousUpload as exc:
             self._fail(f, f"cannot tell whether the upload landed: {exc}")
@@ -156,7 +157,11 @@ class Uploader:
         events = []
         with self.store.transaction():
             if f.replaces_id:
-                events += self.store.remove_entries_of(self.store.delete_files([f.replaces_id]))
+                gone = self.store.delete_files([f.replaces_id])
+                if gone == [f.inode]:  # an edit: the same inode goes on, under the new id
+                    self.store.db.execute("DELETE FROM entries WHERE inode=?", (f.inode,))
+                else:
+                    events += self.store.remove_entries_of(gone)
             # The local inode now stands for the remote file. Sync may have met the
             # new file first and given it an inode of its own: that one goes.
             other = self.store.db.execute("SELECT inode FROM inodes WHERE kind='file' AND "
