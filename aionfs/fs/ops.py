@@ -266,23 +266,17 @@ class AionOperations(pyfuse3.Operations):
                 copy.truncate(attr.st_size)
             return self._copy_entry(copy)  # modes and times of a copy are not kept
         local = self.local.by_inode(inode)
-        if local is not None:
-            if fields.update_size:
-                try:
-                    self.local.truncate(local, attr.st_size)
-                except FsError as exc:
-                    raise self._fail(exc, exc.errno, "truncating") from None
-                self.writer.wake_uploader()
-            return self._entry(self._local_attr(local))
-        if fields.update_size:  # truncate(2) of an uploaded file: an edit
+        if local is None and fields.update_size:  # truncate(2) of an uploaded file: an edit
             local = await self._start_edit(inode, truncate=attr.st_size == 0)
+        if local is None:
+            return await self.getattr(inode)  # chmod, chown, utimens: accepted, not stored
+        if fields.update_size:
             try:
                 self.local.truncate(local, attr.st_size)
             except FsError as exc:
                 raise self._fail(exc, exc.errno, "truncating") from None
             self.writer.wake_uploader()
-            return self._entry(self._local_attr(local))
-        return await self.getattr(inode)  # chmod, chown, utimens: accepted, not stored
+        return self._entry(self._local_attr(local))
 
     async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:
         s = pyfuse3.StatvfsData()
