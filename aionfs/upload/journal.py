@@ -172,12 +172,13 @@ class Journal:
         if f.scratch and not scratch and f.state == "local":
             f.state = "pending"
         f.scratch = scratch
+        f.mtime = time.time()
         self._durable()
         with self.store.transaction():
             self.store.db.execute(
                 "UPDATE upload_journal SET folder_id=?, name=?, scratch=?, state=?, "
                 "updated_at_epoch=? WHERE id=?",
-                (folder_key or None, name, int(scratch), f.state, time.time(), f.id))
+                (folder_key or None, name, int(scratch), f.state, f.mtime, f.id))
 
     def update(self, f: LocalFile, **fields: object) -> None:
         """Record an upload step (state, step, remote_id, sha256, last_error, …)."""

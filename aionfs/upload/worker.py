@@ -25,10 +25,12 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 import trio
 
 from ..api import Priority
+from ..api.client import UploadItem
 from ..api.errors import AmbiguousUpload, ApiError, NotFound, QuotaExceeded, TransientError
 from ..store import ALL_FILES
 from ..store.db import file_row
@@ -63,63 +65,92 @@ class Uploader:
         while True:
             due = [self.shared(f) for f in self.journal.due(time.time(), self.delay)]
             due = [f for f in due if not self.busy(f)]
-            failed_ok = False
-            for f in due:
+            waiting = False
+            if due:
+                batch = due[:self.client.settings.batch_limit]
                 try:
-                    await self.process(f)
-                    backoff = 1.0
+                    await self.process(batch)
                 except TransientError as exc:
-                    log.info("upload of %s waits for the API (%s)", f.name, exc)
-                    self.journal.update(f, state="pending", attempts=f.attempts + 1,
-                                        last_error=str(exc))
-                    failed_ok = True
-                    break
-            if not due or not failed_ok:
-                backoff = 1.0
-            pending = self.journal.counts().get("pending", 0) + \
-                self.journal.counts().get("uploading", 0)
+                    log.info("%d uploads wait for the API (%s)", len(batch), exc)
+                    for f in batch:
+                        if f.state == "uploading" and f.step == "upload":
+                            continue  # sent, answer lost: resumed (hash-checked) next round
+                        self.journal.update(f, attempts=f.attempts + 1, last_error=str(exc))
+                    waiting = True
+            counts = self.journal.counts()
+            pending = counts.get("pending", 0) + counts.get("uploading", 0)
             if not pending:
                 self.idle.set()
+            if due and not waiting:
+                backoff = 1.0
+                continue  # more may be due at once: the next batch
             self._wake = trio.Event()
-            wait = min(backoff, 30.0) if failed_ok else (self.delay / 2 if pending else 3600)
-            backoff = backoff * 2 if failed_ok else 1.0
+            wait = min(backoff, 30.0) if waiting else (self.delay / 2 if pending else 3600)
+            backoff = backoff * 2 if waiting else 1.0
             with trio.move_on_after(wait):
                 await self._wake.wait()
 
-    async def process(self, f: LocalFile) -> None:
-        """Take one entry through its remaining steps."""
+    async def process(self, files: list[LocalFile]) -> None:
+        """Take entries through their remaining steps, each step for all of them at once:
+        one duplicate check, one upload request (stream-batch for several), one
+        move per folder, one listing to learn what landed."""
         self.idle = trio.Event() if self.idle.is_set() else self.idle
-        version = f.mtime
-        claim = (f.name, f.size)
-        self.syncer.claim(*claim)
+        # what each entry was when taken: a later close or rename makes it newer
+        versions = {r[0]: r[1] for r in self.store.db.execute(
+            f"SELECT id, updated_at_epoch FROM upload_journal WHERE id IN "
+            f"({','.join('?' * len(files))})", [f.id for f in files])}
+        claims = [(f.name, f.size) for f in files]
+        for claim in claims:
+            self.syncer.claim(*claim)
         try:
-            if f.step == "upload":
-                await self._upload(f)
-            if f.remote_id:
-                self.syncer.claim_id(f.remote_id)
-            if f.step == "move":
-                if f.folder_key != ALL_FILES:
-                    await self.client.move_files([f.remote_id],  # type: ignore[list-item]
-                                                 f.folder_key, priority=Priority.UPLOAD)
-                self.journal.update(f, step="done")
-            if f.step == "done":
-                await self._settle(f, version)
+            await self._upload_all([f for f in files if f.step == "upload"])
+            for f in files:
+                if f.remote_id:
+                    self.syncer.claim_id(f.remote_id)
+            await self._move_all([f for f in files if f.step == "move"])
+            await self._settle_all([f for f in files if f.step == "done"], versions)
         finally:
-            self.syncer.unclaim(*claim, f.remote_id)
+            for f, claim in zip(files, claims, strict=True):
+                self.syncer.unclaim(*claim, f.remote_id)
 
-    async def _upload(self, f: LocalFile) -> None:
-        data = f.staging.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        row = self.store.db.execute("SELECT sha256, known_new FROM upload_journal WHERE id=?",
-                                    (f.id,)).fetchone()
-        resumed = row is not None and row[0] == sha  # a crash interrupted this very upload
-        if resumed:
-            known_new = bool(row[1])
-        else:
-            dup = await self.client.check_duplicates([sha], priority=Priority.UPLOAD)
-            known_new = sha not in dup.duplicates
-        self.journal.update(f, state="uploading", sha256=sha, known_new=int(known_new),
-                            updated_at_epoch=f.mtime)
+    async def _upload_all(self, files: list[LocalFile]) -> None:
+        if not files:
+            return
+        data = {f.id: f.staging.read_bytes() for f in files}
+        sha = {f.id: hashlib.sha256(data[f.id]).hexdigest() for f in files}
+        recorded = {r[0]: (r[1], r[2]) for r in self.store.db.execute(
+            f"SELECT id, sha256, known_new FROM upload_journal WHERE id IN "
+            f"({','.join('?' * len(files))})", [f.id for f in files])}
+        # a crash (or a lost answer) interrupted these very uploads: one at a time
+        resumed = [f for f in files if recorded.get(f.id, (None,))[0] == sha[f.id]]
+        fresh = [f for f in files if f not in resumed]
+        if fresh:
+            dup = await self.client.check_duplicates([sha[f.id] for f in fresh],
+                                                     priority=Priority.UPLOAD)
+            dups = set(dup.duplicates)
+            with self.store.transaction():
+                for f in fresh:
+                    self.journal.update(f, state="uploading", sha256=sha[f.id],
+                                        known_new=int(sha[f.id] not in dups))
+        for f in resumed:
+            await self._upload_one(f, data[f.id], bool(recorded[f.id][1]), resumed=True)
+        # a batch holds distinct names (its answers are matched by filename)
+        while fresh:
+            batch, names, rest = [], set(), []
+            for f in fresh:
+                (rest if f.name in names or len(batch) >= self.client.settings.batch_limit
+                 else batch).append(f)
+                names.add(f.name)
+            fresh = rest
+            if len(batch) == 1 or any(f.title or f.tags for f in batch):
+                for f in batch:
+                    await self._upload_one(f, data[f.id], sha[f.id] not in dups, resumed=False)
+            else:
+                await self._upload_batch(batch, data)
+
+    async def _upload_one(self, f: LocalFile, data: bytes, known_new: bool,
+                          resumed: bool) -> None:
+        self.journal.update(f, state="uploading")
         try:
             res = await self.client.upload_file(
                 data, f.name, content_type=content_type(f.name) or "application/octet-stream",
@@ -127,7 +158,7 @@ class Uploader:
                 skip_duplicates=resumed and known_new, known_new=known_new)
         except AmbiguousUpload as exc:
             self._fail(f, f"cannot tell whether the upload landed: {exc}")
-            raise TransientError(str(exc)) from None
+            return
         except QuotaExceeded as exc:
             self._fail(f, f"quota exhausted: {exc}")
             return
@@ -140,16 +171,63 @@ class Uploader:
         self.journal.update(f, remote_id=remote, step="move")
         log.info("uploaded %s (%d bytes) as %s", f.name, len(data), remote)
 
+    async def _upload_batch(self, files: list[LocalFile], data: dict[int, bytes]) -> None:
+        items = [UploadItem(f.name, data[f.id],
+                            content_type(f.name) or "application/octet-stream") for f in files]
+        try:
+            batch, results = await self.client.upload_batch(items, priority=Priority.UPLOAD)
+        except QuotaExceeded as exc:
+            for f in files:
+                self._fail(f, f"quota exhausted: {exc}")
+            return
+        except TransientError:
+            raise  # sent or not, each file is resumed alone (hash-checked) next round
+        except ApiError as exc:
+            for f in files:
+                self._fail(f, str(exc))
+            return
+        by_name = {r.filename: r for r in results}
+        refused = {r.filename: r.reason for r in batch.rejections or []}
+        for f in files:
+            r = by_name.get(f.name)
+            if r is not None and r.image_id and r.status != "failed":
+                self.journal.update(f, remote_id=r.image_id, step="move")
+            elif f.name in refused or r is not None:
+                self._fail(f, refused.get(f.name) or (r.error_message if r else None)
+                           or "refused")
+            else:
+                raise TransientError(f"the batch answer did not mention {f.name}")
+        log.info("uploaded %d files in one request", len(files))
+
+    async def _move_all(self, files: list[LocalFile]) -> None:
+        by_folder: dict[str, list[LocalFile]] = {}
+        for f in files:
+            by_folder.setdefault(f.folder_key, []).append(f)
+        for key, group in by_folder.items():
+            if key != ALL_FILES:  # uploads land at the root
+                await self.client.move_files([f.remote_id for f in group],  # type: ignore[misc]
+                                             key, priority=Priority.UPLOAD)
+            with self.store.transaction():
+                for f in group:
+                    self.journal.update(f, step="done")
+
+    async def _settle_all(self, files: list[LocalFile], versions: dict[int, float]) -> None:
+        if not files:
+            return
+        items = {item.id: item async for item in self.client.iter_files(
+            ids=[f.remote_id for f in files], priority=Priority.UPLOAD, page_size=100)}
+        for f in files:
+            item = items.get(f.remote_id)  # type: ignore[arg-type]
+            if item is None:
+                raise TransientError(f"{f.remote_id} is not listed yet")
+            await self._settle(f, item, versions[f.id])
+
     def _fail(self, f: LocalFile, reason: str) -> None:
         log.warning("upload of %s failed: %s (kept; retried later)", f.name, reason)
         self.journal.update(f, state="failed", last_error=reason, attempts=f.attempts + 1)
 
-    async def _settle(self, f: LocalFile, version: float) -> None:
+    async def _settle(self, f: LocalFile, item: Any, version: float) -> None:
         """Show the uploaded file from the store, under the inode it had."""
-        items = [item async for item in self.client.iter_files(
-            ids=[f.remote_id], priority=Priority.UPLOAD)]  # type: ignore[list-item]
-        if not items:
-            raise TransientError(f"{f.remote_id} is not listed yet")
         current = self.journal.get(f.id)
         if f.replaces_id:  # the new one is in place: the old one goes
             with contextlib.suppress(NotFound):
@@ -173,7 +251,7 @@ class Uploader:
                 self.store.db.execute("DELETE FROM inodes WHERE inode=?", (other[0],))
             self.store.db.execute("UPDATE inodes SET kind='file', ref=? WHERE inode=?",
                                   (f.remote_id, f.inode))
-            self.store.upsert_files([file_row(items[0])])
+            self.store.upsert_files([file_row(item)])
             moved = self.store.place_files([f.remote_id], f.folder_key)  # type: ignore[list-item]
             for key in {f.folder_key, *(k for k in moved.values() if k is not None)}:
                 events += self.store.rename_dir(key)
