@@ -23,6 +23,10 @@ The demo library is mounted at {mnt}
   ls -l "{mnt}/Inspections/2025/Site A"
   getfattr -d "{mnt}/Welcome to the demo library.md"     # AI description, tags (apt install attr)
   sha256sum "{mnt}/Projects/Bridge/Reports/"*              # bytes fetched on demand
+  ls {mnt}/tags {mnt}/colors/earth_tone {mnt}/by-date       # the virtual folders
+  ls "{mnt}/search/rust on poles"                          # a semantic search, as a folder
+  cp ~/Pictures/*.jpg {mnt}/Inspections/                   # uploaded in the background
+  aionfs status {mnt}                                      # the upload queue
   xdg-open {mnt}                                          # in a file manager
 
 In another shell, to use the aionfs commands on this library:
