@@ -320,7 +320,7 @@ async def main() -> None:
             await bench_download(emu.base_url, emu.api_key, data_dir)
             bench_ingest(template)
             bench_readdir()
-            from .mount import bench_reads, bench_views, bench_walks
+            from .mount import bench_reads, bench_views, bench_walks, bench_writes
 
             big = await trio.to_thread.run_sync(_big_file)
             key = emu.new_tenant(plan="enterprise", rpm=0)
@@ -330,6 +330,7 @@ async def main() -> None:
                 await c.upload_file(big, "big.png")
             await trio.to_thread.run_sync(bench_reads, row, emu, key, big, "big.png")
             await trio.to_thread.run_sync(bench_views, row, emu)
+            await trio.to_thread.run_sync(bench_writes, row, emu, 100 if QUICK else 300)
             with tempfile.TemporaryDirectory() as cache:
                 key = await bench_full_sync(emu, cache)
                 await trio.to_thread.run_sync(bench_walks, row, emu, key, cache)
