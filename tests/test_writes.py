@@ -367,3 +367,21 @@ def test_editing_an_uploaded_file_replaces_it_under_the_same_inode(
     assert call(emulator, tenant, lambda c: c.get_file(got["log.txt"][0])).tags == ["daily"]
     assert os.stat(p / "log.txt").st_ino == inode
     assert (p / "log.txt").read_bytes() == b"line 1\n"
+
+
+def test_a_write_into_a_folder_deleted_remotely_is_kept(emulator: EmulatorProcess, tenant: str,
+                                                        tmp_path: Path) -> None:
+    m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", "--write-back-delay", "3")
+    try:
+        os.mkdir(m.path / "Doomed")
+        (m.path / "Doomed/survivor.txt").write_bytes(b"still here\n")
+        folder = next(f.id for f in call(emulator, tenant, lambda c: c.folder_tree()))
+        call(emulator, tenant, lambda c: c.delete_folder(folder))  # before the upload
+        wait_for(lambda: (m.path / "survivor.txt").exists())  # kept in view, at the root
+        assert (m.path / "survivor.txt").read_bytes() == b"still here\n"
+        wait_for(lambda: drained(m), timeout=60)
+    finally:
+        m.unmount()
+    got = workspace(emulator, tenant)
+    assert {k: v[1] for k, v in got.items()} == {
+        "survivor.txt": hashlib.sha256(b"still here\n").hexdigest()}

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 
 import trio
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -230,7 +230,7 @@ def build_app(emu: Emulator) -> Any:
         return ApiFailure(405, "METHOD_NOT_ALLOWED", "method not allowed").render(request)
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        if not isinstance(exc, EmulatedFault):
+        if not isinstance(exc, EmulatedFault | ClientDisconnect):  # (the client left)
             log.error("handler failed: %s %s", request.method, request.url.path, exc_info=exc)
         return ApiFailure(500, "INTERNAL_ERROR", "internal error").render(request)
 

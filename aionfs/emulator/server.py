@@ -18,6 +18,7 @@ from pathlib import Path
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
+from starlette.requests import ClientDisconnect
 
 from .app import API_PREFIX, Emulator, build_app
 from .faults import EmulatedFault, Faults
@@ -45,7 +46,7 @@ def _not_emulated(record: logging.LogRecord) -> bool:
     """Drop hypercorn's report of connections broken on purpose by fault injection."""
     exc = record.exc_info[1] if record.exc_info else None
     while exc is not None:
-        if isinstance(exc, EmulatedFault):
+        if isinstance(exc, EmulatedFault | ClientDisconnect):
             return False
         exc = exc.__cause__ or exc.__context__
     return True

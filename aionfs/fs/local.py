@@ -55,7 +55,13 @@ class LocalFiles:
         self._by_inode[f.inode] = f
 
     def _unindex(self, f: LocalFile) -> None:
-        self._by_name.pop((self._parent(f), f.name), None)
+        key = (self._parent(f), f.name)
+        if self._by_name.get(key) is f:
+            del self._by_name[key]
+        else:
+            # its folder changed under it (deleted remotely): find it by identity
+            for key in [k for k, v in self._by_name.items() if v is f]:
+                del self._by_name[key]
         self._by_inode.pop(f.inode, None)
 
     # -- reading ---------------------------------------------------------------------
@@ -200,6 +206,18 @@ class LocalFiles:
         self._unindex(f)
         self.journal.move(f, folder_key, name)
         self._index(f)
+
+    def orphaned(self, dir_inode: int) -> list[LocalFile]:
+        """Its folder was deleted remotely: the files written into it move to the root
+        (where the service would leave them), rather than vanishing from view."""
+        moved = [f for (p, _), f in self._by_name.items() if p == dir_inode]
+        for f in moved:
+            name = f.name
+            while (ROOT_INODE, name) in self._by_name:
+                stem, ext = os.path.splitext(name)
+                name = f"{stem} (from a deleted folder){ext}"
+            self.rename(f, ROOT_INODE, ALL_FILES, name)
+        return moved
 
     def forget(self, f: LocalFile) -> None:
         """Unlinked (or uploaded): no longer shown; the journal row goes too."""

@@ -753,6 +753,11 @@ class AionOperations(pyfuse3.Operations):
         if echo:
             self.echoes.submit(events)
         gone = {e.inode for e in events if e.kind == "gone"}
+        for inode in gone:
+            for f in self.local.orphaned(inode):
+                log.warning("%s was written into a folder deleted remotely: it is kept at the "
+                            "root", f.name)
+                self._listings.pop(ROOT_INODE, None)
         for e in events:
             try:
                 if e.kind == "entry_removed" and e.parent is not None and e.name is not None:

@@ -40,6 +40,10 @@ from .journal import Journal, LocalFile, content_type
 log = logging.getLogger(__name__)
 
 
+#: rounds an uploaded file may be missing from listings before it counts as deleted
+SETTLE_ATTEMPTS = 5
+
+
 class Uploader:
     def __init__(self, journal: Journal, syncer: Syncer, *, delay: float = 3.0,
                  busy: Callable[[LocalFile], bool] = lambda f: False,
@@ -68,6 +72,7 @@ class Uploader:
             waiting = False
             if due:
                 batch = due[:self.client.settings.batch_limit]
+                before = [(f.step, f.state) for f in batch]
                 try:
                     await self.process(batch)
                 except TransientError as exc:
@@ -76,6 +81,14 @@ class Uploader:
                         if f.state == "uploading" and f.step == "upload":
                             continue  # sent, answer lost: resumed (hash-checked) next round
                         self.journal.update(f, attempts=f.attempts + 1, last_error=str(exc))
+                    waiting = True
+                    if [(f.step, f.state) for f in batch] != before:
+                        backoff = 0.5  # some got through: keep going, gently
+                except Exception as exc:  # never lose the queue (or the mount) to a surprise
+                    log.exception("uploading %d files failed unexpectedly", len(batch))
+                    for f in batch:
+                        if f.step != "done" and f.state != "failed":
+                            self._fail(f, f"unexpected: {exc!r}")
                     waiting = True
             counts = self.journal.counts()
             pending = counts.get("pending", 0) + counts.get("uploading", 0)
@@ -102,16 +115,25 @@ class Uploader:
         claims = [(f.name, f.size) for f in files]
         for claim in claims:
             self.syncer.claim(*claim)
+        errors: list[TransientError] = []
         try:
-            await self._upload_all([f for f in files if f.step == "upload"])
-            for f in files:
-                if f.remote_id:
-                    self.syncer.claim_id(f.remote_id)
-            await self._move_all([f for f in files if f.step == "move"])
-            await self._settle_all([f for f in files if f.step == "done"], versions)
+            # each step for whatever it can; a transient failure ends the round after it
+            for step in (lambda: self._upload_all([f for f in files if f.step == "upload"]),
+                         lambda: self._move_all([f for f in files if f.step == "move"]),
+                         lambda: self._settle_all([f for f in files if f.step == "done"],
+                                                  versions)):
+                try:
+                    await step()
+                except TransientError as exc:
+                    errors.append(exc)
+                for f in files:
+                    if f.remote_id:
+                        self.syncer.claim_id(f.remote_id)
         finally:
             for f, claim in zip(files, claims, strict=True):
                 self.syncer.unclaim(*claim, f.remote_id)
+        if errors:
+            raise errors[0]
 
     async def _upload_all(self, files: list[LocalFile]) -> None:
         if not files:
@@ -132,8 +154,16 @@ class Uploader:
                 for f in fresh:
                     self.journal.update(f, state="uploading", sha256=sha[f.id],
                                         known_new=int(sha[f.id] not in dups))
+        failures: list[TransientError] = []
+
+        async def one(f: LocalFile, known_new: bool, resumed: bool) -> None:
+            try:
+                await self._upload_one(f, data[f.id], known_new, resumed=resumed)
+            except TransientError as exc:  # the others still go
+                failures.append(exc)
+
         for f in resumed:
-            await self._upload_one(f, data[f.id], bool(recorded[f.id][1]), resumed=True)
+            await one(f, bool(recorded[f.id][1]), True)
         # a batch holds distinct names (its answers are matched by filename)
         while fresh:
             batch, names, rest = [], set(), []
@@ -144,9 +174,11 @@ class Uploader:
             fresh = rest
             if len(batch) == 1 or any(f.title or f.tags for f in batch):
                 for f in batch:
-                    await self._upload_one(f, data[f.id], sha[f.id] not in dups, resumed=False)
+                    await one(f, sha[f.id] not in dups, False)
             else:
                 await self._upload_batch(batch, data)
+        if failures:
+            raise failures[0]
 
     async def _upload_one(self, f: LocalFile, data: bytes, known_new: bool,
                           resumed: bool) -> None:
@@ -205,11 +237,19 @@ class Uploader:
             by_folder.setdefault(f.folder_key, []).append(f)
         for key, group in by_folder.items():
             if key != ALL_FILES:  # uploads land at the root
-                await self.client.move_files([f.remote_id for f in group],  # type: ignore[misc]
-                                             key, priority=Priority.UPLOAD)
+                try:
+                    await self.client.move_files([f.remote_id  # type: ignore[misc]
+                                                  for f in group], key, priority=Priority.UPLOAD)
+                except NotFound:
+                    # The folder was deleted remotely meanwhile: the files stay at the
+                    # root, where the upload put them, rather than being lost.
+                    log.warning("the folder of %s is gone; %d files stay at the root",
+                                group[0].name, len(group))
+                    key = ALL_FILES
             with self.store.transaction():
                 for f in group:
-                    self.journal.update(f, step="done")
+                    self.journal.update(f, step="done", folder_id=key or None)
+                    f.folder_key = key
 
     async def _settle_all(self, files: list[LocalFile], versions: dict[int, float]) -> None:
         if not files:
@@ -219,6 +259,11 @@ class Uploader:
         for f in files:
             item = items.get(f.remote_id)  # type: ignore[arg-type]
             if item is None:
+                if f.attempts >= SETTLE_ATTEMPTS:  # deleted remotely since: so be it
+                    log.warning("%s was deleted remotely right after its upload", f.name)
+                    self.journal.remove(f)
+                    self.settled(f)
+                    continue
                 raise TransientError(f"{f.remote_id} is not listed yet")
             await self._settle(f, item, versions[f.id])
 
