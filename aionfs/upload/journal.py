@@ -97,9 +97,11 @@ class Journal:
         self.dir = staging
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
-    def _durable(self) -> None:
-        """Commits after this are on disk when they return (a close promised it)."""
-        self.store.db.execute("PRAGMA synchronous=FULL")
+    def _durable(self, durable: bool = True) -> None:
+        """Whether the next commits are on disk when they return: a close promised
+        its file is; a file still being written needs no such promise (a crash drops
+        it anyway), and every fsync spared is time a copy does not wait."""
+        self.store.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
 
     # -- reading ---------------------------------------------------------------------
 
@@ -130,6 +132,7 @@ class Journal:
         its inode, title and tags, and the old one is deleted once it is in.
         """
         now = time.time()
+        self._durable(False)
         with self.store.transaction():
             cur = self.store.db.execute(
                 "INSERT INTO upload_journal(inode, state, step, staging_path, folder_id, name, "
