@@ -385,3 +385,33 @@ def test_a_write_into_a_folder_deleted_remotely_is_kept(emulator: EmulatorProces
     got = workspace(emulator, tenant)
     assert {k: v[1] for k, v in got.items()} == {
         "survivor.txt": hashlib.sha256(b"still here\n").hexdigest()}
+
+
+def test_remote_changes_meeting_a_pending_edit_lose_nothing(emulator: EmulatorProcess,
+                                                            tenant: str, tmp_path: Path) -> None:
+    """A retag made remotely during a local edit is kept by the new version; a file
+    replaced remotely (deleted, uploaded anew) and edited locally: both survive."""
+    m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", "--write-back-delay", "3")
+    try:
+        p = m.path
+        (p / "a.txt").write_bytes(b"a1\n")
+        (p / "b.txt").write_bytes(b"b1\n")
+        wait_for(lambda: drained(m), timeout=30)
+        ids = {k: v[0] for k, v in workspace(emulator, tenant).items()}
+        with open(p / "a.txt", "ab") as f:
+            f.write(b"a2 local\n")
+        with open(p / "b.txt", "ab") as f:
+            f.write(b"b2 local\n")
+        call(emulator, tenant, lambda c: c.update_file(ids["a.txt"], tags=["remote"]))
+        call(emulator, tenant, lambda c: c.delete_file(ids["b.txt"]))
+        call(emulator, tenant, lambda c: c.upload_file(b"b2 remote\n", "b.txt"))
+        time.sleep(1)  # sync sees both remote changes before the local edits go
+        wait_for(lambda: drained(m), timeout=30)
+    finally:
+        m.unmount()
+    got = workspace(emulator, tenant)
+    assert got["a.txt"][1] == hashlib.sha256(b"a1\na2 local\n").hexdigest()
+    assert call(emulator, tenant, lambda c: c.get_file(got["a.txt"][0])).tags == ["remote"]
+    shas = sorted(v[1] for k, v in got.items() if k.startswith("b.txt"))
+    assert shas == sorted(hashlib.sha256(b).hexdigest()
+                          for b in (b"b1\nb2 local\n", b"b2 remote\n"))

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -138,6 +139,11 @@ class Uploader:
     async def _upload_all(self, files: list[LocalFile]) -> None:
         if not files:
             return
+        for f in files:  # an edit carries the metadata the file has *now* (sync keeps it)
+            if f.replaces_id:
+                row = self.store.file(f.replaces_id)
+                if row is not None:
+                    f.title, f.tags = row["title"], json.loads(row["tags"])
         data = {f.id: f.staging.read_bytes() for f in files}
         sha = {f.id: hashlib.sha256(data[f.id]).hexdigest() for f in files}
         recorded = {r[0]: (r[1], r[2]) for r in self.store.db.execute(
