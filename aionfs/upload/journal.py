@@ -119,6 +119,12 @@ class Journal:
             "SELECT * FROM upload_journal WHERE state IN ('pending', 'uploading') AND "
             "updated_at_epoch <= ? ORDER BY updated_at_epoch", (now - delay,))]
 
+    def newest_close(self) -> float:
+        """When the most recent pending file was closed (0 if none is pending)."""
+        row = self.store.db.execute("SELECT max(updated_at_epoch) FROM upload_journal "
+                                    "WHERE state='pending'").fetchone()
+        return float(row[0] or 0.0)
+
     def counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.store.db.execute(
             "SELECT state, count(*) FROM upload_journal GROUP BY state")}

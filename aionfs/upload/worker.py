@@ -41,6 +41,8 @@ from .journal import Journal, LocalFile, content_type
 log = logging.getLogger(__name__)
 
 
+#: a burst of closes is uploaded once it pauses this long (or fills a batch)
+BURST_GAP = 0.5
 #: rounds an uploaded file may be missing from listings before it counts as deleted
 SETTLE_ATTEMPTS = 5
 
@@ -59,6 +61,7 @@ class Uploader:
         self.settled = settled  # shown from the store now
         self.shared = shared  # the instance the filesystem shows (states seen at once)
         self._wake = trio.Event()
+        self._batch: int | None = None
         self.uploaded = 0
         self.idle = trio.Event()
 
@@ -70,9 +73,15 @@ class Uploader:
         while True:
             due = [self.shared(f) for f in self.journal.due(time.time(), self.delay)]
             due = [f for f in due if not self.busy(f)]
+            limit = await self._batch_limit() if due else 1
+            quiet = time.time() - self.journal.newest_close()
+            if due and len(due) < limit and quiet < BURST_GAP:
+                # files are still arriving (a copy in progress): gather a fuller batch
+                await trio.sleep(BURST_GAP - quiet)
+                continue
             waiting = False
             if due:
-                batch = due[:self.client.settings.batch_limit]
+                batch = due[:limit]
                 before = [(f.step, f.state) for f in batch]
                 try:
                     await self.process(batch)
@@ -103,6 +112,17 @@ class Uploader:
             backoff = backoff * 2 if waiting else 1.0
             with trio.move_on_after(wait):
                 await self._wake.wait()
+
+    async def _batch_limit(self) -> int:
+        """Files per stream-batch: what the service says (asked once), else the plan's."""
+        if self._batch is None:
+            try:
+                quota = await self.client.quota_check(1, priority=Priority.UPLOAD)
+                self._batch = quota.max_batch_size or self.client.settings.batch_limit
+            except ApiError as exc:
+                log.debug("no batch size from the service (%s): the plan's", exc)
+                return self.client.settings.batch_limit
+        return self._batch
 
     async def process(self, files: list[LocalFile]) -> None:
         """Take entries through their remaining steps, each step for all of them at once:
@@ -171,11 +191,11 @@ class Uploader:
         for f in resumed:
             await one(f, bool(recorded[f.id][1]), True)
         # a batch holds distinct names (its answers are matched by filename)
+        limit = await self._batch_limit()
         while fresh:
             batch, names, rest = [], set(), []
             for f in fresh:
-                (rest if f.name in names or len(batch) >= self.client.settings.batch_limit
-                 else batch).append(f)
+                (rest if f.name in names or len(batch) >= limit else batch).append(f)
                 names.add(f.name)
             fresh = rest
             if len(batch) == 1 or any(f.title or f.tags for f in batch):
