@@ -103,3 +103,16 @@ def test_assign_is_deterministic_stable_and_unique() -> None:
     # reserved names (virtual folders at the root) are never given out
     e = n.Child(14, "search", "2020-01-01", "eeeeeeee-5")
     assert n.assign([e], {}, frozenset({"search"})) == {14: "search (eeeeeeee)"}
+
+
+def test_an_item_seen_twice_in_one_batch_is_stored_once(tmp_path: Path) -> None:
+    """Paging newest-first while files arrive repeats items across pages."""
+    from aionfs.store.db import FILE_COLUMNS
+
+    store = Store(tmp_path / "s.sqlite3")
+    row = {c: None for c in FILE_COLUMNS} | {"id": "f1", "size": 3, "tags": "[]",
+                                              "created_at": "2026-01-01T00:00:00+00:00"}
+    with store.transaction():
+        new, _, _ = store.upsert_files([row, dict(row, title="later")])
+    assert new == {"f1"}
+    assert store.file("f1")["title"] == "later"

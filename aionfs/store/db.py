@@ -322,7 +322,8 @@ class Store:
         cols = ", ".join(FILE_COLUMNS)
         marks = ", ".join("?" * len(FILE_COLUMNS))
         sets = ", ".join(f"{c}=?" for c in FILE_COLUMNS[1:])
-        items = list(items)
+        # A listing paged while files arrive can repeat an item: keep its last sight.
+        items = list({item["id"]: item for item in items}.values())
         old_rows: dict[str, tuple[Any, ...]] = {}
         for chunk in range(0, len(items), 500):  # one query per 500 items, not one per item
             ids = [it["id"] for it in items[chunk:chunk + 500]]

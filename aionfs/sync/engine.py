@@ -491,6 +491,11 @@ class Syncer:
                     log.warning("sync failed, keeping the cached library: %s", exc)
                 self.last_error = str(exc)
                 backoff = min(max(backoff * 2, poll_interval), 30 * 60)
+            except Exception as exc:  # a bug here must not take the mount down with it
+                if repr(exc) != self.last_error:
+                    log.exception("sync failed unexpectedly, keeping the cached library")
+                self.last_error = repr(exc)
+                backoff = min(max(backoff * 2, poll_interval), 30 * 60)
             await trio.sleep(backoff)
 
     async def ensure_listed(self, folder_key: str,
