@@ -73,3 +73,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 15) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def expect_errno(code: int, fn: Callable[[], object]) -> None:
+    """`fn` fails with exactly this errno."""
+    import pytest
+
+    with pytest.raises(OSError) as info:
+        fn()
+    assert info.value.errno == code, (info.value, fn)

@@ -20,7 +20,7 @@ import trio
 from aionfs.api import AionClient
 from tests.conftest import EmulatorProcess, make_client
 from tests.media import image_bytes
-from tests.mounting import VIEWS, Mount, api_call, mount, wait_for
+from tests.mounting import VIEWS, Mount, api_call, expect_errno, mount, wait_for
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
 
@@ -198,11 +198,6 @@ def test_tag_folders_add_and_remove_tags_and_nothing_else(mounted: Mount, lib: L
         before.title, before.size_bytes, before.upload_description)
     assert "sky.png" in os.listdir(m)  # still where it was
 
-
-def expect_errno(code: int, fn: Callable[[], Any]) -> None:
-    with pytest.raises(OSError) as info:
-        fn()
-    assert info.value.errno == code, (info.value, fn)
 
 
 def test_bad_input_gets_a_clear_errno(mounted: Mount) -> None:

@@ -23,7 +23,7 @@ import trio
 from aionfs.api import AionClient
 from tests.conftest import EmulatorProcess, make_client
 from tests.media import image_bytes
-from tests.mounting import Mount, mount, wait_for
+from tests.mounting import Mount, expect_errno, mount, wait_for
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
 
@@ -209,11 +209,6 @@ def test_renames_moves_and_deletes_reach_the_api_and_survive_a_remount(
     finally:
         m.unmount()
 
-
-def expect_errno(code: int, fn: Callable[[], Any]) -> None:
-    with pytest.raises(OSError) as info:
-        fn()
-    assert info.value.errno == code, (info.value, fn)
 
 
 def test_bad_input_gets_a_clear_errno_and_nothing_is_lost(mounted: Mount) -> None:
