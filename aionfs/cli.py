@@ -297,7 +297,8 @@ def unmount(mountpoint: Path, timeout: float, no_wait: bool, drain_timeout: floa
 
     def progress(left: int) -> None:
         if left:
-            click.echo(f"waiting for {left} upload{'s' * (left != 1)}…", err=True)
+            click.echo(f"waiting for {left} upload{'s' * (left != 1)}… (Ctrl-C unmounts now "
+                       "and keeps them for the next mount)", err=True)
 
     try:
         left = do_unmount(mountpoint.expanduser().absolute(), timeout,

@@ -230,7 +230,10 @@ def unmount(mountpoint: Path, timeout: float = 30.0, *, drain: float = 0.0,
         raise MountError(f"{mountpoint} is not mounted")
     left = 0
     if drain and store_path is not None and store_path.exists():
-        left = wait_for_uploads(store_path, drain, progress)
+        try:
+            left = wait_for_uploads(store_path, drain, progress)
+        except KeyboardInterrupt:  # the user would rather not wait: they stay queued
+            left = wait_for_uploads(store_path, 0)
     res = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True,
                          text=True)
     if res.returncode != 0:
