@@ -410,3 +410,29 @@ def test_remote_changes_meeting_a_pending_edit_lose_nothing(emulator: EmulatorPr
     shas = sorted(v[1] for k, v in got.items() if k.startswith("b.txt"))
     assert shas == sorted(hashlib.sha256(b).hexdigest()
                           for b in (b"b1\nb2 local\n", b"b2 remote\n"))
+
+
+def test_folders_made_offline_are_created_when_the_api_returns(
+        mounted: Mount, tenant: str, emulator: EmulatorProcess) -> None:
+    p = mounted.path
+    emulator.set_faults(tenant, "down:1")
+    try:
+        os.makedirs(p / "Offline/Sub")  # a whole tree, written while the API is away
+        (p / "Offline/Sub/field notes.txt").write_bytes(b"written offline\n")
+        (p / "Offline/top.txt").write_bytes(b"also offline\n")
+        os.mkdir(p / "Offline/Later")
+        os.rename(p / "Offline/Later", p / "Offline/Renamed")  # changed before creation
+        os.mkdir(p / "Offline/Gone")
+        os.rmdir(p / "Offline/Gone")
+        inode = os.stat(p / "Offline/Sub").st_ino
+        assert sorted(os.listdir(p / "Offline")) == ["Renamed", "Sub", "top.txt"]
+    finally:
+        emulator.set_faults(tenant, "")
+    wait_for(lambda: drained(mounted), timeout=60)
+    assert os.stat(p / "Offline/Sub").st_ino == inode
+    got = workspace(emulator, tenant)
+    assert {k: v[1] for k, v in got.items()} == {
+        "Offline/Sub/field notes.txt": hashlib.sha256(b"written offline\n").hexdigest(),
+        "Offline/top.txt": hashlib.sha256(b"also offline\n").hexdigest()}
+    names = sorted(f.name for f in call(emulator, tenant, lambda c: c.folder_tree()))
+    assert names == ["Offline", "Renamed", "Sub"]

@@ -121,7 +121,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
         if dropped:
             log.warning("%d files whose writing never finished (no close) were dropped", dropped)
         uploader = Uploader(journal, syncer, delay=opts.write_back_delay, busy=local.busy,
-                            settled=local.settled, shared=local.shared)
+                            settled=local.settled, shared=local.shared, rekeyed=local.rekey)
         writer = Writer(view, syncer, local, uploader.wake)
         echoes = Echoes(opts.mountpoint.resolve(), store.dir_path, enabled=not opts.read_only)
         queries = QueryCache(syncer, ttl=opts.query_ttl)

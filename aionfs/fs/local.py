@@ -219,6 +219,12 @@ class LocalFiles:
             self.rename(f, ROOT_INODE, ALL_FILES, name)
         return moved
 
+    def rekey(self, old: str, new: str) -> None:
+        """A folder made offline was created remotely: its files follow its new id."""
+        for f in self._by_inode.values():
+            if f.folder_key == old:
+                f.folder_key = new
+
     def forget(self, f: LocalFile) -> None:
         """Unlinked (or uploaded): no longer shown; the journal row goes too."""
         self._unindex(f)

@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 
 import trio
 
-from ..api.errors import ApiError, Conflict, NotFound, ValidationFailed
+from ..api.errors import ApiError, Conflict, NotFound, TransientError, ValidationFailed
 from ..store import ALL_FILES, Event
-from ..store.db import folder_row
+from ..store.db import LOCAL_PREFIX, folder_row
 from ..sync import Syncer
 from ..upload import content_type, is_scratch
 from .local import LocalFiles
@@ -141,6 +141,7 @@ class Writer:
             self.local.forget(target_local)
             events.append(Event("entry_removed", target_local.inode, new_parent, new_name))
         if new_key != self._key(parent):
+            self._not_offline(new_key)
             await self._api(f"moving {name}", lambda: self.client.move_files(
                 [row["id"]], new_key or None))
         if new_name != name:
@@ -196,6 +197,10 @@ class Writer:
             row = self.store.folder(key)
             key = row["parent_id"] if row is not None else None
         old_key = self._key(parent)
+        if folder["id"].startswith(LOCAL_PREFIX):  # made offline: created later as it is then
+            return self._folder_changed(folder["id"], new_name, new_key or None,
+                                        {old_key, new_key})
+        self._not_offline(new_key)
         if new_key != old_key:
             await self._api(f"moving {folder['name']}", lambda: self.client.move_folder(
                 folder["id"], new_key or None))
@@ -215,6 +220,12 @@ class Writer:
                 events += self.store.rename_dir(key)
         return events
 
+    @staticmethod
+    def _not_offline(key: str) -> None:
+        if key.startswith(LOCAL_PREFIX):
+            raise FsError(errno.EAGAIN, "that folder was made offline and is not in the "
+                                        "workspace yet: try again once it is")
+
     # -- folders ---------------------------------------------------------------------------
 
     async def mkdir(self, parent: int, name: str) -> tuple[int, list[Event]]:
@@ -222,14 +233,29 @@ class Writer:
         key = self._key(parent)
         if self.store.lookup(parent, name) or self.local.lookup(parent, name):
             raise FsError(errno.EEXIST)
-        folder = await self._api(f"creating {name}", lambda: self.client.create_folder(
-            name, key or None))
+        folder = None
+        if not key.startswith(LOCAL_PREFIX):
+            try:
+                with trio.fail_after(API_WAIT):
+                    folder = await self.client.create_folder(name, key or None)
+            except (TransientError, trio.TooSlowError) as exc:
+                log.info("creating folder %s offline (%s): the workspace gets it when the API "
+                         "is back", name, exc)
+            except Conflict as exc:
+                raise FsError(errno.EEXIST, f"creating {name}: {exc}") from None
+            except ApiError as exc:
+                raise FsError(errno.EIO, f"creating {name}: {exc}") from None
         with self.store.transaction():
-            self.store.upsert_folders([folder_row(folder)])
-            self.store.set_listing(folder.id, True, 0)  # new and empty: nothing to list
+            if folder is None:  # offline (or inside a folder made offline)
+                folder_id = self.store.add_local_folder(name, key or None)
+            else:
+                folder_id = folder.id
+                self.store.upsert_folders([folder_row(folder)])
+                self.store.set_listing(folder.id, True, 0)  # new and empty: nothing to list
             events = self.store.rename_dir(key)
+        self.wake_uploader()
         log.info("created folder %s", name)
-        return self.store.dir_inode(folder.id), events
+        return self.store.dir_inode(folder_id), events
 
     async def rmdir(self, parent: int, name: str) -> list[Event]:
         entry = self.store.lookup(parent, name)
@@ -242,12 +268,15 @@ class Writer:
             raise FsError(errno.ENOENT)
         try:
             with trio.fail_after(API_WAIT):
-                await self.syncer.ensure_listed(folder["id"])  # know every file inside
+                if not folder["id"].startswith(LOCAL_PREFIX):
+                    await self.syncer.ensure_listed(folder["id"])  # know every file inside
         except (ApiError, trio.TooSlowError) as exc:
             raise FsError(errno.EIO, f"listing {name} before removing it: {exc}") from None
         if self.store.list_dir(entry.inode) or self.local.in_dir(entry.inode):
             raise FsError(errno.ENOTEMPTY)
-        await self._api(f"removing {name}", lambda: self.client.delete_folder(folder["id"]))
+        if not folder["id"].startswith(LOCAL_PREFIX):  # (one made offline: just forget it)
+            await self._api(f"removing {name}",
+                            lambda: self.client.delete_folder(folder["id"]))
         with self.store.transaction():
             gone = self.store.delete_folders([folder["id"]])
             events = self.store.remove_entries_of(gone)

@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -54,6 +56,8 @@ FILE_COLUMNS = ("id", "title", "filename", "size", "media_type", "format", "cont
                 "width", "height", "tags", "description", "visible_text",
                 "description_status", "variant_status", "page_count", "source_url", "domain",
                 "created_at", "content_created_at")
+#: the id prefix of folders made offline, until they are created remotely
+LOCAL_PREFIX = "local:"
 #: The file columns attributes need (a link's size depends on its .desktop text).
 ATTR_COLUMNS = ("f.id, f.inode, f.size, f.media_type, f.updated_at, f.created_at, f.title, "
                 "f.domain, f.source_url, f.tags, "
@@ -136,7 +140,55 @@ class Store:
     # -- reading -------------------------------------------------------------
 
     def folders(self) -> dict[str, sqlite3.Row]:
-        return {r["id"]: r for r in self.db.execute("SELECT * FROM folders")}
+        """The workspace's folders (not those made offline and not created yet)."""
+        return {r["id"]: r for r in self.db.execute(
+            "SELECT * FROM folders WHERE id NOT LIKE 'local:%'")}
+
+    # Folders made on the mount while the API was unreachable carry a `local:` id
+    # until the uploader creates them; sync never sees them.
+
+    def add_local_folder(self, name: str, parent_id: str | None) -> str:
+        folder_id = f"{LOCAL_PREFIX}{uuid.uuid4()}"
+        inode = self.inode_for("folder", folder_id)
+        now = datetime.now(UTC).isoformat()
+        self.db.execute("INSERT INTO folders(id, inode, name, parent_id, file_count, "
+                        "created_at, updated_at) VALUES (?,?,?,?,0,?,?)",
+                        (folder_id, inode, name, parent_id, now, now))
+        self.set_listing(folder_id, True, 0)
+        return folder_id
+
+    def local_folders(self) -> list[sqlite3.Row]:
+        """Folders waiting to be created, parents before children."""
+        rows = list(self.db.execute("SELECT * FROM folders WHERE id LIKE 'local:%'"))
+        local = {r["id"] for r in rows}
+        ordered: list[sqlite3.Row] = []
+        while rows:
+            ready = [r for r in rows if r["parent_id"] not in local]
+            if not ready:  # cannot happen (no cycles), but never loop forever
+                break
+            ordered += ready
+            local -= {r["id"] for r in ready}
+            rows = [r for r in rows if r["id"] in local]
+        return ordered
+
+    def rekey_folder(self, old: str, new: str) -> list[int]:
+        """A local folder now exists remotely as `new`: keep its inode and entries.
+        Returns the inodes of a copy sync may have made of it meanwhile (dropped)."""
+        dropped = []
+        dup = self.folder(new)
+        if dup is not None:
+            dropped.append(dup["inode"])
+            self.db.execute("DELETE FROM folders WHERE id=?", (new,))
+            self.db.execute("DELETE FROM entries WHERE inode=? OR parent_inode=?",
+                            (dup["inode"], dup["inode"]))
+            self.db.execute("DELETE FROM listings WHERE folder_key=?", (new,))
+            self.db.execute("DELETE FROM inodes WHERE inode=?", (dup["inode"],))
+        self.db.execute("UPDATE folders SET id=? WHERE id=?", (new, old))
+        self.db.execute("UPDATE folders SET parent_id=? WHERE parent_id=?", (new, old))
+        self.db.execute("UPDATE inodes SET ref=? WHERE kind='folder' AND ref=?", (new, old))
+        self.db.execute("UPDATE listings SET folder_key=? WHERE folder_key=?", (new, old))
+        self.db.execute("UPDATE upload_journal SET folder_id=? WHERE folder_id=?", (new, old))
+        return dropped
 
     def folder(self, folder_id: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM folders WHERE id=?", (folder_id,)).fetchone()
@@ -246,8 +298,8 @@ class Store:
     def stale_listings(self, older_than: float) -> list[str]:
         """Listed folders, oldest-listed first, last listed before `older_than`."""
         return [r[0] for r in self.db.execute(
-            "SELECT folder_key FROM listings WHERE listed_at_epoch < ? "
-            "ORDER BY listed_at_epoch", (older_than,))]
+            "SELECT folder_key FROM listings WHERE listed_at_epoch < ? AND folder_key NOT "
+            "LIKE 'local:%' ORDER BY listed_at_epoch", (older_than,))]
 
     # -- crawl progress --------------------------------------------------------
 

@@ -117,7 +117,8 @@ class Journal:
         """Pending files whose write-back delay has passed, oldest first."""
         return [LocalFile.from_row(r) for r in self.store.db.execute(
             "SELECT * FROM upload_journal WHERE state IN ('pending', 'uploading') AND "
-            "updated_at_epoch <= ? ORDER BY updated_at_epoch", (now - delay,))]
+            "updated_at_epoch <= ? AND ifnull(folder_id, '') NOT LIKE 'local:%' "
+            "ORDER BY updated_at_epoch", (now - delay,))]
 
     def newest_close(self) -> float:
         """When the most recent pending file was closed (0 if none is pending)."""

@@ -32,9 +32,16 @@ import trio
 
 from ..api import Priority
 from ..api.client import UploadItem
-from ..api.errors import AmbiguousUpload, ApiError, NotFound, QuotaExceeded, TransientError
-from ..store import ALL_FILES
-from ..store.db import file_row
+from ..api.errors import (
+    AmbiguousUpload,
+    ApiError,
+    Conflict,
+    NotFound,
+    QuotaExceeded,
+    TransientError,
+)
+from ..store import ALL_FILES, Event
+from ..store.db import LOCAL_PREFIX, file_row
 from ..sync import Syncer
 from .journal import Journal, LocalFile, content_type
 
@@ -51,7 +58,8 @@ class Uploader:
     def __init__(self, journal: Journal, syncer: Syncer, *, delay: float = 3.0,
                  busy: Callable[[LocalFile], bool] = lambda f: False,
                  settled: Callable[[LocalFile], None] = lambda f: None,
-                 shared: Callable[[LocalFile], LocalFile] = lambda f: f) -> None:
+                 shared: Callable[[LocalFile], LocalFile] = lambda f: f,
+                 rekeyed: Callable[[str, str], None] = lambda old, new: None) -> None:
         self.journal = journal
         self.syncer = syncer
         self.client = syncer.client
@@ -60,6 +68,7 @@ class Uploader:
         self.busy = busy  # open for writing: not yet
         self.settled = settled  # shown from the store now
         self.shared = shared  # the instance the filesystem shows (states seen at once)
+        self.rekeyed = rekeyed  # a folder made offline got its remote id
         self._wake = trio.Event()
         self._batch: int | None = None
         self.uploaded = 0
@@ -71,6 +80,12 @@ class Uploader:
     async def run(self) -> None:
         backoff = 1.0
         while True:
+            waiting = False
+            try:
+                await self._create_folders()
+            except TransientError as exc:
+                log.info("folders made offline wait for the API (%s)", exc)
+                waiting = True
             due = [self.shared(f) for f in self.journal.due(time.time(), self.delay)]
             due = [f for f in due if not self.busy(f)]
             limit = await self._batch_limit() if due else 1
@@ -79,7 +94,6 @@ class Uploader:
                 # files are still arriving (a copy in progress): gather a fuller batch
                 await trio.sleep(BURST_GAP - quiet)
                 continue
-            waiting = False
             if due:
                 batch = due[:limit]
                 before = [(f.step, f.state) for f in batch]
@@ -112,6 +126,29 @@ class Uploader:
             backoff = backoff * 2 if waiting else 1.0
             with trio.move_on_after(wait):
                 await self._wake.wait()
+
+    async def _create_folders(self) -> None:
+        """Folders made while the API was unreachable: created now, parents first
+        (one that exists by then, made elsewhere, is taken as it is)."""
+        for row in self.store.local_folders():
+            parent = self.store.folder(row["id"])["parent_id"]  # (a parent may be new)
+            if parent and parent.startswith(LOCAL_PREFIX):
+                continue  # its parent failed this round
+            try:
+                folder = await self.client.create_folder(row["name"], parent)
+                new_id = folder.id
+            except Conflict:
+                new_id = next((f.id for f in await self.client.folder_tree()
+                               if f.name == row["name"] and f.parent_id == parent), None)
+                if new_id is None:
+                    raise TransientError(f"folder {row['name']!r} exists, cannot be found") from None
+            with self.store.transaction():
+                dropped = self.store.rekey_folder(row["id"], new_id)
+                events = self.store.rename_dir(parent or ALL_FILES)
+                events += [Event("gone", inode) for inode in dropped]
+            self.rekeyed(row["id"], new_id)
+            self.syncer.publish(events)
+            log.info("created folder %s (made while offline)", row["name"])
 
     async def _batch_limit(self) -> int:
         """Files per stream-batch: what the service says (asked once), else the plan's."""
