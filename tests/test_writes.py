@@ -248,17 +248,17 @@ WRITER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("seed", [3, 11, 29])
+@pytest.mark.parametrize("seed", [3, 11])
 def test_kill_9_loses_no_closed_file(emulator: EmulatorProcess, tenant: str, tmp_path: Path,
                                      seed: int) -> None:
     """kill -9 the daemon during a copy: every file whose close returned arrives once;
     no other file arrives half-written."""
-    count = 150
+    count = 500
     m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", "--write-back-delay", "0.1")
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(m.path), str(seed), str(count)],
                               stdout=subprocess.PIPE, text=True)
     assert writer.stdout is not None
-    kill_after = random.Random(seed).randrange(10, 140)
+    kill_after = random.Random(seed).randrange(10, 490)
     closed = []
     for line in writer.stdout:
         closed.append(int(line))
