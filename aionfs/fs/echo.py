@@ -88,7 +88,6 @@ class Echoes:
         self.current: Echo | None = None
         self._tids: set[int] = set()
         self._send, self._receive = trio.open_memory_channel[list[Echo]](math.inf)
-        self.made = 0
 
     def submit(self, events: list[Event]) -> None:
         if self.enabled:
@@ -136,7 +135,6 @@ class Echoes:
                 self.current = echo
                 try:
                     await trio.to_thread.run_sync(call, abandon_on_cancel=True)
-                    self.made += 1
                 except OSError as exc:
                     log.debug("echo %s failed: %s", echo, exc)
                     if exc.errno == errno.EROFS:

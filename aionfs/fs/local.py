@@ -47,15 +47,16 @@ class LocalFiles:
             self._index(f)
         return dropped
 
-    def _parent(self, f: LocalFile) -> int:
+    def parent_of(self, f: LocalFile) -> int:
+        """The directory inode a local file is shown in."""
         return ROOT_INODE if f.folder_key == ALL_FILES else self.store.dir_inode(f.folder_key)
 
     def _index(self, f: LocalFile) -> None:
-        self._by_name[(self._parent(f), f.name)] = f
+        self._by_name[(self.parent_of(f), f.name)] = f
         self._by_inode[f.inode] = f
 
     def _unindex(self, f: LocalFile) -> None:
-        key = (self._parent(f), f.name)
+        key = (self.parent_of(f), f.name)
         if self._by_name.get(key) is f:
             del self._by_name[key]
         else:

@@ -407,7 +407,7 @@ class AionOperations(pyfuse3.Operations):
             f, fd, writing = local
             self.local.release(f, fd, writing)
             if writing:  # a version to upload (or keep, for scratch files)
-                self._listings.clear()
+                self._listings.pop(self.local.parent_of(f), None)  # its size in the listing
                 self.writer.wake_uploader()
             return
         file_id, inline = self._files.pop(fh, ("", b""))
@@ -726,7 +726,7 @@ class AionOperations(pyfuse3.Operations):
         local = self._locals.get(fh)
         if local is not None:
             if local[2] and self.local.flush(local[0]):
-                self._listings.clear()
+                self._listings.pop(self.local.parent_of(local[0]), None)
             return
         copy = self._copies.get(fh)
         if copy is not None:

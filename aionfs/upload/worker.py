@@ -71,8 +71,6 @@ class Uploader:
         self.rekeyed = rekeyed  # a folder made offline got its remote id
         self._wake = trio.Event()
         self._batch: int | None = None
-        self.uploaded = 0
-        self.idle = trio.Event()
 
     def wake(self) -> None:
         self._wake.set()
@@ -116,8 +114,6 @@ class Uploader:
                     waiting = True
             counts = self.journal.counts()
             pending = counts.get("pending", 0) + counts.get("uploading", 0)
-            if not pending:
-                self.idle.set()
             if due and not waiting:
                 backoff = 1.0
                 continue  # more may be due at once: the next batch
@@ -165,7 +161,6 @@ class Uploader:
         """Take entries through their remaining steps, each step for all of them at once:
         one duplicate check, one upload request (stream-batch for several), one
         move per folder, one listing to learn what landed."""
-        self.idle = trio.Event() if self.idle.is_set() else self.idle
         # what each entry was when taken: a later close or rename makes it newer
         versions = {r[0]: r[1] for r in self.store.db.execute(
             f"SELECT id, updated_at_epoch FROM upload_journal WHERE id IN "
@@ -374,5 +369,4 @@ class Uploader:
         if not rewritten:
             f.staging.unlink(missing_ok=True)
             self.settled(f)
-        self.uploaded += 1
         self.syncer.publish(events)
