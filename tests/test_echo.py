@@ -23,3 +23,11 @@ def test_directories_change_before_their_files_and_go_last() -> None:
 
 def test_events_without_a_name_are_not_echoed() -> None:
     assert plan_echoes([Event("attr", 3), Event("content", 3), Event("gone", 3)]) == []
+
+
+def test_a_file_gone_from_the_library_is_marked_so_its_watchers_see_it_deleted() -> None:
+    """Only a gone inode gets the delete notification (IN_DELETE_SELF); a name that
+    merely left a listed folder must not tell the file's watchers it was deleted."""
+    events = [Event("entry_removed", 2, 3, "x.png"), Event("gone", 2),
+              Event("entry_removed", 4, 3, "y.png")]
+    assert [(e.inode, e.gone) for e in plan_echoes(events)] == [(2, True), (4, False)]

@@ -15,6 +15,16 @@ The kernel's own caches are invalidated separately and at once (see
 `ops.on_events`); an echo that cannot be made (a read-only mount, a name
 the kernel already dropped, a race with another process) only means no
 inotify event, which is logged at debug level.
+
+A file deleted remotely needs one step more. With the virtual folders on, a
+file counts several links (tree, by-date/, tags/), so the echoed unlink only
+drops the kernel's link count to one more than zero, and watchers of the file
+itself would never get IN_DELETE_SELF. So before unlinking a file that is
+gone, the worker has the kernel forget the name with a delete notification
+(`forget`, given by the FUSE adapter), which clears the link count, raises
+IN_DELETE_SELF and drops the watch; the unlink that follows then finds the
+name afresh and raises IN_DELETE for the directory's watchers. The two steps
+run one after the other in the worker thread, so no race decides the events.
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ class Echo:
     is_dir: bool
     src: Name | None = None
     dst: Name | None = None
+    gone: bool = False  # the inode left the library (not only this name)
 
 
 def plan_echoes(events: Iterable[Event]) -> list[Echo]:
@@ -57,7 +68,10 @@ def plan_echoes(events: Iterable[Event]) -> list[Echo]:
     """
     removed: dict[int, tuple[Name, bool]] = {}
     added: dict[int, tuple[Name, bool]] = {}
+    gone: set[int] = set()
     for e in events:
+        if e.kind == "gone":
+            gone.add(e.inode)
         if e.parent is None or e.name is None:
             continue
         if e.kind == "entry_removed":
@@ -69,7 +83,8 @@ def plan_echoes(events: Iterable[Event]) -> list[Echo]:
         if inode in added:
             echoes.append(Echo("rename", inode, is_dir, src, added[inode][0]))
         else:
-            echoes.append(Echo("rmdir" if is_dir else "unlink", inode, is_dir, src=src))
+            echoes.append(Echo("rmdir" if is_dir else "unlink", inode, is_dir, src=src,
+                               gone=inode in gone))
     for inode, (dst, is_dir) in added.items():
         if inode not in removed:
             echoes.append(Echo("mkdir" if is_dir else "mknod", inode, is_dir, dst=dst))
@@ -85,6 +100,9 @@ class Echoes:
         self.mountpoint = mountpoint
         self.dir_path = dir_path  # a directory inode's path below the mountpoint, now
         self.enabled = enabled
+        #: (parent, name, inode) → the kernel forgets the name of a deleted inode
+        #: (blocking; called from the worker thread). Set by the FUSE adapter.
+        self.forget: Callable[[int, str, int], None] | None = None
         self.current: Echo | None = None
         self._tids: set[int] = set()
         self._send, self._receive = trio.open_memory_channel[list[Echo]](math.inf)
@@ -151,9 +169,19 @@ class Echoes:
     def _syscall(self, echo: Echo) -> Callable[[], None]:
         """The call the worker thread makes (paths resolved now, on the trio thread)."""
         tids = self._tids
-        if echo.src is not None and echo.dst is not None:
+        forget = self.forget
+        if echo.kind == "unlink" and echo.gone and forget is not None and echo.src is not None:
+            parent, leaf = echo.src
+            path = self._path(echo.src)
+
+            def forget_then_unlink() -> None:
+                forget(parent, leaf, echo.inode)
+                os.unlink(path)
+
+            act: Callable[[], None] = forget_then_unlink
+        elif echo.src is not None and echo.dst is not None:
             src, dst = self._path(echo.src), self._path(echo.dst)
-            act: Callable[[], None] = lambda: os.rename(src, dst)  # noqa: E731
+            act = lambda: os.rename(src, dst)  # noqa: E731
         else:
             name = echo.src or echo.dst
             assert name is not None

@@ -84,6 +84,7 @@ class AionOperations(pyfuse3.Operations):
         self.local = local
         self.writer = writer
         self.echoes = echoes
+        echoes.forget = _forget_deleted
         self.views = views
         self.syncer = syncer
         self.cache = cache
@@ -780,6 +781,15 @@ class AionOperations(pyfuse3.Operations):
     def statistics(self) -> dict[str, Any]:
         return {"known_inodes": len(self.lookups), "open_dirs": len(self._dirs),
                 "open_files": len(self._files)}
+
+
+def _forget_deleted(parent: int, name: str, inode: int) -> None:
+    """Blocking delete notification, for the echo worker's thread (see fs/echo.py)."""
+    try:
+        pyfuse3.invalidate_entry(parent, os.fsencode(name), deleted=inode)
+    except OSError as exc:  # the kernel had no such name cached: nothing to forget
+        if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+            raise
 
 
 def _guard(name: str, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
