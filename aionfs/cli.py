@@ -22,6 +22,8 @@ from . import __version__
 
 if TYPE_CHECKING:
     from .api import ApiSettings
+    from .config import Profile
+    from .daemon.control import Daemon
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -67,13 +69,24 @@ def main(log_level: str) -> None:
     _setup_logging(log_level)
 
 
-def _settings(plan: str | None = None, rpm: int | None = None) -> ApiSettings:
-    from .api import ApiSettings, SettingsError
+def _profile(name: str | None, **flags: object) -> Profile:
+    """The profile's settings with the command line's flags on top."""
+    from .config import ConfigError, load_profile
 
     try:
-        return ApiSettings.from_env(plan=plan or os.environ.get("AIONFS_PLAN", "free"),
-                                    requests_per_minute=rpm)
-    except SettingsError as exc:
+        return load_profile(name).with_overrides("command line", **flags)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _settings(profile: Profile) -> ApiSettings:
+    from .api import ApiSettings, SettingsError
+    from .credentials import CredentialsError, require_key
+
+    try:
+        return ApiSettings(api_key=require_key(profile.name), base_url=profile.base_url,
+                           plan=profile.plan, requests_per_minute=profile.rpm or None)
+    except (SettingsError, CredentialsError) as exc:
         raise click.UsageError(str(exc)) from None
 
 
@@ -91,6 +104,10 @@ def _store_path(settings: ApiSettings, cache_dir: Path | None) -> Path:
     return path / "metadata.sqlite3"
 
 
+profile_option = click.option(
+    "--profile", "profile_name", default=None, metavar="NAME",
+    help="Profile of ~/.config/aionfs/config.toml (default: $AIONFS_PROFILE, the file's "
+         "default_profile, or 'default').")
 cache_dir_option = click.option(
     "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Where the metadata store and content cache live (default: the XDG cache dir).")
@@ -104,35 +121,50 @@ plan_option = click.option(
 
 
 @main.command()
+@profile_option
 @cache_dir_option
 @plan_option
 @rpm_option
 @click.option("--full", is_flag=True, help="List everything, not just what changed.")
+@click.option("--now", is_flag=True,
+              help="Have the running mount check for remote changes now (and wait for it).")
 @click.option("--allow-mass-delete", is_flag=True,
               help="Apply a sync even if it deletes more than half of the library.")
-def sync(cache_dir: Path | None, plan: str | None, rpm: int | None, full: bool,
-         allow_mass_delete: bool) -> None:
+def sync(profile_name: str | None, cache_dir: Path | None, plan: str | None, rpm: int | None,
+         full: bool, now: bool, allow_mass_delete: bool) -> None:
     """Bring the local metadata store up to date with the workspace.
 
     The first run (or --full) lists every folder; later runs poll for
     what changed. Progress goes to the terminal; a summary ends the run.
+    While a mount of the workspace runs, the mount does the work (--now
+    only asks it to); without a mount this command syncs by itself.
 
     \b
-    Example:
+    Examples:
       aionfs sync --full
+      aionfs sync --now        # the running mount looks for changes at once
     """
     from .synccli import run_sync
 
-    settings = _settings(plan, rpm or None)
-    sys.exit(run_sync(settings, _store_path(settings, cache_dir), full=full,
-                      allow_mass_delete=allow_mass_delete, unlimited=rpm == 0))
+    profile = _profile(profile_name, plan=plan, rpm=rpm, cache_dir=cache_dir)
+    settings = _settings(profile)
+    store_path = _store_path(settings, profile.cache_dir)
+    daemon = _daemon_for(store_path)
+    if daemon is not None:
+        sys.exit(_ask_daemon(daemon, "sync", full=full))
+    if now:
+        raise click.ClickException("no mount of this workspace is running (start one with "
+                                   "'aionfs mount', or run 'aionfs sync' without --now)")
+    sys.exit(run_sync(settings, store_path, full=full, allow_mass_delete=allow_mass_delete,
+                      unlimited=profile.rpm == 0))
 
 
 @main.command(name="ls")
+@profile_option
 @cache_dir_option
 @click.option("-l", "long", is_flag=True, help="Long listing: kind, size, date.")
 @click.argument("path", default="/")
-def ls_command(cache_dir: Path | None, long: bool, path: str) -> None:
+def ls_command(profile_name: str | None, cache_dir: Path | None, long: bool, path: str) -> None:
     """List a library path from the local store (the names the mount shows).
 
     Works offline; run 'aionfs sync' first to fill the store.
@@ -143,89 +175,127 @@ def ls_command(cache_dir: Path | None, long: bool, path: str) -> None:
     """
     from .synccli import run_ls
 
-    settings = _settings()
-    sys.exit(run_ls(_store_path(settings, cache_dir), path, long=long))
+    profile = _profile(profile_name, cache_dir=cache_dir)
+    sys.exit(run_ls(_store_path(_settings(profile), profile.cache_dir), path, long=long))
 
 
-def _parse_size(text: str) -> int:
-    units = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    raw = text.strip().lower().removesuffix("ib").removesuffix("b")
-    unit = raw[-1] if raw and raw[-1] in units else ""
-    try:
-        return int(float(raw[: len(raw) - len(unit)]) * units[unit])
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a size like 500M or 10G") from None
+def _daemon_for(store_path: Path) -> Daemon | None:
+    from .daemon.control import find_daemon
+
+    return find_daemon(store_path=store_path)
+
+
+def _ask_daemon(daemon: Daemon, command: str, **args: object) -> int:
+    """Send one command to a running mount, showing its progress; the exit code."""
+    from .daemon.control import ControlError, call
+    from .progress import Progress
+
+    with Progress(f"{command}") as progress:
+        try:
+            for message in call(daemon.socket, command, **args):
+                if "progress" in message:
+                    progress.update(message["progress"], message.get("total"),
+                                    message.get("text", ""))
+                elif "error" in message:
+                    progress.close()
+                    click.echo(f"aionfs {command}: {message['error']}", err=True)
+                    return 1
+                elif "result" in message:
+                    progress.close()
+                    click.echo(message["result"])
+        except ControlError as exc:
+            progress.close()
+            click.echo(f"aionfs {command}: {exc}", err=True)
+            return 1
+    return 0
 
 
 @main.command()
-@click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("mountpoint", required=False, type=click.Path(file_okay=False, path_type=Path))
+@profile_option
 @cache_dir_option
 @plan_option
 @rpm_option
 @click.option("--foreground", "-f", is_flag=True, help="Stay in the foreground (systemd).")
-@click.option("--read-only", is_flag=True,
+@click.option("--mkdir", is_flag=True, help="Create the mountpoint if it is missing.")
+@click.option("--read-only", is_flag=True, default=None,
               help="Mount read-only: every write gets EROFS, and file managers watching a "
                    "folder no longer see remote changes live.")
-@click.option("--write-back-delay", default=3.0, show_default=True, type=click.FloatRange(0),
+@click.option("--write-back-delay", default=None, type=click.FloatRange(0),
               help="Seconds a closed file waits before upload (a file rewritten meanwhile "
-                   "is uploaded once).")
+                   "is uploaded once). Default 3.")
 @click.option("--cache-size", default=None, metavar="SIZE",
               help="Content cache cap, e.g. 2G (default: 10% of the free space, at most 20G).")
-@click.option("--poll-interval", default=60.0, show_default=True, type=click.FloatRange(0.1),
-              help="Seconds between checks for remote changes.")
-@click.option("--revalidate-interval", default=900.0, show_default=True,
-              type=click.FloatRange(0.1),
-              help="Seconds after which a listed folder is listed again (renames, retags).")
-@click.option("--read-timeout", default=5.0, show_default=True, type=click.FloatRange(0.1),
-              help="Seconds a read waits for bytes not yet cached before failing (EIO).")
-@click.option("--rank-names", is_flag=True,
+@click.option("--poll-interval", default=None, type=click.FloatRange(0.1),
+              help="Seconds between checks for remote changes. Default 60.")
+@click.option("--revalidate-interval", default=None, type=click.FloatRange(0.1),
+              help="Seconds after which a listed folder is listed again (renames, retags). "
+                   "Default 900.")
+@click.option("--read-timeout", default=None, type=click.FloatRange(0.1),
+              help="Seconds a read waits for bytes not yet cached before failing (EIO). "
+                   "Default 5.")
+@click.option("--rank-names", is_flag=True, default=None,
               help="Prefix search results with their rank (001 name.jpg), so that file "
                    "managers sorting by name show the best match first.")
-@click.option("--hide-views", is_flag=True,
+@click.option("--hide-views", is_flag=True, default=None,
               help="Leave search/, text/, colors/, tags/ and by-date/ out of the root "
                    "listing (they stay reachable by path).")
-@click.option("--query-ttl", default=600.0, show_default=True, type=click.FloatRange(1),
-              help="Seconds a query's results are served before being asked again.")
+@click.option("--query-ttl", default=None, type=click.FloatRange(1),
+              help="Seconds a query's results are served before being asked again. "
+                   "Default 600.")
 @click.option("--ready-fd", type=int, default=None, hidden=True)
-def mount(mountpoint: Path, cache_dir: Path | None, plan: str | None, rpm: int | None,
-          foreground: bool, read_only: bool, cache_size: str | None, poll_interval: float,
-          revalidate_interval: float, read_timeout: float, write_back_delay: float,
-          rank_names: bool, hide_views: bool, query_ttl: float, ready_fd: int | None) -> None:
-    """Mount the library at MOUNTPOINT.
+def mount(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | None,
+          plan: str | None, rpm: int | None, foreground: bool, mkdir: bool,
+          read_only: bool | None, cache_size: str | None, poll_interval: float | None,
+          revalidate_interval: float | None, read_timeout: float | None,
+          write_back_delay: float | None, rank_names: bool | None, hide_views: bool | None,
+          query_ttl: float | None, ready_fd: int | None) -> None:
+    """Mount the library at MOUNTPOINT (default: the profile's mountpoint).
 
     Without --foreground it returns once the mount answers (or fails with
     a one-line reason). The cached library stays browsable when the API is
-    unreachable; reads of bytes not cached then fail with EIO.
+    unreachable; reads of bytes not cached then fail with EIO. Settings not
+    given here come from the profile (see 'aionfs config show').
 
     \b
-    Example:
+    Examples:
       mkdir -p ~/Aion && aionfs mount ~/Aion
       ls ~/Aion; aionfs unmount ~/Aion
+      aionfs mount --profile work          # mountpoint and settings from config.toml
     """
     import shutil
 
-    from .daemon.mount import MountError, MountOptions, check_mountpoint
+    from .config import ConfigError, parse_size
+    from .daemon.mount import MountError, check_mountpoint, options_from_profile
 
-    settings = _settings(plan, rpm or None)
-    store_path = _store_path(settings, cache_dir)
-    if cache_size is None:
-        free = shutil.disk_usage(store_path.parent).free
-        size = min(free // 10, 20 << 30)
-    else:
-        size = _parse_size(cache_size)
-    mountpoint = mountpoint.expanduser().absolute()
     try:
-        check_mountpoint(mountpoint)
-    except MountError as exc:
+        size = parse_size(cache_size) if cache_size is not None else None
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cache-size") from None
+    profile = _profile(profile_name, mountpoint=mountpoint.expanduser() if mountpoint else None,
+                       cache_dir=cache_dir, plan=plan, rpm=rpm, read_only=read_only,
+                       cache_size=size, poll_interval=poll_interval,
+                       revalidate_interval=revalidate_interval, read_timeout=read_timeout,
+                       write_back_delay=write_back_delay, rank_names=rank_names,
+                       hide_views=hide_views, query_ttl=query_ttl)
+    if profile.mountpoint is None:
+        raise click.UsageError("no mountpoint: give one (aionfs mount ~/Aion) or set "
+                               f"mountpoint in [profiles.{profile.name}] of the config file")
+    settings = _settings(profile)
+    store_path = _store_path(settings, profile.cache_dir)
+    if profile.cache_size is None:
+        free = shutil.disk_usage(store_path.parent).free
+        profile = profile.with_overrides("default", cache_size=min(free // 10, 20 << 30))
+    where = profile.mountpoint.absolute()
+    try:
+        if mkdir:
+            where.mkdir(parents=True, exist_ok=True)
+        check_mountpoint(where)
+    except (MountError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     if not foreground:
         sys.exit(_spawn_daemon(store_path.parent / "aionfs.log"))
-    opts = MountOptions(mountpoint=mountpoint, store_path=store_path, cache_size=size,
-                        poll_interval=poll_interval, read_timeout=read_timeout,
-                        revalidate_interval=revalidate_interval,
-                        read_only=read_only, unlimited=rpm == 0, rank_names=rank_names,
-                        hide_views=hide_views, query_ttl=query_ttl,
-                        write_back_delay=write_back_delay)
+    opts = options_from_profile(profile, where, store_path)
     sys.exit(_run_mount(settings, opts, ready_fd))
 
 
@@ -275,15 +345,18 @@ def _spawn_daemon(log_path: Path) -> int:
 
 
 @main.command()
-@click.argument("mountpoint", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("mountpoint", required=False, type=click.Path(file_okay=False, path_type=Path))
+@profile_option
 @click.option("--timeout", default=30.0, show_default=True,
               help="Seconds to wait for the daemon to exit.")
 @click.option("--no-wait", is_flag=True,
               help="Do not wait for pending uploads; they resume at the next mount.")
 @click.option("--drain-timeout", default=600.0, show_default=True,
               help="Seconds to wait for pending uploads before unmounting anyway.")
-def unmount(mountpoint: Path, timeout: float, no_wait: bool, drain_timeout: float) -> None:
-    """Unmount MOUNTPOINT once its uploads are done, and wait for the daemon to exit.
+def unmount(mountpoint: Path | None, profile_name: str | None, timeout: float, no_wait: bool,
+            drain_timeout: float) -> None:
+    """Unmount MOUNTPOINT (default: the profile's) once its uploads are done, and wait
+    for the daemon to exit.
 
     Uploads still pending after --drain-timeout (or with --no-wait) are kept
     in the journal and resume at the next mount.
@@ -300,6 +373,10 @@ def unmount(mountpoint: Path, timeout: float, no_wait: bool, drain_timeout: floa
             click.echo(f"waiting for {left} upload{'s' * (left != 1)}… (Ctrl-C unmounts now "
                        "and keeps them for the next mount)", err=True)
 
+    if mountpoint is None:
+        mountpoint = _profile(profile_name).mountpoint
+        if mountpoint is None:
+            raise click.UsageError("no mountpoint: give one, or set mountpoint in the profile")
     try:
         left = do_unmount(mountpoint.expanduser().absolute(), timeout,
                           drain=0.0 if no_wait else drain_timeout, progress=progress)
@@ -312,49 +389,81 @@ def unmount(mountpoint: Path, timeout: float, no_wait: bool, drain_timeout: floa
 
 @main.command()
 @click.argument("mountpoint", required=False, type=click.Path(file_okay=False, path_type=Path))
+@profile_option
 @cache_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(mountpoint: Path | None, cache_dir: Path | None, as_json: bool) -> None:
-    """The upload queue of a mount: pending, uploading and failed files, with reasons.
+def status(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | None,
+           as_json: bool) -> None:
+    """How a mount is doing: API reachability, last sync, uploads, cache, rate budget.
+
+    Asks the running daemon over its control socket; without a running
+    mount it shows what the local store knows (the upload queue).
+
+    \b
+    Examples:
+      aionfs status ~/Aion
+      aionfs status --json | jq .uploads
+    """
+    from .daemon.control import ControlError, call, find_daemon
+    from .daemon.status import format_status, offline_status
+
+    if mountpoint is not None:
+        daemon = find_daemon(mountpoint=mountpoint.expanduser().absolute())
+        if daemon is None:
+            raise click.ClickException(f"{mountpoint} is not mounted by aionfs")
+        store_path = daemon.store_path
+    else:
+        profile = _profile(profile_name, cache_dir=cache_dir)
+        store_path = _store_path(_settings(profile), profile.cache_dir)
+        daemon = find_daemon(store_path=store_path)
+    report = None
+    if daemon is not None:
+        try:
+            report = next(m["result"] for m in call(daemon.socket, "status") if "result" in m)
+        except (ControlError, StopIteration) as exc:
+            click.echo(f"aionfs status: the daemon (pid {daemon.pid}) did not answer: {exc}",
+                       err=True)
+    if report is None:
+        if not store_path.exists():
+            raise click.ClickException(f"no metadata store at {store_path}")
+        report = offline_status(store_path, daemon.pid if daemon else None)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(format_status(report))
+
+
+@main.command()
+@click.argument("mountpoint", required=False, type=click.Path(file_okay=False, path_type=Path))
+@profile_option
+@cache_dir_option
+@click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds to wait for the queue to drain.")
+def flush(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | None,
+          timeout: float) -> None:
+    """Upload everything queued now (skipping the write-back delay), and wait for it.
+
+    Exits 0 once the queue is empty, 1 if uploads are still waiting (for
+    the API, or failed: 'aionfs status' says why) when the timeout ends.
 
     \b
     Example:
-      aionfs status ~/Aion
+      cp scans/*.pdf ~/Aion/Archive/ && aionfs flush ~/Aion
     """
-    from .daemon.mount import mounted_store
-    from .store import Store
-    from .upload import Journal
+    from .daemon.control import find_daemon
 
     if mountpoint is not None:
-        pid, store_path = mounted_store(mountpoint.expanduser().absolute())
-        if store_path is None:
-            raise click.ClickException(f"{mountpoint} is not mounted by aionfs")
+        daemon = find_daemon(mountpoint=mountpoint.expanduser().absolute())
     else:
-        pid, store_path = None, _store_path(_settings(None, None), cache_dir)
-    if not store_path.exists():
-        raise click.ClickException(f"no metadata store at {store_path}")
-    store = Store(store_path)
-    try:
-        files = Journal(store, store_path.parent / "staging").all()
-    finally:
-        store.close()
-    queue = [{"name": f.name, "folder": f.folder_key or None, "state": f.state,
-              "size": f.size, "error": f.last_error, "attempts": f.attempts}
-             for f in files if not (f.scratch and f.state == "local")]
-    counts = {state: sum(1 for q in queue if q["state"] == state)
-              for state in ("local", "pending", "uploading", "failed")}
-    if as_json:
-        click.echo(json.dumps({"mounted": pid is not None, "pid": pid, "uploads": counts,
-                               "queue": queue}, indent=2))
-        return
-    click.echo(f"mount: {f'running (pid {pid})' if pid else 'not running'}")
-    click.echo("uploads: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    for q in queue:
-        reason = f"  ({q['error']})" if q["state"] == "failed" and q["error"] else ""
-        click.echo(f"  {q['state']:<9} {q['name']}{reason}")
+        profile = _profile(profile_name, cache_dir=cache_dir)
+        daemon = find_daemon(store_path=_store_path(_settings(profile), profile.cache_dir))
+    if daemon is None:
+        raise click.ClickException("no aionfs mount is running (uploads resume when one is)")
+    sys.exit(_ask_daemon(daemon, "flush", timeout=timeout))
 
 
-def _pin(paths: tuple[Path, ...], cache_dir: Path | None, pinned: bool) -> None:
+def _pin(paths: tuple[Path, ...], profile_name: str | None, cache_dir: Path | None,
+         pinned: bool) -> None:
     """Mark files (folders: every file below) as pinned in the store of their mount."""
     from .cache.content import pin_files
     from .store import Store
@@ -368,8 +477,8 @@ def _pin(paths: tuple[Path, ...], cache_dir: Path | None, pinned: bool) -> None:
                 ids.append(os.getxattr(target, "user.aion.id").decode())
             except OSError:
                 raise click.ClickException(f"{target} is not in an aionfs mount") from None
-    settings = _settings()
-    store = Store(_store_path(settings, cache_dir))
+    profile = _profile(profile_name, cache_dir=cache_dir)
+    store = Store(_store_path(_settings(profile), profile.cache_dir))
     try:
         count = pin_files(store, ids, pinned)
     finally:
@@ -381,8 +490,9 @@ def _pin(paths: tuple[Path, ...], cache_dir: Path | None, pinned: bool) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, required=True,
                 type=click.Path(exists=True, path_type=Path))
+@profile_option
 @cache_dir_option
-def pin(paths: tuple[Path, ...], cache_dir: Path | None) -> None:
+def pin(paths: tuple[Path, ...], profile_name: str | None, cache_dir: Path | None) -> None:
     """Keep files (or whole folders) of a mount available offline.
 
     Pinned files are fetched completely and never evicted from the cache.
@@ -391,21 +501,214 @@ def pin(paths: tuple[Path, ...], cache_dir: Path | None) -> None:
     Example:
       aionfs pin ~/Aion/Inspections/2026
     """
-    _pin(paths, cache_dir, True)
+    _pin(paths, profile_name, cache_dir, True)
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True,
                 type=click.Path(exists=True, path_type=Path))
+@profile_option
 @cache_dir_option
-def unpin(paths: tuple[Path, ...], cache_dir: Path | None) -> None:
+def unpin(paths: tuple[Path, ...], profile_name: str | None, cache_dir: Path | None) -> None:
     """Let pinned files be evicted from the cache again.
 
     \b
     Example:
       aionfs unpin ~/Aion/Inspections/2026
     """
-    _pin(paths, cache_dir, False)
+    _pin(paths, profile_name, cache_dir, False)
+
+
+@main.command()
+@profile_option
+@click.option("--no-check", is_flag=True,
+              help="Store the key without asking the API whether it works.")
+def login(profile_name: str | None, no_check: bool) -> None:
+    """Store the API key of a profile in a private file (mode 0600).
+
+    The key is read from a hidden prompt, or from stdin when that is not a
+    terminal; never from the command line, where other users could read it.
+    It is checked against the API (GET /folders) before it is stored.
+
+    \b
+    Examples:
+      aionfs login
+      pass show aionvision | aionfs login --profile work
+    """
+    from .api import ApiSettings, SettingsError
+    from .api.settings import ApiKey
+    from .credentials import CredentialsError, key_path, save_key
+    from .doctor import check_api
+
+    profile = _profile(profile_name)
+    if sys.stdin.isatty():
+        text = click.prompt("API key (input hidden)", hide_input=True, err=True)
+    else:
+        text = sys.stdin.readline()
+    try:
+        key = ApiKey(text)
+        key_path(profile.name)
+        settings = ApiSettings(api_key=key, base_url=profile.base_url, plan=profile.plan,
+                               max_attempts=1, timeout=15)
+    except (SettingsError, CredentialsError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if not no_check:
+        check = check_api(settings, profile)
+        if not check.ok:
+            raise click.ClickException(f"{check.detail}; nothing stored ({check.fix}; "
+                                       "--no-check stores it anyway)")
+        click.echo(f"the key works: {check.detail}", err=True)
+    path = save_key(profile.name, key)
+    click.echo(f"stored the key {key.masked()} for profile {profile.name!r} in {path}")
+    if os.environ.get("AIONVISION_API_KEY"):
+        click.echo("note: AIONVISION_API_KEY is set in this shell and wins over the stored "
+                   "key", err=True)
+
+
+@main.group()
+def config() -> None:
+    """The configuration: ~/.config/aionfs/config.toml and its profiles."""
+
+
+@config.command("show")
+@profile_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def config_show(profile_name: str | None, as_json: bool) -> None:
+    """Print the effective settings of a profile, and where each comes from.
+
+    The key is shown masked. Precedence: flags, then environment variables,
+    then the profile in the config file, then built-in defaults.
+
+    \b
+    Example:
+      aionfs config show --profile work
+    """
+    from .config import config_path, describe
+    from .credentials import CredentialsError, find_key
+
+    profile = _profile(profile_name)
+    try:
+        found = find_key(profile.name)
+        masked, origin = (found[0].masked(), found[1]) if found else (None, None)
+    except CredentialsError as exc:
+        masked, origin = f"(unusable: {exc})", None
+    rows = describe(profile, origin, masked)
+    if as_json:
+        click.echo(json.dumps({"config_file": str(config_path()),
+                               "settings": {k: {"value": v, "from": o} for k, v, o in rows}},
+                              indent=2))
+        return
+    click.echo(f"# {config_path()}" + ("" if config_path().exists() else " (not present)"))
+    width = max(len(k) for k, _, _ in rows)
+    for k, v, o in rows:
+        click.echo(f"{k:<{width}}  {v}" + (f"   [{o}]" if o else ""))
+
+
+@main.command()
+@profile_option
+def doctor(profile_name: str | None) -> None:
+    """Check everything a mount needs, and print a fix for each failing check.
+
+    FUSE, the mountpoint, the API key, the API's reachability and your
+    plan's rate limit, and the cache directory's free space.
+
+    \b
+    Example:
+      aionfs doctor --profile work
+    """
+    from .doctor import run_checks
+
+    checks = run_checks(_profile(profile_name), lambda s: _store_path(s, None))
+    for c in checks:
+        click.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
+        if not c.ok and c.fix:
+            click.echo(f"     fix: {c.fix}")
+    sys.exit(0 if all(c.ok for c in checks) else 1)
+
+
+@main.group()
+def service() -> None:
+    """The systemd user service that mounts the library at every login."""
+
+
+def _systemctl(*args: str) -> None:
+    import subprocess
+
+    try:
+        res = subprocess.run(["systemctl", "--user", *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise click.ClickException("systemctl is not installed") from None
+    if res.returncode != 0:
+        raise click.ClickException(f"systemctl --user {' '.join(args)} failed: "
+                                   f"{res.stderr.strip() or res.returncode}")
+
+
+@service.command("install")
+@profile_option
+@click.option("--enable", is_flag=True, help="Also enable and start it now.")
+def service_install(profile_name: str | None, enable: bool) -> None:
+    """Write the user unit into ~/.config/systemd/user/ and print how to start it.
+
+    The profile needs a mountpoint and a stored key ('aionfs login'): the
+    unit holds neither the key nor any secret.
+
+    \b
+    Examples:
+      aionfs login && aionfs service install --enable
+      aionfs service install --profile work      # aionfs@work.service
+    """
+    from .credentials import CredentialsError, find_key
+    from .daemon.service import install, unit_name
+
+    profile = _profile(profile_name)
+    if profile.mountpoint is None:
+        raise click.UsageError(f"profile {profile.name!r} has no mountpoint: set mountpoint "
+                               f"in [profiles.{profile.name}] of the config file")
+    try:
+        found = find_key(profile.name, environ={})  # systemd does not see this shell's env
+    except CredentialsError as exc:
+        raise click.ClickException(str(exc)) from None
+    if found is None:
+        raise click.ClickException(f"no stored key for profile {profile.name!r}: run 'aionfs "
+                                   "login' first (the service cannot see AIONVISION_API_KEY)")
+    written = install(profile_name)
+    name = unit_name(profile_name)
+    for path in written:
+        click.echo(f"wrote {path}")
+    if enable:
+        _systemctl("daemon-reload")
+        _systemctl("enable", "--now", name)
+        click.echo(f"enabled and started {name}")
+    else:
+        click.echo(f"start it with:\n  systemctl --user daemon-reload\n"
+                   f"  systemctl --user enable --now {name}")
+    click.echo("to mount before login (and keep it after logout): loginctl enable-linger")
+
+
+@service.command("uninstall")
+@profile_option
+def service_uninstall(profile_name: str | None) -> None:
+    """Stop and disable the user unit, and remove its file.
+
+    \b
+    Example:
+      aionfs service uninstall
+    """
+    import shutil
+
+    from .daemon.service import uninstall, unit_name
+
+    name = unit_name(profile_name)
+    if shutil.which("systemctl"):
+        try:
+            _systemctl("disable", "--now", name)
+        except click.ClickException as exc:
+            click.echo(f"note: {exc.message}", err=True)
+    removed = uninstall(profile_name)
+    for path in removed:
+        click.echo(f"removed {path}")
+    if not removed:
+        click.echo(f"{name} was not installed")
 
 
 @main.command()

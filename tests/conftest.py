@@ -29,6 +29,11 @@ from tests.contract.validator import Contract
 
 CONTRACT = Contract()
 
+# Whatever configuration the machine's user has must not reach the tests (or the
+# daemons they start): a config dir of the session's own, empty.
+_CONFIG_HOME = __import__("tempfile").mkdtemp(prefix="aionfs-test-config-")
+os.environ["XDG_CONFIG_HOME"] = _CONFIG_HOME
+
 
 @dataclass
 class EmulatorProcess:

@@ -32,6 +32,7 @@ from .errors import (
     ApiTimeout,
     NetworkError,
     RateLimited,
+    ServerError,
     TransientError,
     ValidationFailed,
     error_from_response,
@@ -140,6 +141,10 @@ class ClientStats:
     bytes_downloaded: int = 0
     last_success: float | None = None  # time.time()
     last_error: str | None = None
+    last_failure: float | None = None  # time.time()
+    #: False while the last attempt failed in transit or with a 5xx (the API is
+    #: down or out of reach); an answer of any 2xx/4xx status makes it True again
+    reachable: bool | None = None
 
 
 def _map_transport_error(exc: httpx.HTTPError, what: str) -> ApiError:
@@ -233,6 +238,7 @@ class AionClient:
                     priority.name.lower())
             if resp.status_code in ok:
                 self.stats.last_success = time.time()
+                self.stats.reachable = True
                 return resp
             err = error_from_response(resp.status_code, resp.content, resp.headers, what)
             if isinstance(err, RateLimited):
@@ -246,6 +252,8 @@ class AionClient:
     def _note_failure(self, err: ApiError) -> None:
         self.stats.failures += 1
         self.stats.last_error = str(err)
+        self.stats.last_failure = time.time()
+        self.stats.reachable = not isinstance(err, (NetworkError, ServerError))
 
     async def _json(self, model: type[T], method: str, path: str, *,
                     priority: Priority = Priority.INTERACTIVE, idempotent: bool | None = None,

@@ -1,30 +1,34 @@
-"""The mount daemon: one trio nursery owns the FUSE loop, sync and the content cache.
+"""The mount daemon: one trio nursery owns the FUSE loop, sync, uploads and control.
 
 Start-up checks the key with one request (a refused key stops the mount; an
 unreachable API does not: the cached library is served offline and sync
-catches up later), mounts, and reports readiness once the filesystem
-answers a stat. SIGTERM/SIGINT unmount cleanly. The daemon's PID is kept in
-a pidfile named after the mountpoint so `aionfs unmount` can wait for it.
+catches up later), mounts, and reports readiness (to the parent process and
+to systemd) once the filesystem answers a stat. SIGTERM/SIGINT unmount
+cleanly: in-flight uploads stay in the journal and resume at the next mount.
+SIGHUP reloads the profile's settings that can change while mounted. The
+daemon's pidfile and control socket are named after the mountpoint (see
+control.py), so `aionfs unmount` and `aionfs status` find it.
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import signal
-from collections.abc import Callable
-from dataclasses import dataclass
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
-import platformdirs
 import pyfuse3
 import trio
 
 from ..api import AionClient, ApiSettings, Priority
 from ..api.errors import ApiError, AuthError
 from ..cache.content import ContentCache
+from ..config import ConfigError, Profile, WatchSpec, load_profile
 from ..fs.echo import Echoes
 from ..fs.local import LocalFiles
 from ..fs.ops import AionOperations
@@ -35,6 +39,9 @@ from ..sync import Syncer
 from ..upload.journal import Journal
 from ..upload.worker import Uploader
 from ..views import QueryCache, VirtualTree
+from .control import Handler, pidfile_for, serve_control, socket_for
+from .notify import Notifier
+from .status import Sources, live_status, summary_line
 
 log = logging.getLogger(__name__)
 
@@ -59,17 +66,36 @@ class MountOptions:
     hide_views: bool = False
     query_ttl: float = 600.0
     write_back_delay: float = 3.0
+    profile: str = "default"  # reloaded on SIGHUP
+    watch: tuple[WatchSpec, ...] = field(default_factory=tuple)
 
 
-def pidfile_for(mountpoint: Path) -> Path:
-    digest = hashlib.sha256(str(mountpoint.resolve()).encode()).hexdigest()[:16]
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    root = Path(runtime) / "aionfs" if runtime else Path(platformdirs.user_cache_dir("aionfs"))
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return root / f"mount-{digest}.pid"
+def options_from_profile(profile: Profile, mountpoint: Path, store_path: Path) -> MountOptions:
+    assert profile.cache_size is not None
+    return MountOptions(
+        mountpoint=mountpoint, store_path=store_path, cache_size=profile.cache_size,
+        poll_interval=profile.poll_interval, revalidate_interval=profile.revalidate_interval,
+        read_timeout=profile.read_timeout, read_only=profile.read_only,
+        unlimited=profile.rpm == 0, rank_names=profile.rank_names,
+        hide_views=profile.hide_views, query_ttl=profile.query_ttl,
+        write_back_delay=profile.write_back_delay, profile=profile.name, watch=profile.watch)
+
+
+def _clear_stale_mount(mountpoint: Path) -> None:
+    """A daemon that died (kill -9, a crash) leaves its mount behind, answering
+    ENOTCONN; systemd's restart must be able to mount again, so it is detached."""
+    try:
+        os.stat(mountpoint)
+    except OSError as exc:
+        if exc.errno != errno.ENOTCONN:
+            return
+        log.warning("%s was left mounted by a daemon that is gone: detaching it", mountpoint)
+        subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False,
+                       capture_output=True)
 
 
 def check_mountpoint(mountpoint: Path) -> None:
+    _clear_stale_mount(mountpoint)
     if not mountpoint.exists():
         raise MountError(f"the mountpoint {mountpoint} does not exist (create it with mkdir)")
     if not mountpoint.is_dir():
@@ -99,16 +125,18 @@ def _raise_read_ahead(dev: int) -> None:
 async def serve(settings: ApiSettings, opts: MountOptions,
                 ready: Callable[[str | None], None]) -> None:
     """Mount and serve until unmounted or signalled; `ready(None)` once it answers."""
+    notifier = Notifier()
     check_mountpoint(opts.mountpoint)
     store = Store(opts.store_path)
     async with AionClient(settings, unlimited=opts.unlimited) as client:
         syncer = Syncer(client, store)
+        notifier.status("checking the API key")
         try:
             with trio.fail_after(15):
                 await syncer.refresh_tree(Priority.INTERACTIVE)
         except AuthError as exc:
-            raise MountError("the API key was refused: check AIONVISION_API_KEY "
-                             f"({exc.code or exc.status})") from None
+            raise MountError("the API key was refused: check AIONVISION_API_KEY or run "
+                             f"'aionfs login' ({exc.code or exc.status})") from None
         except (ApiError, trio.TooSlowError) as exc:
             log.warning("the API is unreachable (%s); serving the cached library", exc)
         cache = ContentCache(opts.store_path.parent, store, client,
@@ -129,6 +157,9 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                             hidden=opts.hide_views)
         ops = AionOperations(view, syncer, cache, echoes, views, local, writer)
         syncer.subscribe(ops.on_events)
+        sources = Sources(opts.mountpoint, opts.profile, opts.read_only, client, syncer,
+                          journal, cache)
+        daemon = _Daemon(opts, sources, syncer, uploader, cache, queries, notifier)
         fuse_options = set(pyfuse3.default_options)
         fuse_options |= {"fsname=aionfs:" + settings.base_url.split("//", 1)[1].split("/")[0],
                          "subtype=aionfs", "noatime"}
@@ -137,12 +168,13 @@ async def serve(settings: ApiSettings, opts: MountOptions,
         # Nothing may touch the mountpoint between init and the FUSE loop's start:
         # the kernel would wait for an answer from this very thread.
         pidfile = pidfile_for(opts.mountpoint)
+        control = socket_for(opts.mountpoint)
         try:
             pyfuse3.init(ops, str(opts.mountpoint), fuse_options)
         except RuntimeError as exc:
             raise MountError(f"mounting {opts.mountpoint} failed: {exc}") from None
         ops.mounted = True
-        pidfile.write_text(f"{os.getpid()}\n{opts.store_path}\n")
+        pidfile.write_text(f"{os.getpid()}\n{opts.store_path}\n{opts.mountpoint}\n")
         unmounted_cleanly = False
         try:
             async with trio.open_nursery() as nursery:
@@ -153,7 +185,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                     nursery.cancel_scope.cancel()  # unmounted: stop everything else
 
                 nursery.start_soon(fuse_loop)
-                nursery.start_soon(_on_signals, opts.mountpoint)
+                nursery.start_soon(daemon.on_signals)
                 nursery.start_soon(cache.keep_pinned)
                 nursery.start_soon(echoes.run)
                 nursery.start_soon(queries.keep_saved_fresh)
@@ -161,37 +193,146 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                 await nursery.start(lambda task_status: syncer.run(
                     poll_interval=opts.poll_interval,
                     revalidate_interval=opts.revalidate_interval, task_status=task_status))
+                await nursery.start(serve_control, control, daemon.handlers())
                 st = await trio.to_thread.run_sync(os.stat, opts.mountpoint)
                 _raise_read_ahead(st.st_dev)
                 log.info("mounted %s (%d folders, %d files cached)", opts.mountpoint,
                          store.counts()["folders"], store.counts()["files"])
                 ready(None)
+                notifier.ready(daemon.summary())
+                nursery.start_soon(notifier.keep_alive, opts.mountpoint, daemon.summary)
             unmounted_cleanly = True
         finally:
             ops.mounted = False
+            notifier.stopping()
             pyfuse3.close(unmount=not unmounted_cleanly)
             pidfile.unlink(missing_ok=True)
             store.close()
+            notifier.close()
 
 
-async def _on_signals(mountpoint: Path) -> None:
-    """SIGTERM/SIGINT: unmount, which ends the FUSE loop and with it the daemon."""
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-        async for signum in signals:
-            if signum == signal.SIGHUP:
-                log.info("SIGHUP: nothing to reload yet")
-                continue
-            log.info("signal %s: unmounting %s", signal.Signals(signum).name, mountpoint)
-            await trio.run_process(["fusermount3", "-u", "-z", str(mountpoint)], check=False)
+#: settings a SIGHUP can change while mounted; the others need a remount
+RELOADABLE = ("poll_interval", "revalidate_interval", "read_timeout", "write_back_delay",
+              "query_ttl", "cache_size")
+
+
+@dataclass
+class _Daemon:
+    """What the control socket and the signals act on."""
+
+    opts: MountOptions
+    sources: Sources
+    syncer: Syncer
+    uploader: Uploader
+    cache: ContentCache
+    queries: QueryCache
+    notifier: Notifier
+
+    def summary(self) -> str:
+        return summary_line(live_status(self.sources))
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"status": self._status, "sync": self._sync, "flush": self._flush,
+                "reload": self._reload}
+
+    async def _status(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        yield {"result": live_status(self.sources)}
+
+    async def _sync(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        yield {"progress": 0, "text": "checking for remote changes"}
+        report = await self.syncer.request_round()
+        if self.syncer.last_error:
+            yield {"error": f"sync failed: {self.syncer.last_error}"}
             return
+        yield {"result": f"synced: {report.added} added, {report.updated} updated, "
+                         f"{report.moved} moved, {report.deleted} deleted, "
+                         f"{report.folders_changed} folders changed"}
+
+    async def _flush(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        timeout = request.get("timeout", 600.0)
+        if not isinstance(timeout, int | float) or timeout < 0:
+            yield {"error": "timeout must be a number of seconds"}
+            return
+        total = self.uploader.queued()
+        left = total
+        async for left in self.uploader.flush(float(timeout)):
+            total = max(total, left)
+            yield {"progress": total - left, "total": total, "text": f"{left} left"}
+        if left:
+            failed = self.uploader.journal.counts().get("failed", 0)
+            yield {"error": f"{left} uploads still waiting after {timeout:g}s "
+                            "('aionfs status' says why)"
+                            + (f"; {failed} failed" if failed else "")}
+            return
+        failed = self.uploader.journal.counts().get("failed", 0)
+        if failed:
+            yield {"error": f"queue drained, but {failed} uploads failed ('aionfs status' "
+                            "says why)"}
+            return
+        yield {"result": f"all uploads done ({total} sent)"}
+
+    async def _reload(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        try:
+            changes = self.reload()
+        except ConfigError as exc:
+            yield {"error": str(exc)}
+            return
+        yield {"result": "; ".join(changes) or "nothing changed"}
+
+    def reload(self) -> list[str]:
+        """Re-read the profile (config file and environment) and apply what can
+        change while mounted; the rest is named as needing a remount."""
+        profile = load_profile(self.opts.profile)
+        if profile.cache_size is None:
+            profile = profile.with_overrides("default", cache_size=self.opts.cache_size)
+        fresh = options_from_profile(profile, self.opts.mountpoint, self.opts.store_path)
+        changes = []
+        for f in fields(MountOptions):
+            if f.name in ("mountpoint", "store_path", "profile", "unlimited", "watch"):
+                continue
+            old, new = getattr(self.opts, f.name), getattr(fresh, f.name)
+            if old == new or profile.source.get(f.name) is None:
+                continue  # unchanged, or set by a flag/default the file does not touch
+            if f.name in RELOADABLE:
+                setattr(self.opts, f.name, new)
+                changes.append(f"{f.name} {old} → {new}")
+            else:
+                changes.append(f"{f.name} needs a remount")
+        self.syncer.poll_interval = self.opts.poll_interval
+        self.syncer.revalidate_interval = self.opts.revalidate_interval
+        self.cache.read_timeout = self.opts.read_timeout
+        self.cache.capacity = self.opts.cache_size
+        self.uploader.delay = self.opts.write_back_delay
+        self.queries.ttl = self.opts.query_ttl
+        log.info("configuration reloaded: %s", "; ".join(changes) or "nothing changed")
+        return changes
+
+    async def on_signals(self) -> None:
+        """SIGTERM/SIGINT: unmount, which ends the FUSE loop and with it the daemon;
+        SIGHUP: reload the configuration."""
+        mountpoint = self.opts.mountpoint
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    try:
+                        self.reload()
+                    except ConfigError as exc:
+                        log.error("SIGHUP: the configuration was not reloaded: %s", exc)
+                    continue
+                log.info("signal %s: unmounting %s", signal.Signals(signum).name, mountpoint)
+                self.notifier.stopping()
+                await trio.run_process(["fusermount3", "-u", "-z", str(mountpoint)],
+                                       check=False)
+                return
 
 
 def mounted_store(mountpoint: Path) -> tuple[int | None, Path | None]:
     """The daemon's pid and metadata store for a mountpoint, from its pidfile."""
     pidfile = pidfile_for(mountpoint)
-    if not pidfile.exists():
+    try:
+        lines = pidfile.read_text().splitlines()
+    except FileNotFoundError:
         return None, None
-    lines = pidfile.read_text().splitlines()
     return int(lines[0]), (Path(lines[1]) if len(lines) > 1 else None)
 
 

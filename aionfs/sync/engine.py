@@ -91,6 +91,11 @@ class Syncer:
         self.last_sync: float | None = None
         self.last_error: str | None = None
         self.progress: Callable[[str, int], None] | None = None
+        #: `aionfs sync --now`: wakes the background loop; set when that round ends
+        self._wake = trio.Event()
+        self._round_done = trio.Event()
+        self.poll_interval: float | None = None  # run()'s, changeable (SIGHUP)
+        self.revalidate_interval: float | None = None
         #: uploads in flight from this mount: (filename, size) before the API names
         #: them, then ids, until the uploader has shown them where they belong
         self._claims: Counter[tuple[str, int]] = Counter()
@@ -470,33 +475,51 @@ class Syncer:
 
         Runs at BACKGROUND priority, so the shared limiter keeps the user's
         requests ahead of it. Failures are logged once per kind and retried
-        with a growing pause; the store keeps serving what it has.
+        with a growing pause; the store keeps serving what it has. A round
+        asked for with `request_round` starts at once, even during a pause.
         """
+        self.poll_interval, self.revalidate_interval = poll_interval, revalidate_interval
         task_status.started()
         backoff = poll_interval
         crawled = self.store.get_meta("crawl_pass") is not None and \
             self.store.get_meta("crawl_open") is None
         while True:
+            asked, self._wake = self._wake.is_set(), trio.Event()
+            done, self._round_done = self._round_done, trio.Event()
+            priority = Priority.INTERACTIVE if asked else Priority.BACKGROUND
             try:
                 if not crawled:
-                    self.report = await self.full_sync()
+                    self.report = await self.full_sync(priority)
                     crawled = True
                 else:
-                    self.report = await self.poll()
-                    await self.revalidate(older_than=revalidate_interval)
-                backoff = poll_interval
+                    self.report = await self.poll(priority)
+                    revalidated = await self.revalidate(
+                        older_than=0 if asked else self.revalidate_interval, priority=priority)
+                    self.report.merge_counts(revalidated)
+                backoff = self.poll_interval
                 self.last_error = None
+                self.last_sync = time.time()
             except (ApiError, MassDeleteRefused) as exc:
                 if str(exc) != self.last_error:
                     log.warning("sync failed, keeping the cached library: %s", exc)
                 self.last_error = str(exc)
-                backoff = min(max(backoff * 2, poll_interval), 30 * 60)
+                backoff = min(max(backoff * 2, self.poll_interval), 30 * 60)
             except Exception as exc:  # a bug here must not take the mount down with it
                 if repr(exc) != self.last_error:
                     log.exception("sync failed unexpectedly, keeping the cached library")
                 self.last_error = repr(exc)
-                backoff = min(max(backoff * 2, poll_interval), 30 * 60)
-            await trio.sleep(backoff)
+                backoff = min(max(backoff * 2, self.poll_interval), 30 * 60)
+            done.set()
+            with trio.move_on_after(backoff):
+                await self._wake.wait()
+
+    async def request_round(self) -> SyncReport:
+        """Have the background loop check for changes now, at interactive priority;
+        returns once that round is over (`last_error` says if it failed)."""
+        done = self._round_done  # the next round's: one already running does not count
+        self._wake.set()
+        await done.wait()
+        return self.report
 
     async def ensure_listed(self, folder_key: str,
                             priority: Priority = Priority.INTERACTIVE) -> None:

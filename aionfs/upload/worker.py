@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import trio
@@ -71,9 +71,34 @@ class Uploader:
         self.rekeyed = rekeyed  # a folder made offline got its remote id
         self._wake = trio.Event()
         self._batch: int | None = None
+        self._flushing = 0  # `aionfs flush` callers waiting: no write-back delay meanwhile
 
     def wake(self) -> None:
         self._wake.set()
+
+    def queued(self) -> int:
+        counts = self.journal.counts()
+        return counts.get("pending", 0) + counts.get("uploading", 0)
+
+    async def flush(self, seconds: float) -> AsyncIterator[int]:
+        """Upload what is queued now, without the write-back delay; yields how many
+        are left each second (and when it changes) until none or the timeout."""
+        self._flushing += 1
+        try:
+            self.wake()
+            with trio.move_on_after(seconds):
+                last = -1
+                while True:
+                    left = self.queued()
+                    if left != last:
+                        yield left
+                        last = left
+                    if not left:
+                        return
+                    await trio.sleep(0.2)
+            yield self.queued()
+        finally:
+            self._flushing -= 1
 
     async def run(self) -> None:
         backoff = 1.0
@@ -84,11 +109,12 @@ class Uploader:
             except TransientError as exc:
                 log.info("folders made offline wait for the API (%s)", exc)
                 waiting = True
-            due = [self.shared(f) for f in self.journal.due(time.time(), self.delay)]
+            delay = 0.0 if self._flushing else self.delay
+            due = [self.shared(f) for f in self.journal.due(time.time(), delay)]
             due = [f for f in due if not self.busy(f)]
             limit = await self._batch_limit() if due else 1
             quiet = time.time() - self.journal.newest_close()
-            if due and len(due) < limit and quiet < BURST_GAP:
+            if due and len(due) < limit and quiet < BURST_GAP and not self._flushing:
                 # files are still arriving (a copy in progress): gather a fuller batch
                 await trio.sleep(BURST_GAP - quiet)
                 continue
@@ -118,7 +144,7 @@ class Uploader:
                 backoff = 1.0
                 continue  # more may be due at once: the next batch
             self._wake = trio.Event()
-            wait = min(backoff, 30.0) if waiting else (self.delay / 2 if pending else 3600)
+            wait = min(backoff, 30.0) if waiting else (max(delay / 2, 0.2) if pending else 3600)
             backoff = backoff * 2 if waiting else 1.0
             with trio.move_on_after(wait):
                 await self._wake.wait()

@@ -1,0 +1,117 @@
+"""systemd user units: the shipped files, and `aionfs service install/uninstall`.
+
+The units run `aionfs mount --foreground` as `Type=notify` (see notify.py):
+READY once the mount answers, a watchdog that restarts a hung daemon, and
+`ExecStop` draining uploads before unmounting. The key is never in a unit:
+the daemon reads it from the profile's key file (`aionfs login`).
+
+Hardening is what a FUSE mount allows. Anything that gives the service its
+own mount namespace (PrivateTmp, ProtectSystem, ProtectHome, PrivateDevices,
+ReadOnlyPaths, ...) would hide the mount from the user's session, and
+NoNewPrivileges would stop the setuid `fusermount3` that mounts for an
+unprivileged user; so the unit restricts what works without either.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import platformdirs
+
+UNIT_NAME = "aionfs.service"
+TEMPLATE_NAME = "aionfs@.service"
+
+_UNIT = """\
+# aionfs: the Aionvision library as a drive, mounted for this user.
+# {origin}
+[Unit]
+Description=aionfs: Aionvision library mounted {what}
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=notify
+NotifyAccess=main
+ExecStart={exe} mount --foreground --mkdir{profile_arg}
+ExecStop={exe} unmount{profile_arg} --drain-timeout 60
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=on-failure
+RestartSec=10
+WatchdogSec=60
+TimeoutStartSec=90
+TimeoutStopSec=120
+KillMode=mixed
+UMask=0077
+LockPersonality=yes
+RestrictRealtime=yes
+SystemCallArchitectures=native
+
+[Install]
+WantedBy=default.target
+"""
+
+
+def unit_dir() -> Path:
+    return Path(platformdirs.user_config_dir("systemd")) / "user"
+
+
+def aionfs_executable() -> str:
+    """The absolute path of this aionfs (systemd needs one; PATH differs there)."""
+    candidate = Path(sys.argv[0]) if sys.argv and sys.argv[0].endswith("aionfs") else None
+    if candidate is not None and candidate.exists():
+        return str(candidate.absolute())
+    found = shutil.which("aionfs")
+    if found:
+        return str(Path(found).absolute())
+    return str(Path(sys.executable).with_name("aionfs"))
+
+
+def render_unit(exe: str, *, template: bool, profile: str | None = None,
+                origin: str = "Written by 'aionfs service install'.") -> str:
+    if template:
+        what, profile_arg = "for profile %i", " --profile %i"
+    elif profile and profile != "default":
+        what, profile_arg = f"for profile {profile}", f" --profile {profile}"
+    else:
+        what, profile_arg = "at its profile's mountpoint", ""
+    return _UNIT.format(exe=exe, what=what, profile_arg=profile_arg, origin=origin)
+
+
+def unit_name(profile: str | None) -> str:
+    return UNIT_NAME if not profile or profile == "default" else f"aionfs@{profile}.service"
+
+
+def install(profile: str | None, exe: str | None = None) -> list[Path]:
+    """Write the unit (the template too, for a named profile); returns what was written."""
+    exe = exe or aionfs_executable()
+    target = unit_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    if not profile or profile == "default":
+        path = target / UNIT_NAME
+        path.write_text(render_unit(exe, template=False))
+        written.append(path)
+    else:
+        path = target / TEMPLATE_NAME
+        path.write_text(render_unit(exe, template=True))
+        written.append(path)
+    return written
+
+
+def uninstall(profile: str | None) -> list[Path]:
+    """Remove the unit; the template stays while another profile's instance is enabled."""
+    target = unit_dir()
+    names = [UNIT_NAME] if not profile or profile == "default" else [TEMPLATE_NAME]
+    if names == [TEMPLATE_NAME] and any(
+            p.name != f"aionfs@{profile}.service"
+            for p in (target / "default.target.wants").glob("aionfs@*.service")):
+        return []
+    removed = []
+    for name in names:
+        path = target / name
+        if path.exists():
+            path.unlink()
+            removed.append(path)
+    return removed

@@ -1,0 +1,158 @@
+"""What `aionfs status` shows (and systemd's STATUS= line): one report, two renderings.
+
+The running daemon builds the report from its live parts; without a daemon
+the store alone tells the upload queue. The report is plain JSON (it goes
+over the control socket and out of `status --json`) and holds nothing
+secret: the key is only ever shown masked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..api import AionClient
+from ..cache.content import ContentCache
+from ..store import Store
+from ..sync import Syncer
+from ..upload import Journal
+
+UPLOAD_STATES = ("local", "pending", "uploading", "failed")
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+def _queue(journal: Journal) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    files = [f for f in journal.all() if not (f.scratch and f.state == "local")]
+    queue = [{"name": f.name, "folder": f.folder_key or None, "state": f.state,
+              "size": f.size, "error": f.last_error, "attempts": f.attempts} for f in files]
+    counts = {state: sum(1 for q in queue if q["state"] == state) for state in UPLOAD_STATES}
+    return counts, queue
+
+
+@dataclass
+class Sources:
+    """The daemon's parts a report is read from."""
+
+    mountpoint: Path
+    profile: str
+    read_only: bool
+    client: AionClient
+    syncer: Syncer
+    journal: Journal
+    cache: ContentCache
+    started: float = field(default_factory=time.time)
+    watches: Callable[[], list[dict[str, Any]]] = lambda: []
+
+
+def live_status(src: Sources) -> dict[str, Any]:
+    import os
+
+    stats = src.client.stats
+    limiter = src.client.limiter.statistics()
+    counts, queue = _queue(src.journal)
+    store = src.syncer.store
+    library = store.counts()
+    pinned = store.db.execute("SELECT count(*) FROM content_cache WHERE pinned").fetchone()[0]
+    return {
+        "mount": {"state": "mounted", "mountpoint": str(src.mountpoint), "pid": os.getpid(),
+                  "profile": src.profile, "read_only": src.read_only,
+                  "since": _iso(src.started)},
+        "api": {"base_url": src.client.settings.base_url,
+                "key": src.client.settings.api_key.masked(),
+                "reachable": stats.reachable, "last_success": _iso(stats.last_success),
+                "last_error": stats.last_error if stats.reachable is False else None,
+                "requests": stats.requests, "retries": stats.retries},
+        "sync": {"last_sync": _iso(src.syncer.last_sync), "last_error": src.syncer.last_error,
+                 "folders": library["folders"], "files": library["files"]},
+        "uploads": counts,
+        "queue": queue,
+        "cache": {"used": src.cache.used(), "capacity": src.cache.capacity,
+                  "pinned_files": int(pinned)},
+        "rate_limit": {"per_minute": limiter.rate_per_minute or None,
+                       "used_last_minute": limiter.used_in_window,
+                       "left": (max(0, limiter.rate_per_minute - limiter.used_in_window)
+                                if limiter.rate_per_minute else None),
+                       "waiting": limiter.waiting,
+                       "rate_limited_responses": limiter.rate_limited_responses},
+        "watches": src.watches(),
+    }
+
+
+def offline_status(store_path: Path, pid: int | None = None) -> dict[str, Any]:
+    store = Store(store_path)
+    try:
+        counts, queue = _queue(Journal(store, store_path.parent / "staging"))
+        library = store.counts()
+    finally:
+        store.close()
+    return {"mount": {"state": "running, not answering" if pid else "not running",
+                      "pid": pid},
+            "sync": {"folders": library["folders"], "files": library["files"]},
+            "uploads": counts, "queue": queue}
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError
+
+
+def summary_line(report: dict[str, Any]) -> str:
+    """One line for systemd's STATUS=: what a glance at `systemctl status` needs."""
+    up = report["uploads"]
+    waiting = up.get("pending", 0) + up.get("uploading", 0)
+    api = report.get("api", {})
+    parts = [f"{report['sync']['files']} files",
+             f"{waiting} uploads queued" if waiting else "uploads done"]
+    if up.get("failed"):
+        parts.append(f"{up['failed']} failed")
+    parts.append("API offline" if api.get("reachable") is False else "API ok")
+    return f"mounted {report['mount'].get('mountpoint', '')}: " + ", ".join(parts)
+
+
+def format_status(report: dict[str, Any]) -> str:
+    m = report["mount"]
+    lines = [f"mount:      {m['state']}" + (f" at {m['mountpoint']}" if m.get("mountpoint")
+                                            else "") + (f" (pid {m['pid']})" if m.get("pid")
+                                                        else "")]
+    if "api" in report:
+        api = report["api"]
+        state = {True: "reachable", False: "unreachable", None: "not asked yet"}[
+            api["reachable"]]
+        lines.append(f"api:        {state} ({api['base_url']}, key {api['key']})"
+                     + (f": {api['last_error']}" if api.get("last_error") else ""))
+    sync = report["sync"]
+    line = f"library:    {sync['folders']} folders, {sync['files']} files"
+    if "last_sync" in sync:
+        line += f"; last sync {sync['last_sync'] or 'not yet'}"
+        if sync.get("last_error"):
+            line += f" (failing: {sync['last_error']})"
+    lines.append(line)
+    if "cache" in report:
+        c = report["cache"]
+        lines.append(f"cache:      {_size(c['used'])} of {_size(c['capacity'])}, "
+                     f"{c['pinned_files']} files pinned")
+    if "rate_limit" in report:
+        r = report["rate_limit"]
+        lines.append("rate limit: " + ("none" if r["per_minute"] is None else
+                                       f"{r['left']} of {r['per_minute']} requests left this "
+                                       "minute"))
+    lines.append("uploads:    " + ", ".join(f"{n} {s}" for s, n in report["uploads"].items()))
+    for q in report["queue"]:
+        reason = f"  ({q['error']})" if q["state"] == "failed" and q["error"] else ""
+        lines.append(f"  {q['state']:<9} {q['name']}{reason}")
+    for w in report.get("watches", []):
+        lines.append(f"watching:   {w['dir']} → /{w['to']} ({w['uploaded']} uploaded, "
+                     f"{w['waiting']} waiting)")
+    return "\n".join(lines)
