@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_MOUNT ?= $(HOME)/Aion
 
-.PHONY: install sysdeps testdeps test demo bench lint clean vendor-spec
+.PHONY: install sysdeps testdeps test demo bench lint clean vendor-spec units
 
 install: $(STAMP)
 
@@ -51,6 +51,10 @@ lint: install
 
 vendor-spec: install
 	$(BIN)/python tests/contract/vendor_spec.py ../shared/aionvision-api
+
+# The systemd user units shipped in systemd/ (a test checks they are current).
+units: install
+	$(BIN)/python -m aionfs.daemon.service systemd
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -68,6 +68,8 @@ class MountOptions:
     write_back_delay: float = 3.0
     profile: str = "default"  # reloaded on SIGHUP
     watch: tuple[WatchSpec, ...] = field(default_factory=tuple)
+    #: settings given as flags: a reload leaves them alone (flags beat the file)
+    from_flags: frozenset[str] = frozenset()
 
 
 def options_from_profile(profile: Profile, mountpoint: Path, store_path: Path) -> MountOptions:
@@ -78,7 +80,8 @@ def options_from_profile(profile: Profile, mountpoint: Path, store_path: Path) -
         read_timeout=profile.read_timeout, read_only=profile.read_only,
         unlimited=profile.rpm == 0, rank_names=profile.rank_names,
         hide_views=profile.hide_views, query_ttl=profile.query_ttl,
-        write_back_delay=profile.write_back_delay, profile=profile.name, watch=profile.watch)
+        write_back_delay=profile.write_back_delay, profile=profile.name, watch=profile.watch,
+        from_flags=frozenset(k for k, v in profile.source.items() if v == "command line"))
 
 
 def _clear_stale_mount(mountpoint: Path) -> None:
@@ -288,7 +291,8 @@ class _Daemon:
         fresh = options_from_profile(profile, self.opts.mountpoint, self.opts.store_path)
         changes = []
         for f in fields(MountOptions):
-            if f.name in ("mountpoint", "store_path", "profile", "unlimited", "watch"):
+            if f.name in ("mountpoint", "store_path", "profile", "unlimited", "watch",
+                          "from_flags") or f.name in self.opts.from_flags:
                 continue
             old, new = getattr(self.opts, f.name), getattr(fresh, f.name)
             if old == new or profile.source.get(f.name) is None:
@@ -303,6 +307,7 @@ class _Daemon:
         self.cache.read_timeout = self.opts.read_timeout
         self.cache.capacity = self.opts.cache_size
         self.uploader.delay = self.opts.write_back_delay
+        self.uploader.wake()  # it sleeps for the old delay otherwise
         self.queries.ttl = self.opts.query_ttl
         log.info("configuration reloaded: %s", "; ".join(changes) or "nothing changed")
         return changes

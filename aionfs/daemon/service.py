@@ -9,7 +9,9 @@ Hardening is what a FUSE mount allows. Anything that gives the service its
 own mount namespace (PrivateTmp, ProtectSystem, ProtectHome, PrivateDevices,
 ReadOnlyPaths, ...) would hide the mount from the user's session, and
 NoNewPrivileges would stop the setuid `fusermount3` that mounts for an
-unprivileged user; so the unit restricts what works without either.
+unprivileged user; so the unit restricts what works without either. There
+is no ordering after the network: a user manager has no network-online
+target, and the mount needs none (it serves the cache and catches up).
 """
 
 from __future__ import annotations
@@ -28,8 +30,6 @@ _UNIT = """\
 # {origin}
 [Unit]
 Description=aionfs: Aionvision library mounted {what}
-Wants=network-online.target
-After=network-online.target
 
 [Service]
 Type=notify
@@ -115,3 +115,18 @@ def uninstall(profile: str | None) -> list[Path]:
             path.unlink()
             removed.append(path)
     return removed
+
+
+SHIPPED_ORIGIN = "Shipped in systemd/; 'aionfs service install' writes it with this aionfs's path."
+
+
+def write_shipped(directory: Path) -> None:
+    """The files in the repository's systemd/ (`make units`); a test keeps them current."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, template in ((UNIT_NAME, False), (TEMPLATE_NAME, True)):
+        (directory / name).write_text(render_unit("%h/.local/bin/aionfs", template=template,
+                                                  origin=SHIPPED_ORIGIN))
+
+
+if __name__ == "__main__":
+    write_shipped(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("systemd"))
