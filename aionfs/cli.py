@@ -9,6 +9,7 @@ Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -517,6 +518,74 @@ def unpin(paths: tuple[Path, ...], profile_name: str | None, cache_dir: Path | N
       aionfs unpin ~/Aion/Inspections/2026
     """
     _pin(paths, profile_name, cache_dir, False)
+
+
+@main.command()
+@click.argument("directory", required=False,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--to", "to", default=None, metavar="LIBRARY_FOLDER",
+              help="Library folder the files go to, e.g. Inspections/Scans (made if missing; "
+                   "default: the root).")
+@click.option("--tags", default=None, metavar="T1,T2", help="Tags every upload gets.")
+@click.option("--delete-after-upload", is_flag=True,
+              help="Remove each local file once the workspace has it.")
+@click.option("--settle", default=2.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds a file must stay unchanged (and closed) before it is taken.")
+@profile_option
+@cache_dir_option
+@plan_option
+@rpm_option
+def watch(directory: Path | None, to: str | None, tags: str | None,
+          delete_after_upload: bool, settle: float, profile_name: str | None,
+          cache_dir: Path | None, plan: str | None, rpm: int | None) -> None:
+    """Upload every file that appears in DIRECTORY (a scanner's or camera's folder), once.
+
+    Files are taken once complete (closed and unchanged for --settle
+    seconds); partial downloads (.part, .crdownload), editor scratch files
+    and types the workspace refuses are skipped. Subfolders become
+    subfolders of the library folder. Restarts neither lose nor repeat an
+    upload. While a mount of the workspace runs, the mount does the
+    watching; otherwise this command does, until Ctrl-C. Without DIRECTORY
+    it runs the profile's [[profiles.NAME.watch]] entries.
+
+    \b
+    Examples:
+      aionfs watch ~/Scans --to Inspections/Scans --tags scan
+      aionfs watch ~/DCIM --to Photos --delete-after-upload
+    """
+    import trio
+
+    from .config import WatchSpec
+    from .watch.standalone import WatchError, run_watch
+
+    profile = _profile(profile_name, cache_dir=cache_dir, plan=plan, rpm=rpm)
+    if directory is not None:
+        specs: tuple[WatchSpec, ...] = (WatchSpec(
+            dir=directory.absolute(), to=(to or "").strip("/"),
+            tags=tuple(t.strip() for t in (tags or "").split(",") if t.strip()),
+            delete_after_upload=delete_after_upload),)
+    elif to or tags or delete_after_upload:
+        raise click.UsageError("--to, --tags and --delete-after-upload need a DIRECTORY")
+    else:
+        specs = profile.watch
+        if not specs:
+            raise click.UsageError(f"no DIRECTORY given and profile {profile.name!r} has no "
+                                   "watch entries")
+    settings = _settings(profile)
+    store_path = _store_path(settings, profile.cache_dir)
+    daemon = _daemon_for(store_path)
+    if daemon is not None:
+        codes = [_ask_daemon(daemon, "watch", dir=str(s.dir), to=s.to, tags=list(s.tags),
+                             delete_after_upload=s.delete_after_upload) for s in specs]
+        sys.exit(max(codes))
+    for s in specs:
+        click.echo(f"watching {s.dir} → /{s.to} (Ctrl-C stops; queued uploads resume at the "
+                   "next start)", err=True)
+    try:
+        trio.run(functools.partial(run_watch, settings, store_path, specs,
+                                   unlimited=profile.rpm == 0, settle=settle))
+    except WatchError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -82,3 +83,33 @@ def expect_errno(code: int, fn: Callable[[], object]) -> None:
     with pytest.raises(OSError) as info:
         fn()
     assert info.value.errno == code, (info.value, fn)
+
+
+def workspace(emulator: EmulatorProcess, key: str) -> dict[str, tuple[str, str]]:
+    """Every file of the workspace: 'folder path/name' → (id, sha256 of its bytes).
+
+    A name met twice (a file stored twice) appears again with a '#2' suffix."""
+    async def go() -> dict[str, tuple[str, str]]:
+        async with make_client(emulator, key) as c:
+            folders = {f.id: f for f in await c.folder_tree()}
+
+            def path(fid: str | None) -> str:
+                parts = []
+                while fid:
+                    parts.append(folders[fid].name)
+                    fid = folders[fid].parent_id
+                return "/".join(reversed(parts))
+
+            where: dict[str, str] = {}
+            for fid in folders:
+                async for item in c.iter_files(folder_id=fid):
+                    where[item.id] = path(fid)
+            out: dict[str, tuple[str, str]] = {}
+            async for item in c.iter_files():
+                name = f"{where.get(item.id, '')}/{item.title or item.filename}".lstrip("/")
+                while name in out:
+                    name += "#2"
+                out[name] = (item.id, hashlib.sha256(await c.download_bytes(item.id)
+                                                     ).hexdigest())
+            return out
+    return trio.run(go)

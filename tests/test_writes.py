@@ -23,7 +23,7 @@ import trio
 from aionfs.api import AionClient
 from tests.conftest import EmulatorProcess, make_client
 from tests.media import image_bytes
-from tests.mounting import Mount, expect_errno, mount, wait_for
+from tests.mounting import Mount, expect_errno, mount, wait_for, workspace
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
 
@@ -32,36 +32,6 @@ def call(emulator: EmulatorProcess, key: str, fn: Callable[[AionClient], Any]) -
     async def go() -> Any:
         async with make_client(emulator, key) as c:
             return await fn(c)
-    return trio.run(go)
-
-
-def workspace(emulator: EmulatorProcess, key: str) -> dict[str, tuple[str, str]]:
-    """Every file of the workspace: 'folder path/name' → (id, sha256 of its bytes).
-
-    A name met twice (a file stored twice) appears again with a '#2' suffix."""
-    async def go() -> dict[str, tuple[str, str]]:
-        async with make_client(emulator, key) as c:
-            folders = {f.id: f for f in await c.folder_tree()}
-
-            def path(fid: str | None) -> str:
-                parts = []
-                while fid:
-                    parts.append(folders[fid].name)
-                    fid = folders[fid].parent_id
-                return "/".join(reversed(parts))
-
-            where: dict[str, str] = {}
-            for fid in folders:
-                async for item in c.iter_files(folder_id=fid):
-                    where[item.id] = path(fid)
-            out: dict[str, tuple[str, str]] = {}
-            async for item in c.iter_files():
-                name = f"{where.get(item.id, '')}/{item.title or item.filename}".lstrip("/")
-                while name in out:
-                    name += "#2"
-                out[name] = (item.id, hashlib.sha256(await c.download_bytes(item.id)
-                                                     ).hexdigest())
-            return out
     return trio.run(go)
 
 

@@ -37,8 +37,10 @@ from ..fs.writer import Writer
 from ..store import Store
 from ..sync import Syncer
 from ..upload.journal import Journal
+from ..upload.lock import JournalBusy, JournalLock
 from ..upload.worker import Uploader
 from ..views import QueryCache, VirtualTree
+from ..watch import WatchedFolder, Watches
 from .control import Handler, pidfile_for, serve_control, socket_for
 from .notify import Notifier
 from .status import Sources, live_status, summary_line
@@ -130,6 +132,11 @@ async def serve(settings: ApiSettings, opts: MountOptions,
     """Mount and serve until unmounted or signalled; `ready(None)` once it answers."""
     notifier = Notifier()
     check_mountpoint(opts.mountpoint)
+    lock = JournalLock(opts.store_path.parent)
+    try:
+        lock.acquire()
+    except JournalBusy as exc:
+        raise MountError(str(exc)) from None
     store = Store(opts.store_path)
     async with AionClient(settings, unlimited=opts.unlimited) as client:
         syncer = Syncer(client, store)
@@ -160,9 +167,12 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                             hidden=opts.hide_views)
         ops = AionOperations(view, syncer, cache, echoes, views, local, writer)
         syncer.subscribe(ops.on_events)
+        watches = Watches(lambda spec: WatchedFolder(
+            spec, store, journal, local, writer, uploader.wake, publish=syncer.publish,
+            on_queued=ops.local_added))
         sources = Sources(opts.mountpoint, opts.profile, opts.read_only, client, syncer,
-                          journal, cache)
-        daemon = _Daemon(opts, sources, syncer, uploader, cache, queries, notifier)
+                          journal, cache, watches=watches.describe)
+        daemon = _Daemon(opts, sources, syncer, uploader, cache, queries, notifier, watches)
         fuse_options = set(pyfuse3.default_options)
         fuse_options |= {"fsname=aionfs:" + settings.base_url.split("//", 1)[1].split("/")[0],
                          "subtype=aionfs", "noatime"}
@@ -197,6 +207,8 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                     poll_interval=opts.poll_interval,
                     revalidate_interval=opts.revalidate_interval, task_status=task_status))
                 await nursery.start(serve_control, control, daemon.handlers())
+                if not opts.read_only:
+                    await nursery.start(watches.run, opts.watch)
                 st = await trio.to_thread.run_sync(os.stat, opts.mountpoint)
                 _raise_read_ahead(st.st_dev)
                 log.info("mounted %s (%d folders, %d files cached)", opts.mountpoint,
@@ -212,6 +224,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
             pidfile.unlink(missing_ok=True)
             store.close()
             notifier.close()
+            lock.release()
 
 
 #: settings a SIGHUP can change while mounted; the others need a remount
@@ -230,13 +243,34 @@ class _Daemon:
     cache: ContentCache
     queries: QueryCache
     notifier: Notifier
+    watches: Watches
 
     def summary(self) -> str:
         return summary_line(live_status(self.sources))
 
     def handlers(self) -> dict[str, Handler]:
         return {"status": self._status, "sync": self._sync, "flush": self._flush,
-                "reload": self._reload}
+                "reload": self._reload, "watch": self._watch}
+
+    async def _watch(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """`aionfs watch` while this mount runs: the mount watches (until it stops)."""
+        if self.opts.read_only:
+            yield {"error": "the mount is read-only: it uploads nothing"}
+            return
+        try:
+            spec = WatchSpec(dir=Path(request["dir"]), to=str(request.get("to", "")).strip("/"),
+                             tags=tuple(str(t) for t in request.get("tags", [])),
+                             delete_after_upload=bool(request.get("delete_after_upload")))
+        except (KeyError, TypeError) as exc:
+            yield {"error": f"bad watch request: {exc}"}
+            return
+        if not await trio.Path(spec.dir).is_dir():
+            yield {"error": f"{spec.dir} is not a directory"}
+            return
+        added = self.watches.add(spec)
+        yield {"result": (f"the mount at {self.opts.mountpoint} now watches {spec.dir} → "
+                          f"/{spec.to} (until it stops; add it to the profile to keep it)")
+               if added else f"{spec.dir} is already watched"}
 
     async def _status(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         yield {"result": live_status(self.sources)}
@@ -309,6 +343,8 @@ class _Daemon:
         self.uploader.delay = self.opts.write_back_delay
         self.uploader.wake()  # it sleeps for the old delay otherwise
         self.queries.ttl = self.opts.query_ttl
+        if not self.opts.read_only:
+            changes += self.watches.configure(profile.watch)
         log.info("configuration reloaded: %s", "; ".join(changes) or "nothing changed")
         return changes
 

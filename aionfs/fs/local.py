@@ -96,6 +96,10 @@ class LocalFiles:
         self._index(f)
         return f, self._first_writer(f)
 
+    def adopt(self, f: LocalFile) -> None:
+        """A file queued by someone else (a watched folder): shown until uploaded."""
+        self._index(f)
+
     def edit(self, folder_key: str, name: str, row: Any, content: bytes) -> LocalFile:
         """An uploaded file opened for writing: a new version, under the same inode."""
         f = self.journal.create(folder_key, name, edit=row)

@@ -778,6 +778,14 @@ class AionOperations(pyfuse3.Operations):
                 if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
                     log.warning("invalidating %s failed: %s", e, exc)
 
+    def local_added(self, f: Any) -> None:
+        """A file queued by a watched folder: its folder lists it from now on."""
+        parent = self.local.parent_of(f)
+        self._listings.pop(parent, None)
+        self._xattr_names.pop(f.inode, None)
+        if self.mounted:
+            pyfuse3.invalidate_entry_async(parent, os.fsencode(f.name), ignore_enoent=True)
+
     def statistics(self) -> dict[str, Any]:
         return {"known_inodes": len(self.lookups), "open_dirs": len(self._dirs),
                 "open_files": len(self._files)}

@@ -165,8 +165,42 @@ ALTER TABLE upload_journal ADD COLUMN scratch INTEGER NOT NULL DEFAULT 0; -- edi
 CREATE INDEX upload_by_place ON upload_journal(folder_id, name);
 """
 
+_V4 = """
+-- Watched folders (watch/folder.py): every local file seen in one, so that each
+-- is uploaded once, across restarts. A row is written in the same transaction
+-- as the upload's journal entry; the journal's own deletion says how it ended.
+CREATE TABLE watched_files (
+    watch_dir   TEXT NOT NULL,            -- the watched local folder (absolute path)
+    relpath     TEXT NOT NULL,            -- the file below it
+    size        INTEGER NOT NULL,         -- bytes, when it was taken
+    mtime_ns    INTEGER NOT NULL,         -- modification time, when it was taken
+    sha256      TEXT,                     -- of the bytes taken (NULL: skipped unread)
+    journal_id  INTEGER,                  -- its upload's journal row, while queued
+    state       TEXT NOT NULL,            -- queued | uploaded | dropped | skipped
+    remote_id   TEXT,                     -- the library file, once uploaded
+    reason      TEXT,                     -- why skipped or dropped
+    at_epoch    REAL NOT NULL,            -- when the state was last set
+    PRIMARY KEY (watch_dir, relpath)
+);
+CREATE INDEX watched_by_journal ON watched_files(journal_id);
+CREATE INDEX watched_by_hash ON watched_files(watch_dir, sha256);
+-- An upload's journal row goes when the file is in the workspace (it has a
+-- remote id then) or when the user deleted it from the mount before (none).
+CREATE TRIGGER watched_upload_ended AFTER DELETE ON upload_journal
+BEGIN
+    UPDATE watched_files SET
+        state = CASE WHEN OLD.remote_id IS NULL THEN 'dropped' ELSE 'uploaded' END,
+        remote_id = OLD.remote_id,
+        reason = CASE WHEN OLD.remote_id IS NULL THEN 'deleted from the mount before upload'
+                 END,
+        journal_id = NULL,
+        at_epoch = (julianday('now') - 2440587.5) * 86400.0
+    WHERE journal_id = OLD.id;
+END;
+"""
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

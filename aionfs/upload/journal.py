@@ -29,6 +29,7 @@ import os
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,8 +159,12 @@ class Journal:
         assert found is not None
         return found
 
-    def commit(self, f: LocalFile, size: int) -> None:
-        """The last close: bytes to disk, then the row (pending, or local for scratch)."""
+    def commit(self, f: LocalFile, size: int,
+               also: Callable[[sqlite3.Connection], None] | None = None) -> None:
+        """The last close: bytes to disk, then the row (pending, or local for scratch).
+
+        `also` writes more rows in the same transaction (a watched folder's record
+        of the file it took), so that both or neither are there after a crash."""
         fd = os.open(f.staging, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -173,6 +178,8 @@ class Journal:
                 "UPDATE upload_journal SET state=?, step='upload', size=?, sha256=NULL, "
                 "attempts=0, last_error=NULL, updated_at_epoch=? WHERE id=?",
                 (f.state, size, f.mtime, f.id))
+            if also is not None:
+                also(self.store.db)
 
     def move(self, f: LocalFile, folder_key: str, name: str) -> None:
         """Renamed or moved before upload; a scratch file renamed onto a real name is
