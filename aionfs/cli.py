@@ -59,13 +59,18 @@ def main(log_level: str) -> None:
 
     \b
     Examples:
-      aionfs emulator --data /tmp/emu --demo     # a local API with a demo library
-      aionfs sync --full                         # fill the local metadata store
-      aionfs ls -l Inspections                   # list a library path, offline
+      aionfs login && aionfs mount ~/Aion        # the library at ~/Aion
+      aionfs status                              # how the mount is doing
+      aionfs service install --enable            # mounted at every login
+      aionfs watch ~/Scans --to Inspections      # a scanner's folder, uploaded
+      aionfs demo                                # a local demo library, mounted
 
-    The API key is read from AIONVISION_API_KEY (never from the command
-    line, where other users could read it); AIONVISION_BASE_URL points at
-    another server, such as the emulator.
+    The API key is read from AIONVISION_API_KEY or the key file 'aionfs
+    login' writes (never from the command line, where other users could
+    read it); AIONVISION_BASE_URL points at another server, such as the
+    emulator. Settings come from ~/.config/aionfs/config.toml (see 'aionfs
+    config show'). Shell completion: eval "$(_AIONFS_COMPLETE=bash_source
+    aionfs)".
     """
     _setup_logging(log_level)
 
@@ -636,7 +641,12 @@ def login(profile_name: str | None, no_check: bool) -> None:
 
 @main.group()
 def config() -> None:
-    """The configuration: ~/.config/aionfs/config.toml and its profiles."""
+    """The configuration: ~/.config/aionfs/config.toml and its profiles.
+
+    \b
+    Example:
+      aionfs config show --profile work
+    """
 
 
 @config.command("show")
@@ -697,7 +707,13 @@ def doctor(profile_name: str | None) -> None:
 
 @main.group()
 def service() -> None:
-    """The systemd user service that mounts the library at every login."""
+    """The systemd user service that mounts the library at every login.
+
+    \b
+    Examples:
+      aionfs service install --enable
+      aionfs service uninstall
+    """
 
 
 def _systemctl(*args: str) -> None:

@@ -87,3 +87,21 @@ async def test_demo_library_and_restart(tmp_path: Path) -> None:
     finally:
         assert "Traceback" not in stop_emulator(again)
     assert again.proc.returncode == 0  # SIGTERM is a clean shutdown
+
+
+def test_every_command_explains_itself_with_an_example() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from aionfs.cli import main
+
+    def leaves(cmd: click.Command, path: list[str]) -> list[list[str]]:
+        if isinstance(cmd, click.Group):
+            return [p for name, sub in cmd.commands.items() for p in leaves(sub, path + [name])]
+        return [path]
+
+    commands = leaves(main, [])
+    assert {"mount", "login", "doctor", "watch", "flush"} <= {c[0] for c in commands}
+    for path in commands:
+        out = CliRunner().invoke(main, [*path, "--help"])
+        assert out.exit_code == 0 and "Example" in out.output, path

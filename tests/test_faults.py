@@ -7,6 +7,7 @@ import hashlib
 import pytest
 
 from aionfs.api.errors import ServerError
+from aionfs.api.retry import RetryPolicy
 from tests.conftest import EmulatorProcess, make_client
 from tests.media import image_bytes, noise_jpeg
 
@@ -69,7 +70,6 @@ async def test_non_idempotent_requests_are_not_resent_after_5xx(
 
 async def test_network_down_fails_promptly(emulator: EmulatorProcess) -> None:
     from aionfs.api.errors import NetworkError
-    from aionfs.api.retry import RetryPolicy
 
     key = emulator.new_tenant()
     async with make_client(emulator, key, retry=RetryPolicy(max_attempts=3, base_delay=0.01,
@@ -82,3 +82,21 @@ async def test_network_down_fails_promptly(emulator: EmulatorProcess) -> None:
             emulator.set_faults(key, "")
         assert c.stats.requests == 3
         assert await c.folder_tree() == []
+
+
+async def test_the_client_says_when_the_api_answers_again(emulator: EmulatorProcess) -> None:
+    """A mount back from sleep or a network loss catches up at once, not after its
+    backoff: the client tells it when the API answers again."""
+    key = emulator.new_tenant()
+    back: list[bool] = []
+    async with make_client(emulator, key, retry=RetryPolicy(max_attempts=1)) as c:
+        c.on_reachable.append(lambda: back.append(True))
+        await c.folder_tree()
+        assert c.stats.reachable is True and back == []  # first contact is no return
+        emulator.set_faults(key, "500:1.0")
+        with pytest.raises(ServerError):
+            await c.folder_tree()
+        assert c.stats.reachable is False
+        emulator.set_faults(key, "")
+        await c.folder_tree()
+    assert c.stats.reachable is True and back == [True]

@@ -288,3 +288,37 @@ async def _follow(syncer: Syncer, store: Store, client: AionClient,
         await client.delete_file(ids["r1.jpg"])
         await wait_until(lambda: store.file(ids["r1.jpg"]) is None)
         nursery.cancel_scope.cancel()
+
+
+async def test_a_tree_fetched_before_a_folder_was_made_does_not_delete_it(
+        client: AionClient, store: Store) -> None:
+    """mkdir on the mount (or a folder made offline, created when the API returns)
+    while a background refresh waits for its answer: that answer predates the folder."""
+    from aionfs.store.db import folder_row
+
+    syncer = Syncer(client, store)
+    await syncer.refresh_tree()
+    real = client.folder_tree
+    fetched, proceed = trio.Event(), trio.Event()
+
+    async def held_back(**kw: object) -> object:
+        tree = await real(**kw)  # type: ignore[arg-type]
+        if not fetched.is_set():
+            fetched.set()
+            await proceed.wait()
+        return tree
+
+    client.folder_tree = held_back  # type: ignore[method-assign]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(syncer.refresh_tree)
+        await fetched.wait()
+        made = await real()  # (the tree as the background fetch saw it: without "Made")
+        folder = await client.create_folder("Made")
+        with store.transaction():
+            store.upsert_folders([folder_row(folder)])
+            store.rename_dir(ALL_FILES)
+        syncer.folders_made()
+        proceed.set()
+    assert "Made" not in {f.name for f in made}
+    assert store.folder(folder.id) is not None
+    assert store.lookup(ROOT_INODE, "Made") is not None

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -171,6 +171,8 @@ class AionClient:
         self.limiter = limiter or RateLimiter(None if unlimited else settings.rate_per_minute)
         self.retry = retry or RetryPolicy(max_attempts=settings.max_attempts)
         self.stats = ClientStats()
+        #: called when the API answers after being out of reach (sleep, network loss)
+        self.on_reachable: list[Callable[[], None]] = []
         self._rng = random.Random()
         timeout = httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout))
         headers = {
@@ -238,7 +240,7 @@ class AionClient:
                     priority.name.lower())
             if resp.status_code in ok:
                 self.stats.last_success = time.time()
-                self.stats.reachable = True
+                self._reached()
                 return resp
             err = error_from_response(resp.status_code, resp.content, resp.headers, what)
             if isinstance(err, RateLimited):
@@ -249,11 +251,22 @@ class AionClient:
         return await with_retries(what, attempt, idempotent=idempotent, policy=self.retry,
                                   rng=self._rng)
 
+    def _reached(self) -> None:
+        was = self.stats.reachable
+        self.stats.reachable = True
+        if was is False:
+            log.info("the API answers again")
+            for callback in self.on_reachable:
+                callback()
+
     def _note_failure(self, err: ApiError) -> None:
         self.stats.failures += 1
         self.stats.last_error = str(err)
         self.stats.last_failure = time.time()
-        self.stats.reachable = not isinstance(err, (NetworkError, ServerError))
+        if isinstance(err, (NetworkError, ServerError)):
+            self.stats.reachable = False
+        else:  # the API answered, if only to refuse
+            self._reached()
 
     async def _json(self, model: type[T], method: str, path: str, *,
                     priority: Priority = Priority.INTERACTIVE, idempotent: bool | None = None,

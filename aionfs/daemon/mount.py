@@ -161,6 +161,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
         uploader = Uploader(journal, syncer, delay=opts.write_back_delay, busy=local.busy,
                             settled=local.settled, shared=local.shared, rekeyed=local.rekey)
         writer = Writer(view, syncer, local, uploader.wake)
+        client.on_reachable += [syncer.wake, uploader.wake]  # back online: catch up now
         echoes = Echoes(opts.mountpoint.resolve(), store.dir_path, enabled=not opts.read_only)
         queries = QueryCache(syncer, ttl=opts.query_ttl)
         views = VirtualTree(store, queries, view, rank_names=opts.rank_names,

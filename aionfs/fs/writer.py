@@ -253,6 +253,7 @@ class Writer:
                 self.store.upsert_folders([folder_row(folder)])
                 self.store.set_listing(folder.id, True, 0)  # new and empty: nothing to list
             events = self.store.rename_dir(key)
+        self.syncer.folders_made()
         self.wake_uploader()
         log.info("created folder %s", name)
         return self.store.dir_inode(folder_id), events

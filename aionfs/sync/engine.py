@@ -79,6 +79,10 @@ class SyncOptions:
     page_size: int = 100
 
 
+#: the longest pause between failing rounds: a laptop back from sleep catches up soon
+MAX_BACKOFF = 300.0
+
+
 class Syncer:
     def __init__(self, client: AionClient, store: Store,
                  options: SyncOptions | None = None) -> None:
@@ -94,6 +98,7 @@ class Syncer:
         #: `aionfs sync --now`: wakes the background loop; set when that round ends
         self._wake = trio.Event()
         self._round_done = trio.Event()
+        self._tree_generation = 0
         self.poll_interval: float | None = None  # run()'s, changeable (SIGHUP)
         self.revalidate_interval: float | None = None
         #: uploads in flight from this mount: (filename, size) before the API names
@@ -121,11 +126,23 @@ class Syncer:
 
     # -- the folder tree ---------------------------------------------------------
 
+    def folders_made(self) -> None:
+        """Folders were created in the store (mkdir, or made offline and created now): a
+        tree fetched before that must not be applied, or it would delete them."""
+        self._tree_generation += 1
+
     async def refresh_tree(self, priority: Priority = Priority.BACKGROUND) -> SyncReport:
         """`GET /folders` and apply what changed (one request)."""
-        folders = await self.client.folder_tree(priority=priority)
+        for _ in range(3):  # folders made meanwhile: a fresh tree has them
+            generation = self._tree_generation
+            folders = await self.client.folder_tree(priority=priority)
+            if generation == self._tree_generation:
+                break
         report = SyncReport()
         async with self._lock("tree"):
+            if generation != self._tree_generation:
+                log.debug("folders were made while the tree was fetched: applied next round")
+                return report
             remote = [folder_row(f) for f in folders]
             plan = plan_tree(self.store.folders(), remote)
             if plan.empty:
@@ -503,15 +520,20 @@ class Syncer:
                 if str(exc) != self.last_error:
                     log.warning("sync failed, keeping the cached library: %s", exc)
                 self.last_error = str(exc)
-                backoff = min(max(backoff * 2, self.poll_interval), 30 * 60)
+                backoff = min(max(backoff * 2, self.poll_interval), MAX_BACKOFF)
             except Exception as exc:  # a bug here must not take the mount down with it
                 if repr(exc) != self.last_error:
                     log.exception("sync failed unexpectedly, keeping the cached library")
                 self.last_error = repr(exc)
-                backoff = min(max(backoff * 2, self.poll_interval), 30 * 60)
+                backoff = min(max(backoff * 2, self.poll_interval), MAX_BACKOFF)
             done.set()
             with trio.move_on_after(backoff):
                 await self._wake.wait()
+
+    def wake(self) -> None:
+        """The API answers again (after sleep or a network loss): no need to wait out
+        the backoff."""
+        self._wake.set()
 
     async def request_round(self) -> SyncReport:
         """Have the background loop check for changes now, at interactive priority;

@@ -168,6 +168,7 @@ class Uploader:
                 dropped = self.store.rekey_folder(row["id"], new_id)
                 events = self.store.rename_dir(parent or ALL_FILES)
                 events += [Event("gone", inode) for inode in dropped]
+            self.syncer.folders_made()
             self.rekeyed(row["id"], new_id)
             self.syncer.publish(events)
             log.info("created folder %s (made while offline)", row["name"])
