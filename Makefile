@@ -24,10 +24,21 @@ sysdeps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
 	fi
 
-# What only the tests use: rsync (copies into the mount, as users make them).
+# What only the tests use: rsync (copies into the mount, as users make them), a real
+# desktop for the file-manager test (Xvfb, PCManFM, a D-Bus session), gio (what GTK
+# applications read of xattrs) and systemd-analyze (the shipped units).
 testdeps:
-	@command -v rsync >/dev/null || { echo "installing system packages: rsync"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsync; }
+	@need=""; \
+	command -v rsync >/dev/null || need="$$need rsync"; \
+	command -v Xvfb >/dev/null || need="$$need xvfb"; \
+	command -v pcmanfm >/dev/null || need="$$need pcmanfm"; \
+	command -v dbus-run-session >/dev/null || need="$$need dbus"; \
+	command -v gio >/dev/null || need="$$need libglib2.0-bin"; \
+	command -v systemd-analyze >/dev/null || need="$$need systemd"; \
+	if [ -n "$$need" ]; then \
+	  echo "installing system packages for the tests:$$need"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
+	fi
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory sysdeps
@@ -42,7 +53,7 @@ test: install testdeps
 demo: install
 	$(BIN)/aionfs demo --mountpoint "$(DEMO_MOUNT)"
 
-bench: install
+bench: install testdeps
 	$(BIN)/python -m tests.bench
 
 lint: install

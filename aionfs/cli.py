@@ -249,13 +249,20 @@ def _ask_daemon(daemon: Daemon, command: str, **args: object) -> int:
 @click.option("--query-ttl", default=None, type=click.FloatRange(1),
               help="Seconds a query's results are served before being asked again. "
                    "Default 600.")
+@click.option("--thumbnails/--no-thumbnails", default=None,
+              help="Seed file managers' thumbnails of listed folders from the API's small "
+                   "renditions, so they never read whole images. Default on.")
+@click.option("--thumbnail-sizes", default=None, metavar="B1,B2",
+              help="Thumbnail buckets to seed: normal, large, x-large, xx-large (default "
+                   "normal,large: one small variant per image).")
 @click.option("--ready-fd", type=int, default=None, hidden=True)
 def mount(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | None,
           plan: str | None, rpm: int | None, foreground: bool, mkdir: bool,
           read_only: bool | None, cache_size: str | None, poll_interval: float | None,
           revalidate_interval: float | None, read_timeout: float | None,
           write_back_delay: float | None, rank_names: bool | None, hide_views: bool | None,
-          query_ttl: float | None, ready_fd: int | None) -> None:
+          query_ttl: float | None, thumbnails: bool | None, thumbnail_sizes: str | None,
+          ready_fd: int | None) -> None:
     """Mount the library at MOUNTPOINT (default: the profile's mountpoint).
 
     Without --foreground it returns once the mount answers (or fails with
@@ -271,19 +278,26 @@ def mount(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | N
     """
     import shutil
 
-    from .config import ConfigError, parse_size
+    from .config import THUMBNAIL_SIZES, ConfigError, parse_size
     from .daemon.mount import MountError, check_mountpoint, options_from_profile
 
     try:
         size = parse_size(cache_size) if cache_size is not None else None
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--cache-size") from None
+    sizes = None
+    if thumbnail_sizes is not None:
+        sizes = tuple(b.strip() for b in thumbnail_sizes.split(",") if b.strip())
+        if not sizes or set(sizes) - set(THUMBNAIL_SIZES):
+            raise click.BadParameter(f"choose from {', '.join(THUMBNAIL_SIZES)}",
+                                     param_hint="--thumbnail-sizes")
     profile = _profile(profile_name, mountpoint=mountpoint.expanduser() if mountpoint else None,
                        cache_dir=cache_dir, plan=plan, rpm=rpm, read_only=read_only,
                        cache_size=size, poll_interval=poll_interval,
                        revalidate_interval=revalidate_interval, read_timeout=read_timeout,
                        write_back_delay=write_back_delay, rank_names=rank_names,
-                       hide_views=hide_views, query_ttl=query_ttl)
+                       hide_views=hide_views, query_ttl=query_ttl, thumbnails=thumbnails,
+                       thumbnail_sizes=sizes)
     if profile.mountpoint is None:
         raise click.UsageError("no mountpoint: give one (aionfs mount ~/Aion) or set "
                                f"mountpoint in [profiles.{profile.name}] of the config file")
@@ -731,7 +745,10 @@ def _systemctl(*args: str) -> None:
 @service.command("install")
 @profile_option
 @click.option("--enable", is_flag=True, help="Also enable and start it now.")
-def service_install(profile_name: str | None, enable: bool) -> None:
+@click.option("--bookmark", is_flag=True,
+              help="Also add the mount to the GTK bookmarks (the sidebar of Nautilus, Thunar "
+                   "and PCManFM); uninstall removes it.")
+def service_install(profile_name: str | None, enable: bool, bookmark: bool) -> None:
     """Write the user unit into ~/.config/systemd/user/ and print how to start it.
 
     The profile needs a mountpoint and a stored key ('aionfs login'): the
@@ -741,9 +758,10 @@ def service_install(profile_name: str | None, enable: bool) -> None:
     Examples:
       aionfs login && aionfs service install --enable
       aionfs service install --profile work      # aionfs@work.service
+      aionfs service install --enable --bookmark # and in the file manager's sidebar
     """
     from .credentials import CredentialsError, find_key
-    from .daemon.service import install, unit_name
+    from .daemon.service import add_bookmark, bookmarks_file, install, unit_name
 
     profile = _profile(profile_name)
     if profile.mountpoint is None:
@@ -760,6 +778,9 @@ def service_install(profile_name: str | None, enable: bool) -> None:
     name = unit_name(profile_name)
     for path in written:
         click.echo(f"wrote {path}")
+    if bookmark:
+        added = add_bookmark(profile.mountpoint.absolute(), profile.mountpoint.name or "Aion")
+        click.echo(f"{'added' if added else 'kept'} the bookmark in {bookmarks_file()}")
     if enable:
         _systemctl("daemon-reload")
         _systemctl("enable", "--now", name)
@@ -781,9 +802,12 @@ def service_uninstall(profile_name: str | None) -> None:
     """
     import shutil
 
-    from .daemon.service import uninstall, unit_name
+    from .daemon.service import remove_bookmark, uninstall, unit_name
 
     name = unit_name(profile_name)
+    mountpoint = _profile(profile_name).mountpoint
+    if mountpoint is not None and remove_bookmark(mountpoint.absolute()):
+        click.echo("removed the bookmark")
     if shutil.which("systemctl"):
         try:
             _systemctl("disable", "--now", name)

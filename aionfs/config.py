@@ -14,6 +14,8 @@ holds named profiles:
     poll_interval = 60
     write_back_delay = 3
     rank_names = false
+    thumbnails = true                 # seed file managers' thumbnails from the API
+    thumbnail_sizes = ["normal", "large"]
 
     [[profiles.work.watch]]           # watched folders the daemon runs
     dir = "~/Scans"
@@ -102,6 +104,8 @@ class Profile:
     rank_names: bool = False
     hide_views: bool = False
     read_only: bool = False
+    thumbnails: bool = True
+    thumbnail_sizes: tuple[str, ...] = ("normal", "large")
     watch: tuple[WatchSpec, ...] = ()
     source: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -116,7 +120,8 @@ class Profile:
 _PATHS = ("mountpoint", "cache_dir")
 _FLOATS = ("poll_interval", "revalidate_interval", "read_timeout", "write_back_delay",
            "query_ttl")
-_BOOLS = ("rank_names", "hide_views", "read_only")
+_BOOLS = ("rank_names", "hide_views", "read_only", "thumbnails")
+THUMBNAIL_SIZES = ("normal", "large", "x-large", "xx-large")
 
 
 def _expand(value: str) -> Path:
@@ -144,6 +149,11 @@ def _profile_from_table(name: str, table: dict[str, Any], where: str) -> Profile
                 values[key] = parse_size(_typed(raw, (str, int), what))
             except ConfigError as exc:
                 raise ConfigError(f"{what}: {exc}") from None
+        elif key == "thumbnail_sizes":
+            sizes = raw if isinstance(raw, list) else None
+            if not sizes or not all(isinstance(x, str) and x in THUMBNAIL_SIZES for x in sizes):
+                raise ConfigError(f"{what} must be a list of {', '.join(THUMBNAIL_SIZES)}")
+            values[key] = tuple(sizes)
         elif key == "rpm":
             values[key] = _typed(raw, int, what)
         elif key == "plan":

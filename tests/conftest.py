@@ -33,6 +33,8 @@ CONTRACT = Contract()
 # daemons they start): a config dir of the session's own, empty.
 _CONFIG_HOME = __import__("tempfile").mkdtemp(prefix="aionfs-test-config-")
 os.environ["XDG_CONFIG_HOME"] = _CONFIG_HOME
+# Nor may the mounts' seeded thumbnails land in the user's own cache.
+os.environ["XDG_CACHE_HOME"] = __import__("tempfile").mkdtemp(prefix="aionfs-test-cache-")
 
 
 @dataclass

@@ -266,8 +266,15 @@ def test_service_install_writes_the_unit_and_uninstall_removes_it(
     login = subprocess.run([sys.executable, "-m", "aionfs", "login", "--profile", "work"],
                            env=env, input=key + "\n", capture_output=True, text=True)
     assert login.returncode == 0, login.stderr
-    res = aionfs("service", "install", "--profile", "work", env=env)
+    bookmarks = home / "gtk-3.0" / "bookmarks"
+    bookmarks.parent.mkdir(parents=True)
+    bookmarks.write_text("file:///srv/photos Photos\n")  # the user's own: kept
+    res = aionfs("service", "install", "--profile", "work", "--bookmark", env=env)
     assert res.returncode == 0, res.stderr
+    assert bookmarks.read_text() == f"file:///srv/photos Photos\nfile://{tmp_path}/Aion Aion\n"
+    assert aionfs("service", "install", "--profile", "work", "--bookmark", env=env
+                  ).returncode == 0
+    assert bookmarks.read_text().count("/Aion Aion") == 1  # once
     unit = home / "systemd" / "user" / "aionfs@.service"
     assert f"wrote {unit}" in res.stdout
     assert "systemctl --user enable --now aionfs@work.service" in res.stdout
@@ -277,3 +284,23 @@ def test_service_install_writes_the_unit_and_uninstall_removes_it(
         _verify(text, "aionfs@.service", tmp_path)
     res = aionfs("service", "uninstall", "--profile", "work", env=env)
     assert res.returncode == 0 and f"removed {unit}" in res.stdout and not unit.exists()
+    assert bookmarks.read_text() == "file:///srv/photos Photos\n"
+
+
+def test_a_deep_runtime_dir_still_gets_a_control_socket(emulator: EmulatorProcess, tenant: str,
+                                                        tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A socket path over sun_path's 108 bytes (a long $XDG_CACHE_HOME) must not stop
+    the mount, nor `aionfs status` from reaching it."""
+    deep = tmp_path / ("a-rather-long-directory-name-" * 3) / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(deep))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    m = mount(emulator, tenant, tmp_path / "mnt", tmp_path / "cache")
+    try:
+        daemon = find_daemon(mountpoint=m.path)
+        assert daemon is not None and len(str(daemon.socket)) > 108
+        res = aionfs("status", str(m.path), "--json", env=m.env)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["mount"]["state"] == "mounted"
+    finally:
+        m.unmount()

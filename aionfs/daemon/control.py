@@ -108,6 +108,20 @@ def find_daemon(*, mountpoint: Path | None = None, store_path: Path | None = Non
     return None
 
 
+@contextlib.contextmanager
+def _address(path: Path) -> Iterator[str]:
+    """A socket address for `path`, even when it is longer than sun_path's 108 bytes (a
+    deep $XDG_CACHE_HOME): then the directory is reached through /proc/self/fd."""
+    if len(os.fsencode(path)) < 100:
+        yield str(path)
+        return
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
+
+
 # -- the client (synchronous: the CLI) ----------------------------------------------------
 
 def call(path: Path, command: str, *, timeout: float = 30.0, **args: Any
@@ -119,7 +133,8 @@ def call(path: Path, command: str, *, timeout: float = 30.0, **args: Any
     sock.settimeout(timeout)
     try:
         try:
-            sock.connect(str(path))
+            with _address(path) as address:
+                sock.connect(address)
         except OSError as exc:
             raise ControlError(f"cannot reach the daemon at {path}: {exc.strerror}") from None
         sock.sendall(json.dumps({"command": command, **args}).encode() + b"\n")
@@ -154,7 +169,8 @@ async def serve_control(path: Path, handlers: dict[str, Handler], *,
     sock = trio.socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o177)  # the socket is created 0600: no window where others may connect
     try:
-        await sock.bind(str(path))
+        with _address(path) as address:
+            await sock.bind(address)
     finally:
         os.umask(old)
     os.chmod(path, 0o600)

@@ -36,6 +36,7 @@ from ..fs.view import LibraryView
 from ..fs.writer import Writer
 from ..store import Store
 from ..sync import Syncer
+from ..thumbs import Thumbnails
 from ..upload.journal import Journal
 from ..upload.lock import JournalBusy, JournalLock
 from ..upload.worker import Uploader
@@ -68,6 +69,8 @@ class MountOptions:
     hide_views: bool = False
     query_ttl: float = 600.0
     write_back_delay: float = 3.0
+    thumbnails: bool = True
+    thumbnail_sizes: tuple[str, ...] = ("normal", "large")
     profile: str = "default"  # reloaded on SIGHUP
     watch: tuple[WatchSpec, ...] = field(default_factory=tuple)
     #: settings given as flags: a reload leaves them alone (flags beat the file)
@@ -83,6 +86,7 @@ def options_from_profile(profile: Profile, mountpoint: Path, store_path: Path) -
         unlimited=profile.rpm == 0, rank_names=profile.rank_names,
         hide_views=profile.hide_views, query_ttl=profile.query_ttl,
         write_back_delay=profile.write_back_delay, profile=profile.name, watch=profile.watch,
+        thumbnails=profile.thumbnails, thumbnail_sizes=profile.thumbnail_sizes,
         from_flags=frozenset(k for k, v in profile.source.items() if v == "command line"))
 
 
@@ -168,11 +172,18 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                             hidden=opts.hide_views)
         ops = AionOperations(view, syncer, cache, echoes, views, local, writer)
         syncer.subscribe(ops.on_events)
+        thumbs = None
+        if opts.thumbnails:
+            thumbs = Thumbnails(store, client, view, opts.mountpoint,
+                                opts.store_path.parent / "thumbs",
+                                buckets=opts.thumbnail_sizes)
+            ops.thumbs = thumbs
+            syncer.subscribe(thumbs.on_events)
         watches = Watches(lambda spec: WatchedFolder(
             spec, store, journal, local, writer, uploader.wake, publish=syncer.publish,
             on_queued=ops.local_added))
         sources = Sources(opts.mountpoint, opts.profile, opts.read_only, client, syncer,
-                          journal, cache, watches=watches.describe)
+                          journal, cache, watches=watches.describe, thumbs=thumbs)
         daemon = _Daemon(opts, sources, syncer, uploader, cache, queries, notifier, watches)
         fuse_options = set(pyfuse3.default_options)
         fuse_options |= {"fsname=aionfs:" + settings.base_url.split("//", 1)[1].split("/")[0],
@@ -204,6 +215,8 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                 nursery.start_soon(echoes.run)
                 nursery.start_soon(queries.keep_saved_fresh)
                 nursery.start_soon(uploader.run)
+                if thumbs is not None:
+                    nursery.start_soon(thumbs.run)
                 await nursery.start(lambda task_status: syncer.run(
                     poll_interval=opts.poll_interval,
                     revalidate_interval=opts.revalidate_interval, task_status=task_status))

@@ -130,3 +130,38 @@ def write_shipped(directory: Path) -> None:
 
 if __name__ == "__main__":
     write_shipped(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("systemd"))
+
+
+# -- the GTK bookmarks (the sidebar of Nautilus, Thunar, PCManFM) ---------------------------
+
+def bookmarks_file() -> Path:
+    return Path(platformdirs.user_config_dir("gtk-3.0")) / "bookmarks"
+
+
+def add_bookmark(mountpoint: Path, label: str = "Aion") -> bool:
+    """One `URI label` line, added once; False if it was there already."""
+    from ..thumbs.standard import file_uri
+
+    path = bookmarks_file()
+    uri = file_uri(mountpoint)
+    lines = path.read_text().splitlines() if path.exists() else []
+    if any(line.split(" ", 1)[0] == uri for line in lines):
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([*lines, f"{uri} {label}"]) + "\n")
+    return True
+
+
+def remove_bookmark(mountpoint: Path) -> bool:
+    from ..thumbs.standard import file_uri
+
+    path = bookmarks_file()
+    if not path.exists():
+        return False
+    uri = file_uri(mountpoint)
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if line.split(" ", 1)[0] != uri]
+    if kept == lines:
+        return False
+    path.write_text("".join(f"{line}\n" for line in kept))
+    return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ class Sources:
     cache: ContentCache
     started: float = field(default_factory=time.time)
     watches: Callable[[], list[dict[str, Any]]] = lambda: []
+    thumbs: Any = None  # thumbs.Thumbnails, when seeding
 
 
 def live_status(src: Sources) -> dict[str, Any]:
@@ -84,6 +85,7 @@ def live_status(src: Sources) -> dict[str, Any]:
                        "waiting": limiter.waiting,
                        "rate_limited_responses": limiter.rate_limited_responses},
         "watches": src.watches(),
+        "thumbnails": asdict(src.thumbs.stats) if src.thumbs is not None else None,
     }
 
 
@@ -152,6 +154,10 @@ def format_status(report: dict[str, Any]) -> str:
     for q in report["queue"]:
         reason = f"  ({q['error']})" if q["state"] == "failed" and q["error"] else ""
         lines.append(f"  {q['state']:<9} {q['name']}{reason}")
+    t = report.get("thumbnails")
+    if t is not None:
+        lines.append(f"thumbnails: {t['seeded']} written, {t['current']} images current, "
+                     f"{t['variant_requests']} variants fetched")
     for w in report.get("watches", []):
         lines.append(f"watching:   {w['dir']} → /{w['to']} ({w['uploaded']} uploaded, "
                      f"{w['waiting']} waiting)")

@@ -103,6 +103,7 @@ class AionOperations(pyfuse3.Operations):
         self._fh = itertools.count(1)
         self._logged: set[str] = set()
         self.mounted = False
+        self.thumbs: Any = None  # thumbs.Thumbnails: told of every folder opened
 
     # -- helpers --------------------------------------------------------------------
 
@@ -215,6 +216,13 @@ class AionOperations(pyfuse3.Operations):
         return Attr(f.inode, False, self.local.size(f), stat.S_IFREG | 0o644,
                     int(f.mtime * 1e9), self.view.uid, self.view.gid)
 
+    def _dir_path(self, inode: int) -> str | None:
+        """A directory's path below the mountpoint (real or virtual)."""
+        if inode >= VIRTUAL_BASE:
+            node = self.views.node(inode)
+            return "/".join(node.path) if node is not None else None
+        return self.syncer.store.dir_path(inode)
+
     def _node(self, inode: int) -> Node:
         node = self.views.node(inode)
         if node is None:
@@ -299,6 +307,8 @@ class AionOperations(pyfuse3.Operations):
             listing = await self._view_listing(inode)
         else:
             listing = await self._listing(inode)
+        if self.thumbs is not None:
+            self.thumbs.listed(inode, self._dir_path(inode), listing)
         fh = next(self._fh)
         self._dirs[fh] = listing  # a snapshot: offsets stay valid while the handle is open
         return fh

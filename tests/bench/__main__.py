@@ -14,6 +14,8 @@
 8. mount      (tests/bench/mount.py) cold and cached reads of a 50 MB file, random
               reads, and `ls -lR` / `find` / os.walk+stat of the 100,000-file library,
               cold and warm, against native copies; the daemon's peak RSS
+9. file mgr   (tests/bench/filemanager.py) PCManFM under Xvfb opening 200 photos on the
+              mount: bytes, requests and seconds to pictures, seeded vs not seeded
 
 Each line prints the figure, the baseline measured in the same run, and the ratio.
 """
@@ -330,6 +332,9 @@ async def main() -> None:
                 await c.upload_file(big, "big.png")
             await trio.to_thread.run_sync(bench_reads, row, emu, key, big, "big.png")
             await trio.to_thread.run_sync(bench_views, row, emu)
+            from .filemanager import bench_file_manager
+
+            await trio.to_thread.run_sync(bench_file_manager, row, emu)
             await trio.to_thread.run_sync(bench_writes, row, emu, 100 if QUICK else 300)
             with tempfile.TemporaryDirectory() as cache:
                 key = await bench_full_sync(emu, cache)

@@ -1,0 +1,209 @@
+"""Thumbnails seeded ahead of the file manager, from the API's small renditions.
+
+A file manager opening a folder of photos on a FUSE mount (which GLib counts
+as local) reads every image in full to draw its thumbnails. When the mount
+lists a folder, this writes the freedesktop thumbnails of its images first,
+each from one variant request (`small_256` for the normal and large buckets;
+`medium_750`/`large_1024` when bigger buckets are asked for), at background
+priority through the shared rate limiter. A thumbnail already current for
+the file (its Thumb::URI and Thumb::MTime match) is not fetched again, also
+after a remount; the variant's bytes are kept beside the content cache, so
+the same image shown in another folder (`tags/`, `by-date/`) costs nothing.
+Changed files are seeded again, deleted and renamed ones lose their old
+thumbnails. Documents, links and images without variants are left to the
+desktop's own thumbnailers.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from hashlib import sha1
+from pathlib import Path
+from typing import Any
+
+import trio
+from PIL import Image
+
+from ..api import AionClient, Priority
+from ..api.errors import ApiError, TransientError
+from ..cache.content import validator_of
+from ..fs.view import LibraryView
+from ..store import Event, Store
+from .standard import (
+    BUCKETS,
+    file_uri,
+    is_current,
+    make_thumbnail,
+    thumbnail_path,
+    thumbnail_root,
+    write_atomically,
+)
+
+log = logging.getLogger(__name__)
+
+#: the variant that covers a bucket without scaling up
+VARIANT_FOR = {"normal": "small_256", "large": "small_256", "x-large": "medium_750",
+               "xx-large": "large_1024"}
+RETRY_PAUSE = 30.0
+
+#: (name in the folder, inode, mtime in seconds, size)
+Item = tuple[str, int, int, int]
+
+
+@dataclass
+class ThumbStats:
+    seeded: int = 0  # thumbnails written
+    current: int = 0  # images whose thumbnails were current already
+    variant_requests: int = 0
+    failed: int = 0
+    skipped: int = 0  # not images, or no variants
+
+
+@dataclass
+class Thumbnails:
+    store: Store
+    client: AionClient
+    view: LibraryView
+    mountpoint: Path
+    cache_dir: Path  # beside the content cache: the variants' bytes
+    buckets: Sequence[str] = ("normal", "large")
+    root: Path = field(default_factory=thumbnail_root)
+    stats: ThumbStats = field(default_factory=ThumbStats)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.buckets) - set(BUCKETS)
+        if unknown:
+            raise ValueError(f"unknown thumbnail size {sorted(unknown)[0]!r} (one of "
+                             f"{', '.join(BUCKETS)})")
+        self.variant = max((VARIANT_FOR[b] for b in self.buckets),
+                           key=list(VARIANT_FOR.values()).index)
+        self._send, self._receive = trio.open_memory_channel[tuple[str, list[Item]]](math.inf)
+        self._listed: dict[int, object] = {}  # dir inode → the listing last queued
+        self._where: dict[int, set[tuple[str, str]]] = {}  # inode → (dir, name) seeded
+        self._failed: set[str] = set()  # file ids without a usable variant
+        self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # -- what the filesystem tells it (cheap, on the FUSE request path) --------------------
+
+    def listed(self, dir_inode: int, rel_dir: str | None, listing: Sequence[Any]) -> None:
+        """A folder was opened: seed what it shows (once per listing it shows)."""
+        if rel_dir is None or self._listed.get(dir_inode) is listing:
+            return
+        self._listed[dir_inode] = listing
+        items = [(os.fsdecode(name), e.st_ino, e.st_mtime_ns // 1_000_000_000, e.st_size)
+                 for name, e in listing if stat.S_ISREG(e.st_mode)]
+        if items:
+            self._send.send_nowait((rel_dir, items))
+
+    def on_events(self, events: list[Event]) -> None:
+        """Renamed and deleted files lose their thumbnails; changed ones get new ones
+        (where they were seeded) as soon as their folder is listed again or now."""
+        for e in events:
+            if e.kind == "entry_removed" and not e.is_dir and e.parent is not None \
+                    and e.name is not None:
+                rel = self.store.dir_path(e.parent)
+                if rel is not None:
+                    self._remove(rel, e.name)
+                    self._where.get(e.inode, set()).discard((rel, e.name))
+            elif e.kind in ("attr", "content") and e.inode in self._where:
+                for rel, name in list(self._where[e.inode]):
+                    self._send.send_nowait((rel, [(name, e.inode, -1, -1)]))
+
+    def _remove(self, rel_dir: str, name: str) -> None:
+        uri = file_uri(self.mountpoint / rel_dir / name)
+        for bucket in BUCKETS:
+            try:
+                thumbnail_path(self.root, bucket, uri).unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.debug("removing the thumbnail of %s: %s", name, exc)
+
+    # -- the task ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        async for rel_dir, items in self._receive:
+            try:
+                await self._seed_folder(rel_dir, items)
+            except TransientError as exc:
+                log.info("thumbnails for /%s wait for the API (%s)", rel_dir, exc)
+                await trio.sleep(RETRY_PAUSE)
+                self._send.send_nowait((rel_dir, items))
+            except Exception:  # thumbnails are a nicety: never the mount's end
+                log.exception("seeding the thumbnails of /%s failed", rel_dir)
+
+    def _rows(self, inodes: list[int]) -> dict[int, Any]:
+        marks = ",".join("?" * len(inodes))
+        return {r["inode"]: r for r in self.store.db.execute(
+            f"SELECT * FROM files WHERE inode IN ({marks})", inodes)}
+
+    async def _seed_folder(self, rel_dir: str, items: list[Item]) -> None:
+        rows = self._rows([i[1] for i in items])
+        for name, inode, mtime, size in items:
+            row = rows.get(inode)
+            if row is None or row["media_type"] != "image" or \
+                    row["variant_status"] != "completed" or row["id"] in self._failed:
+                self.stats.skipped += 1
+                continue
+            if mtime < 0:  # changed: what the mount shows now
+                attr = self.view.file_attr(row)
+                mtime, size = attr.mtime_ns // 1_000_000_000, attr.size
+            uri = file_uri(self.mountpoint / rel_dir / name)
+            paths = [thumbnail_path(self.root, b, uri) for b in self.buckets]
+            self._where.setdefault(inode, set()).add((rel_dir, name))
+            if await trio.to_thread.run_sync(
+                    lambda: all(is_current(p, uri, mtime) for p in paths)):  # noqa: B023
+                self.stats.current += 1
+                continue
+            source = await self._variant(row)
+            if source is None:
+                continue
+            try:
+                await trio.to_thread.run_sync(self._write, source, uri, mtime, size,
+                                              row["content_type"], paths)
+            except (OSError, ValueError, Image.DecompressionBombError) as exc:
+                # a rendition Pillow cannot read, or the thumbnail cache is not writable
+                log.warning("no thumbnail for %s: %s", name, exc)
+                self._failed.add(row["id"])
+                self.stats.failed += 1
+                continue
+            self.stats.seeded += len(paths)
+
+    def _write(self, source: bytes, uri: str, mtime: int, size: int, mime: str | None,
+               paths: list[Path]) -> None:
+        with Image.open(io.BytesIO(source)) as img:
+            img.load()
+            for bucket, path in zip(self.buckets, paths, strict=True):
+                write_atomically(path, make_thumbnail(img, bucket, uri=uri, mtime=mtime,
+                                                      size=size, mime=mime))
+
+    async def _variant(self, row: Any) -> bytes | None:
+        """The rendition's bytes: kept from before, or one variant request."""
+        key = sha1(validator_of(row).encode()).hexdigest()[:12]
+        kept = self.cache_dir / f"{row['id']}.{self.variant}.{key}"
+        try:
+            return await trio.Path(kept).read_bytes()
+        except FileNotFoundError:
+            pass
+        self.stats.variant_requests += 1
+        try:
+            data = await self.client.download_bytes(row["id"], variant=self.variant,
+                                                    priority=Priority.BACKGROUND)
+        except TransientError:
+            raise
+        except ApiError as exc:
+            log.debug("no %s variant for %s: %s", self.variant, row["id"], exc)
+            self._failed.add(row["id"])
+            self.stats.failed += 1
+            return None
+        for old in await trio.to_thread.run_sync(
+                lambda: list(self.cache_dir.glob(f"{row['id']}.*"))):
+            old.unlink(missing_ok=True)  # an earlier version's
+        await trio.to_thread.run_sync(write_atomically, kept, data)
+        return data

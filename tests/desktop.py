@@ -1,0 +1,110 @@
+"""A real desktop for tests and benchmarks: Xvfb, a real file manager (pcmanfm), screenshots.
+
+Every process here is started in a session of its own and ended with its
+whole group at the end (Xvfb, dbus-run-session, pcmanfm and what they start):
+nothing but what we started is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from PIL import Image, ImageGrab
+
+#: pcmanfm's window as its config below sets it, and the part that shows the icons
+WINDOW = (1000, 760)
+ICONS = (170, 80, 980, 720)  # left, top, right, bottom: right of the side pane
+
+
+def available() -> bool:
+    return all(shutil.which(t) for t in ("Xvfb", "pcmanfm", "dbus-run-session"))
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+@contextmanager
+def xvfb() -> Iterator[str]:
+    """A virtual screen; yields its DISPLAY."""
+    read, write = os.pipe()
+    # -noreset: no server reset when the last client leaves (a client arriving during
+    # one cannot connect), as between two file-manager runs on one screen
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x900x24",
+                             "-nolisten", "tcp", "-noreset"], pass_fds=(write,), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(write)
+    try:
+        with os.fdopen(read) as f:
+            number = f.readline().strip()
+        assert number, "Xvfb did not start"
+        yield f":{number}"
+    finally:
+        _stop(proc)
+
+
+def desktop_env(home: Path, display: str, *, thumbnails: bool = True) -> dict[str, str]:
+    """A user's environment of its own: HOME, XDG dirs, and pcmanfm's settings."""
+    config = home / ".config"
+    (config / "libfm").mkdir(parents=True, exist_ok=True)
+    (config / "libfm" / "libfm.conf").write_text(
+        "[config]\nthumbnail_local=1\nthumbnail_max=8192\n\n[ui]\nbig_icon_size=96\n"
+        f"thumbnail_size=128\nshow_thumbnail={int(thumbnails)}\n")
+    (config / "pcmanfm" / "default").mkdir(parents=True, exist_ok=True)
+    (config / "pcmanfm" / "default" / "pcmanfm.conf").write_text(
+        f"[ui]\nwin_width={WINDOW[0]}\nwin_height={WINDOW[1]}\nsplitter_pos=150\n"
+        "side_pane_mode=1\nview_mode=0\nsort_type=0\nsort_by=2\n")
+    return {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(config),
+            "XDG_CACHE_HOME": str(home / ".cache"), "XDG_DATA_HOME": str(home / ".local/share"),
+            "DISPLAY": display, "NO_AT_BRIDGE": "1", "GTK_A11Y": "none"}
+
+
+@contextmanager
+def file_manager(folder: Path, env: dict[str, str], log: Path) -> Iterator[None]:
+    """pcmanfm showing `folder`, in a D-Bus session of its own."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(["dbus-run-session", "--", "pcmanfm", "--no-desktop",
+                                 str(folder)], env=env, stdout=out, stderr=out,
+                                start_new_session=True)
+    try:
+        yield
+    finally:
+        _stop(proc)
+
+
+def screenshot(display: str) -> Image.Image:
+    return ImageGrab.grab(xdisplay=display)
+
+
+def variety(img: Image.Image) -> int:
+    """Distinct colours (5 bits a channel) in the icon area. Thumbnails of 200
+    different photos bring thousands; the theme's generic image icon, the same in
+    every cell, a few hundred, however colourful it is."""
+    colours = img.crop(ICONS).convert("RGB").getcolors(1 << 24) or []
+    return len({(r >> 3, g >> 3, b >> 3) for _, (r, g, b) in colours})
+
+
+def wait_for_picture(display: str, predicate: object, timeout: float = 60) -> tuple[
+        Image.Image, float]:
+    """Screenshots until `predicate(img)`; the last one and the seconds it took."""
+    started = time.monotonic()
+    while True:
+        img = screenshot(display)
+        if predicate(img) or time.monotonic() - started > timeout:  # type: ignore[operator]
+            return img, time.monotonic() - started
+        time.sleep(0.25)

@@ -1,0 +1,149 @@
+"""A real file manager (pcmanfm under Xvfb) opens a folder of 200 photos on the mount."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import desktop
+from tests.conftest import EmulatorProcess
+from tests.mounting import Mount, api_call, wait_for
+from tests.test_thumbs import current_thumbnails
+
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse"),
+    pytest.mark.skipif(not desktop.available(),
+                       reason="needs Xvfb and pcmanfm (make test installs them)"),
+]
+PHOTOS = 200
+
+
+def photo(i: int, size: tuple[int, int] = (800, 600), grain: bool = False) -> bytes:
+    """A colourful scene of blocks, different for each i; with `grain`, sensor-like noise
+    that makes it weigh what a camera's JPEG weighs (a few hundred KB and up)."""
+    import io
+    import random
+
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(i)
+    w, h = size
+    img = Image.new("RGB", size, tuple(rng.randrange(256) for _ in range(3)))
+    draw = ImageDraw.Draw(img)
+    for _ in range(12):
+        x, y = rng.randrange(w * 7 // 8), rng.randrange(h * 5 // 6)
+        draw.rectangle([x, y, x + rng.randrange(w // 20, w * 3 // 8),
+                        y + rng.randrange(h // 15, h // 3)],
+                       fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    if grain:
+        noise = Image.effect_noise(size, 40).convert("RGB")
+        img = Image.blend(img, noise, 0.12)
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+class Lib:
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+@pytest.fixture(scope="module")
+def site(emulator: EmulatorProcess) -> Lib:
+    """A workspace with one folder of 200 photos (no rate limit: the test measures
+    requests, not waits)."""
+    lib = Lib(emulator.new_tenant(rpm=0))
+
+    async def make(c: object) -> None:
+        from aionfs.api.client import AionClient, UploadItem
+
+        assert isinstance(c, AionClient)
+        folder = await c.create_folder("Site")
+        for start in range(0, PHOTOS, 100):
+            _, results = await c.upload_batch([UploadItem(f"DSC_{i:04}.jpg", photo(i),
+                                                          "image/jpeg")
+                                               for i in range(start, start + 100)])
+            await c.move_files([r.image_id for r in results if r.image_id], folder.id)
+
+    api_call(emulator, lib, make)
+    return lib
+
+
+def downloads_and_variants(entries: list[dict[str, object]]) -> tuple[int, dict[str, int]]:
+    downloads = 0
+    variants: dict[str, int] = {}
+    for e in entries:
+        path = str(e["path"])
+        if path.endswith("/download"):
+            downloads += 1
+        elif "/variant/" in path:
+            fid = path.split("/")[-3]
+            variants[fid] = variants.get(fid, 0) + 1
+    return downloads, variants
+
+
+@pytest.fixture
+def display() -> Iterator[str]:
+    with desktop.xvfb() as d:
+        yield d
+
+
+def start_mount(emulator: EmulatorProcess, key: str, where: Path, cache: Path,
+                env: dict[str, str], *extra: str) -> Mount:
+    import re
+
+    env = {**env, "AIONVISION_API_KEY": key, "AIONVISION_BASE_URL": emulator.base_url}
+    where.mkdir(exist_ok=True)
+    res = subprocess.run([sys.executable, "-m", "aionfs", "mount", str(where), "--cache-dir",
+                          str(cache), "--rpm", "0", *extra], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return Mount(where, cache, env, int(re.search(r"daemon pid (\d+)", res.stdout)[1]))  # type: ignore[index]
+
+
+def test_a_seeded_folder_opens_with_thumbnails_and_no_original_read(
+        emulator: EmulatorProcess, site: Lib, display: str, tmp_path: Path) -> None:
+    seeded_env = desktop.desktop_env(tmp_path / "user", display)
+    m = start_mount(emulator, site.key, tmp_path / "mnt", tmp_path / "cache", seeded_env)
+    folder = m.path / "Site"
+    try:
+        names = os.listdir(folder)  # the folder is listed (a shell, or the crawl)…
+        assert len(names) == PHOTOS
+        thumbs = Path(seeded_env["XDG_CACHE_HOME"]) / "thumbnails"
+        wait_for(lambda: all(current_thumbnails(thumbs, folder).values()), timeout=120)
+        since = len(emulator.requests(site.key))
+        with desktop.file_manager(folder, seeded_env, tmp_path / "pcmanfm.log"):  # …then opened
+            shot, seconds = desktop.wait_for_picture(
+                display, lambda img: desktop.variety(img) > 2000, timeout=30)
+            shot = desktop.screenshot(display)  # once more, after the window settled
+        shot.save(tmp_path / "seeded.png")
+        during = emulator.requests(site.key)[since:]
+        downloads, variants = downloads_and_variants(emulator.requests(site.key))
+        assert downloads == 0, "an original was downloaded"
+        assert len(variants) == PHOTOS and max(variants.values()) == 1
+        assert downloads_and_variants(during) == (0, {})  # opening cost nothing
+        seeded = desktop.variety(shot)
+    finally:
+        m.unmount()
+
+    # the same window with the file manager's thumbnails off: the theme's generic icons
+    plain_env = desktop.desktop_env(tmp_path / "plain", display, thumbnails=False)
+    m = start_mount(emulator, site.key, tmp_path / "mnt", tmp_path / "cache2", plain_env,
+                    "--no-thumbnails")
+    try:
+        with desktop.file_manager(folder, plain_env, tmp_path / "pcmanfm2.log"):
+            wait_for(lambda: desktop.variety(desktop.screenshot(display)) > 50, 30)
+            import time
+
+            time.sleep(3)
+            plain = desktop.screenshot(display)
+        plain.save(tmp_path / "plain.png")
+    finally:
+        m.unmount()
+    generic = desktop.variety(plain)
+    assert seeded > 5 * generic, (seeded, generic, seconds)
