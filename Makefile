@@ -48,7 +48,7 @@ $(STAMP): pyproject.toml
 
 test: install testdeps
 	$(BIN)/ruff check aionfs tests
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=8
 
 demo: install
 	$(BIN)/aionfs demo --mountpoint "$(DEMO_MOUNT)"

@@ -84,18 +84,17 @@ class Thumbnails:
         self.variant = max((VARIANT_FOR[b] for b in self.buckets),
                            key=list(VARIANT_FOR.values()).index)
         self._send, self._receive = trio.open_memory_channel[tuple[str, list[Item]]](math.inf)
-        self._listed: dict[int, object] = {}  # dir inode → the listing last queued
         self._where: dict[int, set[tuple[str, str]]] = {}  # inode → (dir, name) seeded
         self._failed: set[str] = set()  # file ids without a usable variant
         self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # -- what the filesystem tells it (cheap, on the FUSE request path) --------------------
 
-    def listed(self, dir_inode: int, rel_dir: str | None, listing: Sequence[Any]) -> None:
-        """A folder was opened: seed what it shows (once per listing it shows)."""
-        if rel_dir is None or self._listed.get(dir_inode) is listing:
+    def listed(self, rel_dir: str | None, listing: Sequence[Any]) -> None:
+        """A folder's listing was made for the kernel (its first opening, or the first
+        since it changed): seed what it shows."""
+        if rel_dir is None:
             return
-        self._listed[dir_inode] = listing
         items = [(os.fsdecode(name), e.st_ino, e.st_mtime_ns // 1_000_000_000, e.st_size)
                  for name, e in listing if stat.S_ISREG(e.st_mode)]
         if items:
