@@ -15,12 +15,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import signal
 import subprocess
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pyfuse3
 import trio
@@ -28,7 +25,6 @@ import trio
 from ..api import AionClient, ApiSettings, Priority
 from ..api.errors import ApiError, AuthError
 from ..cache.content import ContentCache
-from ..config import ConfigError, Profile, WatchSpec, load_profile
 from ..fs.echo import Echoes
 from ..fs.local import LocalFiles
 from ..fs.ops import AionOperations
@@ -42,52 +38,17 @@ from ..upload.lock import JournalBusy, JournalLock
 from ..upload.worker import Uploader
 from ..views import QueryCache, VirtualTree
 from ..watch import WatchedFolder, Watches
-from .control import Handler, pidfile_for, serve_control, socket_for
+from .control import pidfile_for, serve_control, socket_for
+from .handlers import Controls
 from .notify import Notifier
-from .status import Sources, live_status, summary_line
+from .options import MountOptions
+from .status import Sources
 
 log = logging.getLogger(__name__)
 
 
 class MountError(Exception):
     """The mount cannot start; the message says why and what to do."""
-
-
-@dataclass
-class MountOptions:
-    mountpoint: Path
-    store_path: Path
-    cache_size: int
-    poll_interval: float = 60.0
-    revalidate_interval: float = 900.0
-    read_timeout: float = 5.0
-    #: the kernel's `ro` flag; without it writes are still refused (EROFS) by the
-    #: handlers, but remote changes can be replayed for inotify watchers
-    read_only: bool = False
-    unlimited: bool = False
-    rank_names: bool = False
-    hide_views: bool = False
-    query_ttl: float = 600.0
-    write_back_delay: float = 3.0
-    thumbnails: bool = True
-    thumbnail_sizes: tuple[str, ...] = ("normal", "large")
-    profile: str = "default"  # reloaded on SIGHUP
-    watch: tuple[WatchSpec, ...] = field(default_factory=tuple)
-    #: settings given as flags: a reload leaves them alone (flags beat the file)
-    from_flags: frozenset[str] = frozenset()
-
-
-def options_from_profile(profile: Profile, mountpoint: Path, store_path: Path) -> MountOptions:
-    assert profile.cache_size is not None
-    return MountOptions(
-        mountpoint=mountpoint, store_path=store_path, cache_size=profile.cache_size,
-        poll_interval=profile.poll_interval, revalidate_interval=profile.revalidate_interval,
-        read_timeout=profile.read_timeout, read_only=profile.read_only,
-        unlimited=profile.rpm == 0, rank_names=profile.rank_names,
-        hide_views=profile.hide_views, query_ttl=profile.query_ttl,
-        write_back_delay=profile.write_back_delay, profile=profile.name, watch=profile.watch,
-        thumbnails=profile.thumbnails, thumbnail_sizes=profile.thumbnail_sizes,
-        from_flags=frozenset(k for k, v in profile.source.items() if v == "command line"))
 
 
 def _clear_stale_mount(mountpoint: Path) -> None:
@@ -184,7 +145,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
             on_queued=ops.local_added))
         sources = Sources(opts.mountpoint, opts.profile, opts.read_only, client, syncer,
                           journal, cache, watches=watches.describe, thumbs=thumbs)
-        daemon = _Daemon(opts, sources, syncer, uploader, cache, queries, notifier, watches)
+        daemon = Controls(opts, sources, syncer, uploader, cache, queries, notifier, watches)
         fuse_options = set(pyfuse3.default_options)
         fuse_options |= {"fsname=aionfs:" + settings.base_url.split("//", 1)[1].split("/")[0],
                          "subtype=aionfs", "noatime"}
@@ -239,146 +200,6 @@ async def serve(settings: ApiSettings, opts: MountOptions,
             store.close()
             notifier.close()
             lock.release()
-
-
-#: settings a SIGHUP can change while mounted; the others need a remount
-RELOADABLE = ("poll_interval", "revalidate_interval", "read_timeout", "write_back_delay",
-              "query_ttl", "cache_size")
-
-
-@dataclass
-class _Daemon:
-    """What the control socket and the signals act on."""
-
-    opts: MountOptions
-    sources: Sources
-    syncer: Syncer
-    uploader: Uploader
-    cache: ContentCache
-    queries: QueryCache
-    notifier: Notifier
-    watches: Watches
-
-    def summary(self) -> str:
-        return summary_line(live_status(self.sources))
-
-    def handlers(self) -> dict[str, Handler]:
-        return {"status": self._status, "sync": self._sync, "flush": self._flush,
-                "reload": self._reload, "watch": self._watch}
-
-    async def _watch(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """`aionfs watch` while this mount runs: the mount watches (until it stops)."""
-        if self.opts.read_only:
-            yield {"error": "the mount is read-only: it uploads nothing"}
-            return
-        try:
-            spec = WatchSpec(dir=Path(request["dir"]), to=str(request.get("to", "")).strip("/"),
-                             tags=tuple(str(t) for t in request.get("tags", [])),
-                             delete_after_upload=bool(request.get("delete_after_upload")))
-        except (KeyError, TypeError) as exc:
-            yield {"error": f"bad watch request: {exc}"}
-            return
-        if not await trio.Path(spec.dir).is_dir():
-            yield {"error": f"{spec.dir} is not a directory"}
-            return
-        added = self.watches.add(spec)
-        yield {"result": (f"the mount at {self.opts.mountpoint} now watches {spec.dir} → "
-                          f"/{spec.to} (until it stops; add it to the profile to keep it)")
-               if added else f"{spec.dir} is already watched"}
-
-    async def _status(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        yield {"result": live_status(self.sources)}
-
-    async def _sync(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        yield {"progress": 0, "text": "checking for remote changes"}
-        report = await self.syncer.request_round()
-        if self.syncer.last_error:
-            yield {"error": f"sync failed: {self.syncer.last_error}"}
-            return
-        yield {"result": f"synced: {report.added} added, {report.updated} updated, "
-                         f"{report.moved} moved, {report.deleted} deleted, "
-                         f"{report.folders_changed} folders changed"}
-
-    async def _flush(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        timeout = request.get("timeout", 600.0)
-        if not isinstance(timeout, int | float) or timeout < 0:
-            yield {"error": "timeout must be a number of seconds"}
-            return
-        total = self.uploader.queued()
-        left = total
-        async for left in self.uploader.flush(float(timeout)):
-            total = max(total, left)
-            yield {"progress": total - left, "total": total, "text": f"{left} left"}
-        if left:
-            failed = self.uploader.journal.counts().get("failed", 0)
-            yield {"error": f"{left} uploads still waiting after {timeout:g}s "
-                            "('aionfs status' says why)"
-                            + (f"; {failed} failed" if failed else "")}
-            return
-        failed = self.uploader.journal.counts().get("failed", 0)
-        if failed:
-            yield {"error": f"queue drained, but {failed} uploads failed ('aionfs status' "
-                            "says why)"}
-            return
-        yield {"result": f"all uploads done ({total} sent)"}
-
-    async def _reload(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        try:
-            changes = self.reload()
-        except ConfigError as exc:
-            yield {"error": str(exc)}
-            return
-        yield {"result": "; ".join(changes) or "nothing changed"}
-
-    def reload(self) -> list[str]:
-        """Re-read the profile (config file and environment) and apply what can
-        change while mounted; the rest is named as needing a remount."""
-        profile = load_profile(self.opts.profile)
-        if profile.cache_size is None:
-            profile = profile.with_overrides("default", cache_size=self.opts.cache_size)
-        fresh = options_from_profile(profile, self.opts.mountpoint, self.opts.store_path)
-        changes = []
-        for f in fields(MountOptions):
-            if f.name in ("mountpoint", "store_path", "profile", "unlimited", "watch",
-                          "from_flags") or f.name in self.opts.from_flags:
-                continue
-            old, new = getattr(self.opts, f.name), getattr(fresh, f.name)
-            if old == new or profile.source.get(f.name) is None:
-                continue  # unchanged, or set by a flag/default the file does not touch
-            if f.name in RELOADABLE:
-                setattr(self.opts, f.name, new)
-                changes.append(f"{f.name} {old} → {new}")
-            else:
-                changes.append(f"{f.name} needs a remount")
-        self.syncer.poll_interval = self.opts.poll_interval
-        self.syncer.revalidate_interval = self.opts.revalidate_interval
-        self.cache.read_timeout = self.opts.read_timeout
-        self.cache.capacity = self.opts.cache_size
-        self.uploader.delay = self.opts.write_back_delay
-        self.uploader.wake()  # it sleeps for the old delay otherwise
-        self.queries.ttl = self.opts.query_ttl
-        if not self.opts.read_only:
-            changes += self.watches.configure(profile.watch)
-        log.info("configuration reloaded: %s", "; ".join(changes) or "nothing changed")
-        return changes
-
-    async def on_signals(self) -> None:
-        """SIGTERM/SIGINT: unmount, which ends the FUSE loop and with it the daemon;
-        SIGHUP: reload the configuration."""
-        mountpoint = self.opts.mountpoint
-        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-            async for signum in signals:
-                if signum == signal.SIGHUP:
-                    try:
-                        self.reload()
-                    except ConfigError as exc:
-                        log.error("SIGHUP: the configuration was not reloaded: %s", exc)
-                    continue
-                log.info("signal %s: unmounting %s", signal.Signals(signum).name, mountpoint)
-                self.notifier.stopping()
-                await trio.run_process(["fusermount3", "-u", "-z", str(mountpoint)],
-                                       check=False)
-                return
 
 
 def mounted_store(mountpoint: Path) -> tuple[int | None, Path | None]:
