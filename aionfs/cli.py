@@ -255,6 +255,9 @@ def _ask_daemon(daemon: Daemon, command: str, **args: object) -> int:
 @click.option("--thumbnail-sizes", default=None, metavar="B1,B2",
               help="Thumbnail buckets to seed: normal, large, x-large, xx-large (default "
                    "normal,large: one small variant per image).")
+@click.option("--thumbnail-wait", default=None, type=click.FloatRange(0), metavar="S",
+              help="Seconds a file manager's opening of a folder waits for its thumbnails "
+                   "(the rest follow in the background). Default 5.")
 @click.option("--ready-fd", type=int, default=None, hidden=True)
 def mount(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | None,
           plan: str | None, rpm: int | None, foreground: bool, mkdir: bool,
@@ -262,7 +265,7 @@ def mount(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | N
           revalidate_interval: float | None, read_timeout: float | None,
           write_back_delay: float | None, rank_names: bool | None, hide_views: bool | None,
           query_ttl: float | None, thumbnails: bool | None, thumbnail_sizes: str | None,
-          ready_fd: int | None) -> None:
+          thumbnail_wait: float | None, ready_fd: int | None) -> None:
     """Mount the library at MOUNTPOINT (default: the profile's mountpoint).
 
     Without --foreground it returns once the mount answers (or fails with
@@ -298,7 +301,7 @@ def mount(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | N
                        revalidate_interval=revalidate_interval, read_timeout=read_timeout,
                        write_back_delay=write_back_delay, rank_names=rank_names,
                        hide_views=hide_views, query_ttl=query_ttl, thumbnails=thumbnails,
-                       thumbnail_sizes=sizes)
+                       thumbnail_sizes=sizes, thumbnail_wait=thumbnail_wait)
     if profile.mountpoint is None:
         raise click.UsageError("no mountpoint: give one (aionfs mount ~/Aion) or set "
                                f"mountpoint in [profiles.{profile.name}] of the config file")

@@ -16,6 +16,7 @@ holds named profiles:
     rank_names = false
     thumbnails = true                 # seed file managers' thumbnails from the API
     thumbnail_sizes = ["normal", "large"]
+    thumbnail_wait = 5                # seconds a file manager's opening waits for them
 
     [[profiles.work.watch]]           # watched folders the daemon runs
     dir = "~/Scans"
@@ -106,6 +107,7 @@ class Profile:
     read_only: bool = False
     thumbnails: bool = True
     thumbnail_sizes: tuple[str, ...] = ("normal", "large")
+    thumbnail_wait: float = 5.0
     watch: tuple[WatchSpec, ...] = ()
     source: dict[str, str] = field(default_factory=dict, compare=False)
 
@@ -119,7 +121,7 @@ class Profile:
 
 _PATHS = ("mountpoint", "cache_dir")
 _FLOATS = ("poll_interval", "revalidate_interval", "read_timeout", "write_back_delay",
-           "query_ttl")
+           "query_ttl", "thumbnail_wait")
 _BOOLS = ("rank_names", "hide_views", "read_only", "thumbnails")
 THUMBNAIL_SIZES = ("normal", "large", "x-large", "xx-large")
 

@@ -166,13 +166,28 @@ def current_thumbnails(root: Path, folder: Path) -> dict[str, set[str]]:
     return out
 
 
-def test_a_listed_folder_gets_thumbnails_from_one_variant_each(
+def gio_list(folder: Path) -> list[str]:
+    """The folder opened by a GIO program (as a GTK file manager or dialog opens it)."""
+    import subprocess
+
+    out = subprocess.run(["gio", "list", str(folder)], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    return out.split()
+
+
+needs_gio = pytest.mark.skipif(__import__("shutil").which("gio") is None,
+                               reason="needs gio (libglib2.0-bin; make test installs it)")
+
+
+@needs_gio
+def test_a_folder_opened_by_a_gio_program_gets_thumbnails_from_one_variant_each(
         mounted: Mount, emulator: EmulatorProcess, photos: Lib, thumb_home: Path) -> None:
     folder = mounted.path / "Photos"
-    names = os.listdir(folder)
+    names = gio_list(folder)
     photos_ = [n for n in names if n.endswith(".jpg")]
-    wait_for(lambda: all(current_thumbnails(thumb_home, folder)[n] == {"normal", "large"}
-                         for n in photos_), timeout=60)
+    # the opening waited for them: they are there when the listing comes back
+    assert all(current_thumbnails(thumb_home, folder)[n] == {"normal", "large"}
+               for n in photos_)
     assert current_thumbnails(thumb_home, folder)["notes.md"] == set()  # left to the desktop
     counts = variant_and_download_counts(emulator, photos.key)
     assert counts["download"] == 0  # no original was read
@@ -186,19 +201,34 @@ def test_a_listed_folder_gets_thumbnails_from_one_variant_each(
     by_date = mounted.path / "by-date"
     year = sorted(os.listdir(by_date))[0]
     month_dir = by_date / year / sorted(os.listdir(by_date / year))[0]
-    shown = [n for n in os.listdir(month_dir) if n.endswith(".jpg")]
-    wait_for(lambda: all(current_thumbnails(thumb_home, month_dir)[n] for n in shown))
+    shown = [n for n in gio_list(month_dir) if n.endswith(".jpg")]
+    assert shown and all(current_thumbnails(thumb_home, month_dir)[n] for n in shown)
     assert variant_and_download_counts(emulator, photos.key)["variant"] == len(photos_)
 
 
+def test_walkers_and_scripts_seed_nothing(mounted: Mount, emulator: EmulatorProcess,
+                                          photos: Lib, thumb_home: Path) -> None:
+    """find, ls, rsync, backup scripts: no variant request, no PNG in the user's cache
+    (one `find ~/Aion` must not fetch a thumbnail for every image of the library)."""
+    import subprocess
+    import time
+
+    subprocess.run(["find", str(mounted.path / "Photos")], check=True, capture_output=True)
+    subprocess.run(["ls", "-l", str(mounted.path / "Photos")], check=True, capture_output=True)
+    assert len(list(os.walk(mounted.path / "Photos"))) == 1
+    time.sleep(1.5)
+    assert variant_and_download_counts(emulator, photos.key)["variant"] == 0
+    assert not thumb_home.exists()
+
+
+@needs_gio
 def test_thumbnails_follow_remote_renames_deletes_and_remounts(
         emulator: EmulatorProcess, photos: Lib, tmp_path: Path, thumb_home: Path) -> None:
     m = mount(emulator, photos.key, tmp_path / "mnt", tmp_path / "cache")
     folder = m.path / "Photos"
     try:
-        os.listdir(folder)
-        wait_for(lambda: sum(bool(v) for v in current_thumbnails(thumb_home, folder).values())
-                 == 8, timeout=60)
+        gio_list(folder)
+        assert sum(bool(v) for v in current_thumbnails(thumb_home, folder).values()) == 8
         old = thumbnail_path(thumb_home, "normal", file_uri(folder / "IMG_000.jpg"))
         file_id = os.getxattr(folder / "IMG_000.jpg", "user.aion.id").decode()
         gone = thumbnail_path(thumb_home, "normal", file_uri(folder / "IMG_001.jpg"))
@@ -206,15 +236,15 @@ def test_thumbnails_follow_remote_renames_deletes_and_remounts(
         api_call(emulator, photos, lambda c: c.update_file(file_id, title="Renamed"))
         api_call(emulator, photos, lambda c: c.delete_file(gone_id))
         wait_for(lambda: not old.exists() and not gone.exists(), timeout=30)
-        wait_for(lambda: current_thumbnails(thumb_home, folder).get("Renamed.jpg")
-                 == {"normal", "large"}, timeout=30)
+        wait_for(lambda: "Renamed.jpg" in gio_list(folder) and current_thumbnails(
+            thumb_home, folder).get("Renamed.jpg") == {"normal", "large"}, timeout=30)
     finally:
         m.unmount()
     before = variant_and_download_counts(emulator, photos.key)["variant"]
     m = mount(emulator, photos.key, tmp_path / "mnt", tmp_path / "cache")
     try:
-        os.listdir(m.path / "Photos")
-        wait_for(lambda: "thumbnails:" in _status(m) and " 7 images current" in _status(m))
+        gio_list(m.path / "Photos")
+        assert " 7 images current" in _status(m)
         assert variant_and_download_counts(emulator, photos.key)["variant"] == before
     finally:
         m.unmount()
@@ -232,6 +262,8 @@ def test_no_thumbnails_means_none(emulator: EmulatorProcess, photos: Lib, tmp_pa
                                   thumb_home: Path) -> None:
     m = mount(emulator, photos.key, tmp_path / "mnt", tmp_path / "cache", "--no-thumbnails")
     try:
+        if __import__("shutil").which("gio"):
+            gio_list(m.path / "Photos")
         os.listdir(m.path / "Photos")
         import time
 
@@ -257,8 +289,7 @@ def test_bad_thumbnail_sizes_are_refused(emulator: EmulatorProcess, photos: Lib,
     assert not os.path.ismount(tmp_path / "mnt")
 
 
-@pytest.mark.skipif(__import__("shutil").which("gio") is None,
-                    reason="needs gio (libglib2.0-bin; make test installs it)")
+@needs_gio
 def test_gtk_applications_see_the_description_and_tags(
         mounted: Mount, emulator: EmulatorProcess, photos: Lib) -> None:
     """What GIO (Nautilus, every GTK file dialog) reads of the desktop attributes."""

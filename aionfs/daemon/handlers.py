@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 #: settings a SIGHUP can change while mounted; the others need a remount
 RELOADABLE = ("poll_interval", "revalidate_interval", "read_timeout", "write_back_delay",
-              "query_ttl", "cache_size")
+              "query_ttl", "cache_size", "thumbnail_wait")
 
 
 @dataclass
@@ -147,6 +147,8 @@ class Controls:
         self.uploader.delay = self.opts.write_back_delay
         self.uploader.wake()  # it sleeps for the old delay otherwise
         self.queries.ttl = self.opts.query_ttl
+        if self.sources.thumbs is not None:
+            self.sources.thumbs.wait = self.opts.thumbnail_wait
         if not self.opts.read_only:
             changes += self.watches.configure(profile.watch)
         log.info("configuration reloaded: %s", "; ".join(changes) or "nothing changed")

@@ -137,7 +137,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
         if opts.thumbnails:
             thumbs = Thumbnails(store, client, view, opts.mountpoint,
                                 opts.store_path.parent / "thumbs",
-                                buckets=opts.thumbnail_sizes)
+                                buckets=opts.thumbnail_sizes, wait=opts.thumbnail_wait)
             ops.thumbs = thumbs
             syncer.subscribe(thumbs.on_events)
         watches = Watches(lambda spec: WatchedFolder(

@@ -26,6 +26,7 @@ class MountOptions:
     write_back_delay: float = 3.0
     thumbnails: bool = True
     thumbnail_sizes: tuple[str, ...] = ("normal", "large")
+    thumbnail_wait: float = 5.0
     profile: str = "default"  # reloaded on SIGHUP
     watch: tuple[WatchSpec, ...] = field(default_factory=tuple)
     #: settings given as flags: a reload leaves them alone (flags beat the file)
@@ -42,4 +43,5 @@ def options_from_profile(profile: Profile, mountpoint: Path, store_path: Path) -
         hide_views=profile.hide_views, query_ttl=profile.query_ttl,
         write_back_delay=profile.write_back_delay, profile=profile.name, watch=profile.watch,
         thumbnails=profile.thumbnails, thumbnail_sizes=profile.thumbnail_sizes,
+        thumbnail_wait=profile.thumbnail_wait,
         from_flags=frozenset(k for k, v in profile.source.items() if v == "command line"))

@@ -307,6 +307,9 @@ class AionOperations(pyfuse3.Operations):
             listing = await self._view_listing(inode)
         else:
             listing = await self._listing(inode)
+        if self.thumbs is not None and ctx is not None and self.thumbs.consumers.wants(ctx.pid):
+            # a file manager (or dialog, or viewer): its thumbnails first (bounded wait)
+            await self.thumbs.opened(self._dir_path(inode), listing)
         fh = next(self._fh)
         self._dirs[fh] = listing  # a snapshot: offsets stay valid while the handle is open
         return fh
@@ -328,14 +331,7 @@ class AionOperations(pyfuse3.Operations):
                                  + [(f.name, self._local_attr(f)) for f in local])
             listing = [(os.fsencode(name), self._entry(attr)) for name, attr in entries]
             self._listings[inode] = listing
-            self._seed_thumbnails(inode, listing)
         return listing
-
-    def _seed_thumbnails(self, inode: int, listing: list[tuple[bytes, Any]]) -> None:
-        """A listing made anew (first opening, or the first since a change): the
-        thumbnailer seeds what it shows."""
-        if self.thumbs is not None:
-            self.thumbs.listed(self._dir_path(inode), listing)
 
     async def _view_listing(self, inode: int) -> list[tuple[bytes, pyfuse3.EntryAttributes]]:
         """Virtual listings are kept as briefly as the kernel keeps their names (their
@@ -349,7 +345,6 @@ class AionOperations(pyfuse3.Operations):
             raise self._fail(exc, exc.errno, "listing a virtual folder") from None
         listing = [(os.fsencode(name), self._entry(attr, VIEW_ENTRY_TIMEOUT))
                    for name, attr in entries]
-        self._seed_thumbnails(inode, listing)
         keep = min(VIEW_ENTRY_TIMEOUT, self.views.queries.ttl)
         self._view_listings[inode] = (trio.current_time() + keep, listing)
         return listing

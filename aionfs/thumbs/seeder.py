@@ -1,11 +1,17 @@
 """Thumbnails seeded ahead of the file manager, from the API's small renditions.
 
 A file manager opening a folder of photos on a FUSE mount (which GLib counts
-as local) reads every image in full to draw its thumbnails. When the mount
-lists a folder, this writes the freedesktop thumbnails of its images first,
-each from one variant request (`small_256` for the normal and large buckets;
-`medium_750`/`large_1024` when bigger buckets are asked for), at background
-priority through the shared rate limiter. A thumbnail already current for
+as local) reads every image in full to draw its thumbnails. When a program
+that draws thumbnails (one built on GTK, GIO or Qt: file managers, file
+dialogs, image viewers; see `consumer.py`) opens a folder, this writes the
+freedesktop thumbnails of its images first, each from one variant request
+(`small_256` for the normal and large buckets; `medium_750`/`large_1024` when
+bigger buckets are asked for). The opening waits for that, a few seconds at
+most (`wait`), at interactive priority: the user is looking at the window,
+and an answer before the thumbnails exist would send the file manager to read
+the originals. What is not done by then goes on at background priority.
+Command-line walkers (`find`, `rsync`, `du`, scripts) and desktop indexers
+list folders without seeding anything. A thumbnail already current for
 the file (its Thumb::URI and Thumb::MTime match) is not fetched again, also
 after a remount; the variant's bytes are kept beside the content cache, so
 the same image shown in another folder (`tags/`, `by-date/`) costs nothing.
@@ -35,6 +41,7 @@ from ..api.errors import ApiError, TransientError
 from ..cache.content import validator_of
 from ..fs.view import LibraryView
 from ..store import Event, Store
+from .consumer import Consumers
 from .standard import (
     BUCKETS,
     file_uri,
@@ -51,6 +58,7 @@ log = logging.getLogger(__name__)
 VARIANT_FOR = {"normal": "small_256", "large": "small_256", "x-large": "medium_750",
                "xx-large": "large_1024"}
 RETRY_PAUSE = 30.0
+PARALLEL = 16  # variant fetches at once for a folder being opened
 
 #: (name in the folder, inode, mtime in seconds, size)
 Item = tuple[str, int, int, int]
@@ -73,8 +81,10 @@ class Thumbnails:
     mountpoint: Path
     cache_dir: Path  # beside the content cache: the variants' bytes
     buckets: Sequence[str] = ("normal", "large")
+    wait: float = 5.0  # the longest an opening waits for its folder's thumbnails
     root: Path = field(default_factory=thumbnail_root)
     stats: ThumbStats = field(default_factory=ThumbStats)
+    consumers: Consumers = field(default_factory=Consumers)
 
     def __post_init__(self) -> None:
         unknown = set(self.buckets) - set(BUCKETS)
@@ -86,19 +96,28 @@ class Thumbnails:
         self._send, self._receive = trio.open_memory_channel[tuple[str, list[Item]]](math.inf)
         self._where: dict[int, set[tuple[str, str]]] = {}  # inode → (dir, name) seeded
         self._failed: set[str] = set()  # file ids without a usable variant
+        self._fetching: dict[str, trio.Event] = {}  # file id → done: one request per image
         self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # -- what the filesystem tells it (cheap, on the FUSE request path) --------------------
 
-    def listed(self, rel_dir: str | None, listing: Sequence[Any]) -> None:
-        """A folder's listing was made for the kernel (its first opening, or the first
-        since it changed): seed what it shows."""
+    async def opened(self, rel_dir: str | None, listing: Sequence[Any]) -> None:
+        """A thumbnail consumer opened a folder: seed what it shows before it looks,
+        waiting at most `wait` seconds; the rest goes on in the background."""
         if rel_dir is None:
             return
         items = [(os.fsdecode(name), e.st_ino, e.st_mtime_ns // 1_000_000_000, e.st_size)
                  for name, e in listing if stat.S_ISREG(e.st_mode)]
-        if items:
-            self._send.send_nowait((rel_dir, items))
+        if not items:
+            return
+        with trio.move_on_after(self.wait) as scope:
+            try:
+                await self._seed_folder(rel_dir, items, Priority.INTERACTIVE)
+            except TransientError as exc:
+                log.info("thumbnails for /%s wait for the API (%s)", rel_dir, exc)
+                scope.cancel()
+        if scope.cancelled_caught:
+            self._send.send_nowait((rel_dir, items))  # the rest, in the background
 
     def on_events(self, events: list[Event]) -> None:
         """Renamed and deleted files lose their thumbnails; changed ones get new ones
@@ -142,37 +161,54 @@ class Thumbnails:
         return {r["inode"]: r for r in self.store.db.execute(
             f"SELECT * FROM files WHERE inode IN ({marks})", inodes)}
 
-    async def _seed_folder(self, rel_dir: str, items: list[Item]) -> None:
+    async def _seed_folder(self, rel_dir: str, items: list[Item],
+                           priority: Priority = Priority.BACKGROUND) -> None:
         rows = self._rows([i[1] for i in items])
-        for name, inode, mtime, size in items:
-            row = rows.get(inode)
-            if row is None or row["media_type"] != "image" or \
-                    row["variant_status"] != "completed" or row["id"] in self._failed:
-                self.stats.skipped += 1
-                continue
-            if mtime < 0:  # changed: what the mount shows now
-                attr = self.view.file_attr(row)
-                mtime, size = attr.mtime_ns // 1_000_000_000, attr.size
-            uri = file_uri(self.mountpoint / rel_dir / name)
-            paths = [thumbnail_path(self.root, b, uri) for b in self.buckets]
-            self._where.setdefault(inode, set()).add((rel_dir, name))
-            if await trio.to_thread.run_sync(
-                    lambda: all(is_current(p, uri, mtime) for p in paths)):  # noqa: B023
-                self.stats.current += 1
-                continue
-            source = await self._variant(row)
-            if source is None:
-                continue
-            try:
-                await trio.to_thread.run_sync(self._write, source, uri, mtime, size,
-                                              row["content_type"], paths)
-            except (OSError, ValueError, Image.DecompressionBombError) as exc:
-                # a rendition Pillow cannot read, or the thumbnail cache is not writable
-                log.warning("no thumbnail for %s: %s", name, exc)
-                self._failed.add(row["id"])
-                self.stats.failed += 1
-                continue
-            self.stats.seeded += len(paths)
+        limiter = trio.CapacityLimiter(PARALLEL if priority == Priority.INTERACTIVE else 1)
+        failures: list[TransientError] = []
+
+        async def one(item: Item) -> None:
+            async with limiter:
+                try:
+                    await self._seed_one(rel_dir, item, rows.get(item[1]), priority)
+                except TransientError as exc:
+                    failures.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            for item in items:
+                nursery.start_soon(one, item)
+        if failures:
+            raise failures[0]
+
+    async def _seed_one(self, rel_dir: str, item: Item, row: Any, priority: Priority) -> None:
+        name, inode, mtime, size = item
+        if row is None or row["media_type"] != "image" or \
+                row["variant_status"] != "completed" or row["id"] in self._failed:
+            self.stats.skipped += 1
+            return
+        if mtime < 0:  # changed: what the mount shows now
+            attr = self.view.file_attr(row)
+            mtime, size = attr.mtime_ns // 1_000_000_000, attr.size
+        uri = file_uri(self.mountpoint / rel_dir / name)
+        paths = [thumbnail_path(self.root, b, uri) for b in self.buckets]
+        self._where.setdefault(inode, set()).add((rel_dir, name))
+        if await trio.to_thread.run_sync(
+                lambda: all(is_current(p, uri, mtime) for p in paths)):
+            self.stats.current += 1
+            return
+        source = await self._variant(row, priority)
+        if source is None:
+            return
+        try:
+            await trio.to_thread.run_sync(self._write, source, uri, mtime, size,
+                                          row["content_type"], paths)
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            # a rendition Pillow cannot read, or the thumbnail cache is not writable
+            log.warning("no thumbnail for %s: %s", name, exc)
+            self._failed.add(row["id"])
+            self.stats.failed += 1
+            return
+        self.stats.seeded += len(paths)
 
     def _write(self, source: bytes, uri: str, mtime: int, size: int, mime: str | None,
                paths: list[Path]) -> None:
@@ -182,18 +218,31 @@ class Thumbnails:
                 write_atomically(path, make_thumbnail(img, bucket, uri=uri, mtime=mtime,
                                                       size=size, mime=mime))
 
-    async def _variant(self, row: Any) -> bytes | None:
-        """The rendition's bytes: kept from before, or one variant request."""
+    async def _variant(self, row: Any, priority: Priority) -> bytes | None:
+        """The rendition's bytes: kept from before, or one variant request (shared by
+        whoever else wants the same image meanwhile)."""
         key = sha1(validator_of(row).encode()).hexdigest()[:12]
         kept = self.cache_dir / f"{row['id']}.{self.variant}.{key}"
+        while (busy := self._fetching.get(row["id"])) is not None:
+            await busy.wait()
         try:
             return await trio.Path(kept).read_bytes()
         except FileNotFoundError:
             pass
+        if row["id"] in self._failed:
+            return None
+        self._fetching[row["id"]] = done = trio.Event()
+        try:
+            return await self._fetch(row, kept, priority)
+        finally:
+            del self._fetching[row["id"]]
+            done.set()
+
+    async def _fetch(self, row: Any, kept: Path, priority: Priority) -> bytes | None:
         self.stats.variant_requests += 1
         try:
             data = await self.client.download_bytes(row["id"], variant=self.variant,
-                                                    priority=Priority.BACKGROUND)
+                                                    priority=priority)
         except TransientError:
             raise
         except ApiError as exc:
