@@ -176,7 +176,7 @@ CREATE TABLE watched_files (
     mtime_ns    INTEGER NOT NULL,         -- modification time, when it was taken
     sha256      TEXT,                     -- of the bytes taken (NULL: skipped unread)
     journal_id  INTEGER,                  -- its upload's journal row, while queued
-    state       TEXT NOT NULL,            -- queued | uploaded | dropped | skipped
+    state       TEXT NOT NULL,            -- queued | uploaded | removed | dropped | skipped
     remote_id   TEXT,                     -- the library file, once uploaded
     reason      TEXT,                     -- why skipped or dropped
     at_epoch    REAL NOT NULL,            -- when the state was last set
