@@ -71,7 +71,9 @@ CREATE TABLE IF NOT EXISTS files (
     deleted_at TEXT
 );
 CREATE INDEX IF NOT EXISTS files_by_tenant ON files(tenant, deleted_at, created_at);
-CREATE INDEX IF NOT EXISTS files_by_folder ON files(tenant, folder_id, deleted_at);
+-- (created_at last: a folder's pages come in listing order without a sort)
+CREATE INDEX IF NOT EXISTS files_by_folder_listing ON files(tenant, folder_id, deleted_at,
+                                                            created_at);
 CREATE INDEX IF NOT EXISTS files_by_hash ON files(tenant, sha256);
 CREATE INDEX IF NOT EXISTS files_pending ON files(tenant, indexed, ready_at);
 CREATE VIRTUAL TABLE IF NOT EXISTS files_fts USING fts5(
