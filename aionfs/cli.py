@@ -283,7 +283,7 @@ def mount(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | N
 
     from .config import THUMBNAIL_SIZES, ConfigError, parse_size
     from .daemon.mount import MountError, check_mountpoint
-    from .daemon.options import options_from_profile
+    from .daemon.options import MountOptions
 
     try:
         size = parse_size(cache_size) if cache_size is not None else None
@@ -319,7 +319,7 @@ def mount(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | N
         raise click.ClickException(str(exc)) from None
     if not foreground:
         sys.exit(_spawn_daemon(store_path.parent / "aionfs.log"))
-    opts = options_from_profile(profile, where, store_path)
+    opts = MountOptions(profile, where, store_path)
     sys.exit(_run_mount(settings, opts, ready_fd))
 
 

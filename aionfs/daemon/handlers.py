@@ -17,15 +17,13 @@ from typing import Any
 
 import trio
 
-from ..cache.content import ContentCache
-from ..config import ConfigError, WatchSpec, load_profile
-from ..sync import Syncer
+from ..config import ConfigError, Profile, WatchSpec, load_profile
 from ..upload.worker import Uploader
 from ..views import QueryCache
 from ..watch import Watches
 from .control import Handler
 from .notify import Notifier
-from .options import MountOptions, options_from_profile
+from .options import MountOptions
 from .status import Sources, live_status, summary_line
 
 log = logging.getLogger(__name__)
@@ -41,10 +39,8 @@ class Controls:
     """What the control socket and the signals act on."""
 
     opts: MountOptions
-    sources: Sources
-    syncer: Syncer
+    sources: Sources  # the client, syncer, journal, cache and thumbnailer
     uploader: Uploader
-    cache: ContentCache
     queries: QueryCache
     notifier: Notifier
     watches: Watches
@@ -58,7 +54,7 @@ class Controls:
 
     async def _watch(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """`aionfs watch` while this mount runs: the mount watches (until it stops)."""
-        if self.opts.read_only:
+        if self.opts.profile.read_only:
             yield {"error": "the mount is read-only: it uploads nothing"}
             return
         try:
@@ -81,9 +77,9 @@ class Controls:
 
     async def _sync(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         yield {"progress": 0, "text": "checking for remote changes"}
-        report = await self.syncer.request_round()
-        if self.syncer.last_error:
-            yield {"error": f"sync failed: {self.syncer.last_error}"}
+        report = await self.sources.syncer.request_round()
+        if self.sources.syncer.last_error:
+            yield {"error": f"sync failed: {self.sources.syncer.last_error}"}
             return
         yield {"result": f"synced: {report.added} added, {report.updated} updated, "
                          f"{report.moved} moved, {report.deleted} deleted, "
@@ -94,23 +90,21 @@ class Controls:
         if not isinstance(timeout, int | float) or timeout < 0:
             yield {"error": "timeout must be a number of seconds"}
             return
-        total = self.uploader.queued()
+        total = self.uploader.journal.queued()
         left = total
         async for left in self.uploader.flush(float(timeout)):
             total = max(total, left)
             yield {"progress": total - left, "total": total, "text": f"{left} left"}
+        failed = self.uploader.journal.counts().get("failed", 0)
         if left:
-            failed = self.uploader.journal.counts().get("failed", 0)
             yield {"error": f"{left} uploads still waiting after {timeout:g}s "
                             "('aionfs status' says why)"
                             + (f"; {failed} failed" if failed else "")}
-            return
-        failed = self.uploader.journal.counts().get("failed", 0)
-        if failed:
+        elif failed:
             yield {"error": f"queue drained, but {failed} uploads failed ('aionfs status' "
                             "says why)"}
-            return
-        yield {"result": f"all uploads done ({total} sent)"}
+        else:
+            yield {"result": f"all uploads done ({total} sent)"}
 
     async def _reload(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         try:
@@ -123,34 +117,32 @@ class Controls:
     def reload(self) -> list[str]:
         """Re-read the profile (config file and environment) and apply what can
         change while mounted; the rest is named as needing a remount."""
-        profile = load_profile(self.opts.profile)
-        if profile.cache_size is None:
-            profile = profile.with_overrides("default", cache_size=self.opts.cache_size)
-        fresh = options_from_profile(profile, self.opts.mountpoint, self.opts.store_path)
-        changes = []
-        for f in fields(MountOptions):
-            if f.name in ("mountpoint", "store_path", "profile", "unlimited", "watch",
-                          "from_flags") or f.name in self.opts.from_flags:
+        current = self.opts.profile
+        fresh = load_profile(current.name)
+        changes, apply = [], {}
+        for f in fields(Profile):
+            if f.name in ("name", "source", "watch") or fresh.source.get(f.name) is None \
+                    or current.source.get(f.name) == "command line":
+                continue  # not a setting, not set by the file, or a flag (flags win)
+            old, new = getattr(current, f.name), getattr(fresh, f.name)
+            if old == new:
                 continue
-            old, new = getattr(self.opts, f.name), getattr(fresh, f.name)
-            if old == new or profile.source.get(f.name) is None:
-                continue  # unchanged, or set by a flag/default the file does not touch
             if f.name in RELOADABLE:
-                setattr(self.opts, f.name, new)
+                apply[f.name] = new
                 changes.append(f"{f.name} {old} → {new}")
             else:
                 changes.append(f"{f.name} needs a remount")
-        self.syncer.poll_interval = self.opts.poll_interval
-        self.syncer.revalidate_interval = self.opts.revalidate_interval
-        self.cache.read_timeout = self.opts.read_timeout
-        self.cache.capacity = self.opts.cache_size
-        self.uploader.delay = self.opts.write_back_delay
+        self.opts.profile = p = current.with_overrides("config (reloaded)", **apply)
+        syncer, cache = self.sources.syncer, self.sources.cache
+        syncer.poll_interval, syncer.revalidate_interval = p.poll_interval, p.revalidate_interval
+        cache.read_timeout, cache.capacity = p.read_timeout, self.opts.cache_size
+        self.uploader.delay = p.write_back_delay
         self.uploader.wake()  # it sleeps for the old delay otherwise
-        self.queries.ttl = self.opts.query_ttl
+        self.queries.ttl = p.query_ttl
         if self.sources.thumbs is not None:
-            self.sources.thumbs.wait = self.opts.thumbnail_wait
-        if not self.opts.read_only:
-            changes += self.watches.configure(profile.watch)
+            self.sources.thumbs.wait = p.thumbnail_wait
+        if not p.read_only:
+            changes += self.watches.configure(fresh.watch)
         log.info("configuration reloaded: %s", "; ".join(changes) or "nothing changed")
         return changes
 

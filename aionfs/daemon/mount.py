@@ -115,41 +115,41 @@ async def serve(settings: ApiSettings, opts: MountOptions,
         except (ApiError, trio.TooSlowError) as exc:
             log.warning("the API is unreachable (%s); serving the cached library", exc)
         cache = ContentCache(opts.store_path.parent, store, client,
-                             capacity=opts.cache_size, read_timeout=opts.read_timeout)
-        view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=opts.read_only,
+                             capacity=opts.cache_size, read_timeout=opts.profile.read_timeout)
+        view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=opts.profile.read_only,
                            views=True)
         journal = Journal(store, opts.store_path.parent / "staging")
         local = LocalFiles(journal, store)
         dropped = local.load()
         if dropped:
             log.warning("%d files whose writing never finished (no close) were dropped", dropped)
-        uploader = Uploader(journal, syncer, delay=opts.write_back_delay, busy=local.busy,
+        uploader = Uploader(journal, syncer, delay=opts.profile.write_back_delay, busy=local.busy,
                             settled=local.settled, shared=local.shared, rekeyed=local.rekey)
         writer = Writer(view, syncer, local, uploader.wake)
         client.on_reachable += [syncer.wake, uploader.wake]  # back online: catch up now
-        echoes = Echoes(opts.mountpoint.resolve(), store.dir_path, enabled=not opts.read_only)
-        queries = QueryCache(syncer, ttl=opts.query_ttl)
-        views = VirtualTree(store, queries, view, rank_names=opts.rank_names,
-                            hidden=opts.hide_views)
+        echoes = Echoes(opts.mountpoint.resolve(), store.dir_path, enabled=not opts.profile.read_only)
+        queries = QueryCache(syncer, ttl=opts.profile.query_ttl)
+        views = VirtualTree(store, queries, view, rank_names=opts.profile.rank_names,
+                            hidden=opts.profile.hide_views)
         ops = AionOperations(view, syncer, cache, echoes, views, local, writer)
         syncer.subscribe(ops.on_events)
         thumbs = None
-        if opts.thumbnails:
+        if opts.profile.thumbnails:
             thumbs = Thumbnails(store, client, view, opts.mountpoint,
                                 opts.store_path.parent / "thumbs",
-                                buckets=opts.thumbnail_sizes, wait=opts.thumbnail_wait)
+                                buckets=opts.profile.thumbnail_sizes, wait=opts.profile.thumbnail_wait)
             ops.thumbs = thumbs
             syncer.subscribe(thumbs.on_events)
         watches = Watches(lambda spec: WatchedFolder(
             spec, store, journal, local, writer, uploader.wake, publish=syncer.publish,
             on_queued=ops.local_added))
-        sources = Sources(opts.mountpoint, opts.profile, opts.read_only, client, syncer,
+        sources = Sources(opts.mountpoint, opts.profile.name, opts.profile.read_only, client, syncer,
                           journal, cache, watches=watches.describe, thumbs=thumbs)
-        daemon = Controls(opts, sources, syncer, uploader, cache, queries, notifier, watches)
+        daemon = Controls(opts, sources, uploader, queries, notifier, watches)
         fuse_options = set(pyfuse3.default_options)
         fuse_options |= {"fsname=aionfs:" + settings.base_url.split("//", 1)[1].split("/")[0],
                          "subtype=aionfs", "noatime"}
-        if opts.read_only:
+        if opts.profile.read_only:
             fuse_options.add("ro")
         # Nothing may touch the mountpoint between init and the FUSE loop's start:
         # the kernel would wait for an answer from this very thread.
@@ -179,11 +179,11 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                 if thumbs is not None:
                     nursery.start_soon(thumbs.run)
                 await nursery.start(lambda task_status: syncer.run(
-                    poll_interval=opts.poll_interval,
-                    revalidate_interval=opts.revalidate_interval, task_status=task_status))
+                    poll_interval=opts.profile.poll_interval,
+                    revalidate_interval=opts.profile.revalidate_interval, task_status=task_status))
                 await nursery.start(serve_control, control, daemon.handlers())
-                if not opts.read_only:
-                    await nursery.start(watches.run, opts.watch)
+                if not opts.profile.read_only:
+                    await nursery.start(watches.run, opts.profile.watch)
                 st = await trio.to_thread.run_sync(os.stat, opts.mountpoint)
                 _raise_read_ahead(st.st_dev)
                 log.info("mounted %s (%d folders, %d files cached)", opts.mountpoint,
@@ -219,12 +219,11 @@ def wait_for_uploads(store_path: Path, timeout: float,
 
     store = Store(store_path)
     try:
+        journal = Journal(store, store_path.parent / "staging")
         deadline = time.monotonic() + timeout
         last = -1
         while True:
-            counts = dict(store.db.execute(
-                "SELECT state, count(*) FROM upload_journal GROUP BY state").fetchall())
-            left = counts.get("pending", 0) + counts.get("uploading", 0)
+            left = journal.queued()
             if left != last:
                 progress(left)
                 last = left

@@ -38,12 +38,8 @@ def _process(tid: int) -> tuple[int, str] | None:
     return tgid, start
 
 
-def draws_thumbnails(pid: int) -> bool:
+def draws_thumbnails(tgid: int) -> bool:
     """Uncached: does this process use a toolkit that draws thumbnails?"""
-    proc = _process(pid)
-    if proc is None:
-        return False
-    tgid = proc[0]
     try:
         with open(f"/proc/{tgid}/comm") as f:
             if f.read().strip() in INDEXERS:
@@ -65,7 +61,7 @@ class Consumers:
             return False
         known = self._known.get(proc)
         if known is None:
-            known = self._known[proc] = draws_thumbnails(pid)
+            known = self._known[proc] = draws_thumbnails(proc[0])
             while len(self._known) > KEEP:
                 self._known.popitem(last=False)
         else:

@@ -97,6 +97,8 @@ class Thumbnails:
         self._where: dict[int, set[tuple[str, str]]] = {}  # inode → (dir, name) seeded
         self._failed: set[str] = set()  # file ids without a usable variant
         self._fetching: dict[str, trio.Event] = {}  # file id → done: one request per image
+        #: folders whose thumbnails were all current at the last look, until a change
+        self._current: set[str] = set()
         self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # -- what the filesystem tells it (cheap, on the FUSE request path) --------------------
@@ -104,12 +106,10 @@ class Thumbnails:
     async def opened(self, rel_dir: str | None, listing: Sequence[Any]) -> None:
         """A thumbnail consumer opened a folder: seed what it shows before it looks,
         waiting at most `wait` seconds; the rest goes on in the background."""
-        if rel_dir is None:
-            return
+        if rel_dir is None or rel_dir in self._current:
+            return  # all current at the last look, and nothing changed since
         items = [(os.fsdecode(name), e.st_ino, e.st_mtime_ns // 1_000_000_000, e.st_size)
                  for name, e in listing if stat.S_ISREG(e.st_mode)]
-        if not items:
-            return
         with trio.move_on_after(self.wait) as scope:
             try:
                 await self._seed_folder(rel_dir, items, Priority.INTERACTIVE)
@@ -118,10 +118,14 @@ class Thumbnails:
                 scope.cancel()
         if scope.cancelled_caught:
             self._send.send_nowait((rel_dir, items))  # the rest, in the background
+        else:
+            self._current.add(rel_dir)
 
     def on_events(self, events: list[Event]) -> None:
         """Renamed and deleted files lose their thumbnails; changed ones get new ones
-        (where they were seeded) as soon as their folder is listed again or now."""
+        (where they were seeded) at once."""
+        if events:
+            self._current.clear()  # a name or a file changed somewhere: look again
         for e in events:
             if e.kind == "entry_removed" and not e.is_dir and e.parent is not None \
                     and e.name is not None:
@@ -163,39 +167,45 @@ class Thumbnails:
 
     async def _seed_folder(self, rel_dir: str, items: list[Item],
                            priority: Priority = Priority.BACKGROUND) -> None:
+        """Check the thumbnails in one go, then fetch what is missing (in parallel
+        when someone waits)."""
         rows = self._rows([i[1] for i in items])
+        todo: list[tuple[str, Any, str, int, int, list[Path]]] = []
+        for name, inode, mtime, size in items:
+            row = rows.get(inode)
+            if row is None or row["media_type"] != "image" or \
+                    row["variant_status"] != "completed" or row["id"] in self._failed:
+                self.stats.skipped += 1
+                continue
+            if mtime < 0:  # changed: what the mount shows now
+                attr = self.view.file_attr(row)
+                mtime, size = attr.mtime_ns // 1_000_000_000, attr.size
+            uri = file_uri(self.mountpoint / rel_dir / name)
+            self._where.setdefault(inode, set()).add((rel_dir, name))
+            todo.append((name, row, uri, mtime, size,
+                         [thumbnail_path(self.root, b, uri) for b in self.buckets]))
+        stale = await trio.to_thread.run_sync(
+            lambda: [t for t in todo if not all(is_current(p, t[2], t[3]) for p in t[5])])
+        self.stats.current += len(todo) - len(stale)
         limiter = trio.CapacityLimiter(PARALLEL if priority == Priority.INTERACTIVE else 1)
         failures: list[TransientError] = []
 
-        async def one(item: Item) -> None:
+        async def one(name: str, row: Any, uri: str, mtime: int, size: int,
+                      paths: list[Path]) -> None:
             async with limiter:
                 try:
-                    await self._seed_one(rel_dir, item, rows.get(item[1]), priority)
+                    await self._seed_one(name, row, uri, mtime, size, paths, priority)
                 except TransientError as exc:
                     failures.append(exc)
 
         async with trio.open_nursery() as nursery:
-            for item in items:
-                nursery.start_soon(one, item)
+            for job in stale:
+                nursery.start_soon(one, *job)
         if failures:
             raise failures[0]
 
-    async def _seed_one(self, rel_dir: str, item: Item, row: Any, priority: Priority) -> None:
-        name, inode, mtime, size = item
-        if row is None or row["media_type"] != "image" or \
-                row["variant_status"] != "completed" or row["id"] in self._failed:
-            self.stats.skipped += 1
-            return
-        if mtime < 0:  # changed: what the mount shows now
-            attr = self.view.file_attr(row)
-            mtime, size = attr.mtime_ns // 1_000_000_000, attr.size
-        uri = file_uri(self.mountpoint / rel_dir / name)
-        paths = [thumbnail_path(self.root, b, uri) for b in self.buckets]
-        self._where.setdefault(inode, set()).add((rel_dir, name))
-        if await trio.to_thread.run_sync(
-                lambda: all(is_current(p, uri, mtime) for p in paths)):
-            self.stats.current += 1
-            return
+    async def _seed_one(self, name: str, row: Any, uri: str, mtime: int, size: int,
+                        paths: list[Path], priority: Priority) -> None:
         source = await self._variant(row, priority)
         if source is None:
             return

@@ -131,6 +131,11 @@ class Journal:
         return {r[0]: r[1] for r in self.store.db.execute(
             "SELECT state, count(*) FROM upload_journal GROUP BY state")}
 
+    def queued(self) -> int:
+        """Files waiting to be uploaded or being uploaded (not failed, not local)."""
+        counts = self.counts()
+        return counts.get("pending", 0) + counts.get("uploading", 0)
+
     # -- writing ---------------------------------------------------------------------
 
     def create(self, folder_key: str, name: str, *, edit: Any = None) -> LocalFile:

@@ -76,27 +76,23 @@ class Uploader:
     def wake(self) -> None:
         self._wake.set()
 
-    def queued(self) -> int:
-        counts = self.journal.counts()
-        return counts.get("pending", 0) + counts.get("uploading", 0)
-
     async def flush(self, seconds: float) -> AsyncIterator[int]:
         """Upload what is queued now, without the write-back delay; yields how many
-        are left each second (and when it changes) until none or the timeout."""
+        are left whenever that changes, until none or the timeout (no cancel scope
+        around the yields: an async generator must not suspend inside one)."""
         self._flushing += 1
         try:
             self.wake()
-            with trio.move_on_after(seconds):
-                last = -1
-                while True:
-                    left = self.queued()
-                    if left != last:
-                        yield left
-                        last = left
-                    if not left:
-                        return
-                    await trio.sleep(0.2)
-            yield self.queued()
+            deadline = trio.current_time() + seconds
+            last = -1
+            while True:
+                left = self.journal.queued()
+                if left != last or not left or trio.current_time() >= deadline:
+                    yield left
+                    last = left
+                if not left or trio.current_time() >= deadline:
+                    return
+                await trio.sleep(0.2)
         finally:
             self._flushing -= 1
 
@@ -138,8 +134,7 @@ class Uploader:
                         if f.step != "done" and f.state != "failed":
                             self._fail(f, f"unexpected: {exc!r}")
                     waiting = True
-            counts = self.journal.counts()
-            pending = counts.get("pending", 0) + counts.get("uploading", 0)
+            pending = self.journal.queued()
             if due and not waiting:
                 backoff = 1.0
                 continue  # more may be due at once: the next batch

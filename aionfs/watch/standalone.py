@@ -73,7 +73,7 @@ async def run_watch(settings: ApiSettings, store_path: Path, specs: tuple[WatchS
                 await nursery.start(watches.run, specs)
                 with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for signum in signals:
-                        left = uploader.queued()
+                        left = journal.queued()
                         log.info("signal %s: stopping (%d uploads stay queued for the next "
                                  "start)", signal.Signals(signum).name, left)
                         nursery.cancel_scope.cancel()
