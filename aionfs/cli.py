@@ -281,7 +281,8 @@ def mount(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | N
     """
     import shutil
 
-    from .config import THUMBNAIL_SIZES, ConfigError, parse_size
+    from .config import ConfigError, parse_size
+    from .config import thumbnail_sizes as config_thumbnail_sizes
     from .daemon.mount import MountError, check_mountpoint
     from .daemon.options import MountOptions
 
@@ -289,12 +290,11 @@ def mount(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | N
         size = parse_size(cache_size) if cache_size is not None else None
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param_hint="--cache-size") from None
-    sizes = None
-    if thumbnail_sizes is not None:
-        sizes = tuple(b.strip() for b in thumbnail_sizes.split(",") if b.strip())
-        if not sizes or set(sizes) - set(THUMBNAIL_SIZES):
-            raise click.BadParameter(f"choose from {', '.join(THUMBNAIL_SIZES)}",
-                                     param_hint="--thumbnail-sizes")
+    try:
+        sizes = None if thumbnail_sizes is None else config_thumbnail_sizes(
+            [b.strip() for b in thumbnail_sizes.split(",") if b.strip()])
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--thumbnail-sizes") from None
     profile = _profile(profile_name, mountpoint=mountpoint.expanduser() if mountpoint else None,
                        cache_dir=cache_dir, plan=plan, rpm=rpm, read_only=read_only,
                        cache_size=size, poll_interval=poll_interval,

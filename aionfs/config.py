@@ -126,6 +126,13 @@ _BOOLS = ("rank_names", "hide_views", "read_only", "thumbnails")
 THUMBNAIL_SIZES = ("normal", "large", "x-large", "xx-large")
 
 
+def thumbnail_sizes(sizes: list[Any]) -> tuple[str, ...]:
+    """The thumbnail buckets asked for (config list or the flag's comma list)."""
+    if not sizes or not all(isinstance(x, str) and x in THUMBNAIL_SIZES for x in sizes):
+        raise ConfigError(f"choose from {', '.join(THUMBNAIL_SIZES)}")
+    return tuple(sizes)
+
+
 def _expand(value: str) -> Path:
     return Path(os.path.expandvars(value)).expanduser()
 
@@ -152,10 +159,10 @@ def _profile_from_table(name: str, table: dict[str, Any], where: str) -> Profile
             except ConfigError as exc:
                 raise ConfigError(f"{what}: {exc}") from None
         elif key == "thumbnail_sizes":
-            sizes = raw if isinstance(raw, list) else None
-            if not sizes or not all(isinstance(x, str) and x in THUMBNAIL_SIZES for x in sizes):
-                raise ConfigError(f"{what} must be a list of {', '.join(THUMBNAIL_SIZES)}")
-            values[key] = tuple(sizes)
+            try:
+                values[key] = thumbnail_sizes(raw if isinstance(raw, list) else [None])
+            except ConfigError as exc:
+                raise ConfigError(f"{what}: {exc}") from None
         elif key == "rpm":
             values[key] = _typed(raw, int, what)
         elif key == "plan":
