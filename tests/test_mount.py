@@ -180,6 +180,22 @@ def test_range_reads_fetch_only_what_is_needed(mounted: Mount, library: Library,
             assert f.read(n) == big[off:off + n]
 
 
+def test_sequential_reads_come_in_few_long_transfers(
+        mounted: Mount, library: Library, emulator: EmulatorProcess) -> None:
+    """A photo read from its start is one request; 50 MB read with cat a handful."""
+    since = len(emulator.requests(library.key))
+    photo = (mounted.path / "wide.webp").read_bytes()
+    blobs = [e for e in emulator.requests(library.key)[since:] if e["kind"] == "blob"]
+    assert len(blobs) == 1 and blobs[0]["bytes"] == len(photo)
+    since = len(emulator.requests(library.key))
+    out = subprocess.run(["cat", str(mounted.path / "big.png")], capture_output=True,
+                         check=True).stdout
+    assert hashlib.sha256(out).digest() == hashlib.sha256(library.big).digest()
+    blobs = [e for e in emulator.requests(library.key)[since:] if e["kind"] == "blob"]
+    assert sum(e["bytes"] for e in blobs) == len(library.big)  # every byte once
+    assert len(blobs) <= 6, [e["bytes"] for e in blobs]  # 4, 8, 16, 32 MiB windows
+
+
 def test_concurrent_readers_share_downloads_then_local(
         mounted: Mount, library: Library, emulator: EmulatorProcess) -> None:
     since = len(emulator.requests(library.key))

@@ -40,6 +40,7 @@ from .errors import (
 from .ratelimit import Priority, RateLimiter
 from .retry import RetryPolicy, with_retries
 from .settings import ApiSettings
+from .transfer import BlobFetcher
 
 # Read sockets in 1 MiB pieces instead of httpcore's 64 KiB: each read is a
 # trip through trio and h11, and for file bytes through the mount this
@@ -115,10 +116,20 @@ class Download:
     offset: int
     _response: httpx.Response = field(repr=False)
 
-    async def chunks(self, chunk_size: int | None = 256 * 1024) -> AsyncIterator[bytes]:
-        """The body in pieces of `chunk_size` (None: as they arrive, saving a copy)."""
+    async def chunks(self, chunk_size: int | None = 256 * 1024, *, since: int | None = None
+                     ) -> AsyncIterator[bytes]:
+        """The body in pieces of `chunk_size` (None: as they arrive, saving a copy).
+
+        With `since`, only the bytes from that object offset on: a host that
+        ignored the Range header answers 200 with the whole object.
+        """
+        skip = 0 if since is None else since - self.offset
         try:
             async for chunk in self._response.aiter_bytes(chunk_size):
+                if skip > 0:
+                    chunk, skip = chunk[skip:], skip - len(chunk)
+                    if not chunk:
+                        continue
                 yield chunk
         except httpx.HTTPError as exc:
             raise _map_transport_error(exc, "download") from exc
@@ -191,6 +202,7 @@ class AionClient:
         self._blob = httpx.AsyncClient(
             headers={"User-Agent": settings.user_agent}, timeout=timeout, follow_redirects=False
         )
+        self._fetcher = BlobFetcher(settings.user_agent, settings.timeout)
 
     def __repr__(self) -> str:
         return f"AionClient({self.settings.base_url!r}, key={self.settings.api_key.masked()})"
@@ -204,6 +216,7 @@ class AionClient:
     async def aclose(self) -> None:
         await self._api.aclose()
         await self._blob.aclose()
+        self._fetcher.close()
 
     # -- the one path every request takes ----------------------------------
 
@@ -465,7 +478,7 @@ class AionClient:
         while True:
             try:
                 async with self.open_blob(url.url, start=start + len(buf), end=end) as dl:
-                    async for chunk in dl.chunks(None):
+                    async for chunk in dl.chunks(None, since=start + len(buf)):
                         buf += chunk
                     want = (end + 1 - start) if end is not None else (
                         None if dl.total_size is None else dl.total_size - start)
@@ -480,6 +493,27 @@ class AionClient:
                 log.info("download of %s broke off at %d bytes, resuming: %s",
                          file_id, start + len(buf), exc)
                 await trio.sleep(self.retry.delay(attempts, exc, self._rng))
+
+    async def fetch_into(self, url: str, fd: int, *, start: int, end: int,
+                         progress: Callable[[int], None] = lambda pos: None) -> int:
+        """Write bytes [start, end] of a presigned URL into `fd` at their own offsets.
+
+        The content cache's transfer: one attempt, no retries (the caller decides,
+        e.g. with a fresh URL after a 403). `progress(pos)` runs in the trio thread
+        as bytes up to `pos` are written. Returns the position after the last byte
+        written (end + 1 when complete). A worker thread receives the body straight
+        into the file (`transfer.py`: half the CPU of async httpx, which the daemon
+        shares with FUSE requests).
+        """
+        last = start
+
+        def counted(pos: int) -> None:
+            nonlocal last
+            self.stats.bytes_downloaded += pos - last
+            last = pos
+            progress(pos)
+
+        return await self._fetcher.fetch_into(url, fd, start, end, counted)
 
     # -- uploads -----------------------------------------------------------
 

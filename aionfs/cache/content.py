@@ -9,9 +9,12 @@ survives restarts. The entry is valid only while the file's size and times
 Reads: a read waits only for the chunks it covers. Missing chunks are
 fetched with one ranged request per contiguous run (through the presigned
 URL, reused while fresh); concurrent readers of a chunk wait on the same
-fetch; sequential readers trigger read-ahead of the next chunks; a read
-that cannot be satisfied within `read_timeout` fails (EIO upstream) instead
-of hanging. Fetches run in the owner's nursery, not in the FUSE request.
+fetch; sequential readers get one long read-ahead transfer at a time, its
+window doubling (`_ahead`); a read that cannot be satisfied within
+`read_timeout` fails (EIO upstream) instead of hanging. Fetches run in the
+owner's nursery, not in the FUSE request, and their bodies are received by
+worker threads straight into the cache file (`AionClient.fetch_into`), so
+the trio thread that answers FUSE requests only completes chunk events.
 
 Eviction: when the bytes present exceed the capacity, the least recently
 used entries that are neither open nor pinned are removed.
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 #: at most this many chunks per ranged transfer
 RUN_CHUNKS = 32
+#: the first read-ahead of a file read from its start
+INITIAL_WINDOW = 4
 
 
 class CacheMiss(Exception):
@@ -54,6 +59,7 @@ class _Entry:
     chunks: set[int]
     open_count: int = 0
     next_seq: int = -1
+    window: int = 0  # read-ahead chunks, grown by sequential reads
     inflight: dict[int, trio.Event] = field(default_factory=dict)
     last_error: str | None = None
 
@@ -118,7 +124,7 @@ def pin_files(store: Store, file_ids: list[str], pinned: bool) -> int:
 
 class ContentCache:
     def __init__(self, root: Path, store: Store, client: AionClient, *, capacity: int,
-                 read_timeout: float = 5.0, readahead_chunks: int = 16) -> None:
+                 read_timeout: float = 5.0, readahead_chunks: int = 32) -> None:
         self.dir = root / "content"
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store = store
@@ -213,11 +219,17 @@ class ContentCache:
         if entry is None:
             return
         entry.open_count = max(0, entry.open_count - 1)
-        if not entry.open_count and not entry.inflight:
-            self._save(entry)
-            os.close(entry.fd)
-            del self._entries[file_id]
-            self._evict()  # what open files held beyond the cap can go now
+        self._close_if_idle(entry)
+        self._evict()  # what open files held beyond the cap can go now
+
+    def _close_if_idle(self, entry: _Entry) -> bool:
+        """No reader and no transfer: record what is present and let the fd go."""
+        if entry.open_count or entry.inflight:
+            return False
+        self._save(entry)
+        os.close(entry.fd)
+        del self._entries[entry.file_id]
+        return True
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -229,11 +241,20 @@ class ContentCache:
             return b""
         first, last = off // CHUNK, (end - 1) // CHUNK
         wanted = range(first, last + 1)
-        if all(i in entry.chunks for i in wanted):
+        # Sequential is judged when a read arrives, not when it is answered: the
+        # kernel sends its read-ahead requests while earlier ones are pending.
+        sequential = off == 0 or off == entry.next_seq
+        entry.next_seq = end
+        if not sequential:
+            entry.window = 0
+        missing = [i for i in wanted if i not in entry.chunks]
+        ahead = self._ahead(entry, last) if sequential and self.readahead else []
+        if ahead or missing:
+            self._fetch(entry, missing + ahead)  # one run where they touch
+        if not missing:
             self.hits += 1
         else:
             self.misses += 1
-            self._fetch(entry, [i for i in wanted if i not in entry.chunks])
             with trio.move_on_after(self.read_timeout):
                 for i in wanted:
                     event = entry.inflight.get(i)
@@ -242,15 +263,26 @@ class ContentCache:
             if not all(i in entry.chunks for i in wanted):
                 raise CacheMiss(entry.last_error or
                                 f"no answer within {self.read_timeout:g}s")
-        if off == entry.next_seq and self.readahead:
-            # Refill the read-ahead window in large runs (few, long transfers), once
-            # half of it has been consumed.
-            window = range(last + 1, min(last + 1 + self.readahead, entry.n_chunks))
-            ahead = [i for i in window if i not in entry.chunks and i not in entry.inflight]
-            if ahead and (len(ahead) >= self.readahead // 2 or window[-1] == entry.n_chunks - 1):
-                self._fetch(entry, ahead)
-        entry.next_seq = end
         return os.pread(entry.fd, end - off, off)
+
+    def _ahead(self, entry: _Entry, last: int) -> list[int]:
+        """Chunks to fetch ahead of a sequential reader: one long transfer at a time.
+
+        A photo read from its start comes in one request (INITIAL_WINDOW chunks);
+        after that the window doubles with each transfer up to `readahead`. The
+        next transfer starts when the running one has a quarter of its window
+        left, so the reader never waits for a request to start, and transfers do
+        not split the bandwidth the reader needs for the next chunk in order.
+        """
+        pending = sum(1 for i in entry.inflight if i > last)
+        if pending > entry.window // 4:
+            return []
+        window = min(max(2 * entry.window, INITIAL_WINDOW), self.readahead)
+        ahead = [i for i in range(last + 1, min(last + 1 + window, entry.n_chunks))
+                 if i not in entry.chunks and i not in entry.inflight]
+        if ahead:
+            entry.window = window
+        return ahead
 
     def _fetch(self, entry: _Entry, chunks: list[int]) -> None:
         """Start fetching chunks not already present or on their way."""
@@ -282,25 +314,29 @@ class ContentCache:
         end = min((run[-1] + 1) * CHUNK, entry.size) - 1
         pos = start
         next_chunk = run[0]
+
+        def advance(to: int) -> None:
+            """Bytes up to `to` are in the file: complete the chunks they fill."""
+            nonlocal pos, next_chunk
+            if to <= pos:
+                return
+            self.bytes_fetched += to - pos
+            pos = to
+            while next_chunk <= run[-1] and entry.chunk_end(next_chunk) <= pos:
+                self._complete(entry, next_chunk)
+                next_chunk += 1
+
         try:
             for attempt in (1, 2):
                 try:
                     url = await self._url(entry.file_id, refresh=attempt == 2)
-                    async with self.client.open_blob(url, start=pos, end=end) as dl:
-                        async for data in dl.chunks(None):  # as received: no re-chunking
-                            await trio.to_thread.run_sync(os.pwrite, entry.fd, data, pos)
-                            pos += len(data)
-                            self.bytes_fetched += len(data)
-                            while next_chunk <= run[-1] and entry.chunk_end(next_chunk) <= pos:
-                                self._complete(entry, next_chunk)
-                                next_chunk += 1
-                    if pos > end:
-                        break
-                    raise CacheMiss("the transfer ended early")
-                except Forbidden:
+                    advance(await self.client.fetch_into(url, entry.fd, start=pos, end=end,
+                                                          progress=advance))
+                    break
+                except Forbidden:  # the URL expired early: once more with a fresh one
                     if attempt == 2:
                         raise
-        except (ApiError, CacheMiss, OSError) as exc:
+        except (ApiError, OSError) as exc:
             if entry.last_error != str(exc):
                 log.warning("fetching %s failed at byte %d: %s", entry.file_id, pos, exc)
             entry.last_error = str(exc)
@@ -309,8 +345,10 @@ class ContentCache:
                 event = entry.inflight.pop(i, None)
                 if event is not None:
                     event.set()
-            self._save(entry)
-            self._evict()
+            if self._entries.get(entry.file_id) is entry:  # not dropped meanwhile
+                if not self._close_if_idle(entry):
+                    self._save(entry)
+                self._evict()
 
     def _complete(self, entry: _Entry, chunk: int) -> None:
         entry.chunks.add(chunk)
