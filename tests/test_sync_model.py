@@ -10,6 +10,7 @@ the emulator injecting 5xx, resets and 429s.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -59,6 +60,7 @@ class SyncMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         self.emulator.set_faults(self.key, "")
         self.store.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     async def _with_client(self, fn):  # type: ignore[no-untyped-def]
         async with make_client(self.emulator, self.key,

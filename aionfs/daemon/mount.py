@@ -250,11 +250,18 @@ def unmount(mountpoint: Path, timeout: float = 30.0, *, drain: float = 0.0,
             left = wait_for_uploads(store_path, drain, progress)
         except KeyboardInterrupt:  # the user would rather not wait: they stay queued
             left = wait_for_uploads(store_path, 0)
-    res = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True,
-                         text=True)
-    if res.returncode != 0:
-        raise MountError(f"unmounting {mountpoint} failed: {res.stderr.strip()} "
-                         "(is a file still open there? 'fuser -m' tells)")
+    # Busy for a moment is normal: the daemon's own replay of a remote change (for
+    # inotify watchers) or a file manager's thumbnailer may be inside the mount.
+    busy_until = time.monotonic() + 3.0
+    while True:
+        res = subprocess.run(["fusermount3", "-u", str(mountpoint)], capture_output=True,
+                             text=True)
+        if res.returncode == 0:
+            break
+        if "busy" not in res.stderr or time.monotonic() >= busy_until:
+            raise MountError(f"unmounting {mountpoint} failed: {res.stderr.strip()} "
+                             "(is a file still open there? 'fuser -m' tells)")
+        time.sleep(0.2)
     deadline = time.monotonic() + timeout
     while pid is not None and time.monotonic() < deadline:
         try:

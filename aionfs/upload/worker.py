@@ -48,6 +48,10 @@ from .journal import Journal, LocalFile, content_type
 log = logging.getLogger(__name__)
 
 
+#: while a copy goes on, send a batch once this share of a full one is due
+EARLY_SHARE = 4
+#: batches uploaded at the same time
+BATCHES_IN_FLIGHT = 2
 #: a burst of closes is uploaded once it pauses this long (or fills a batch)
 BURST_GAP = 0.5
 #: rounds an uploaded file may be missing from listings before it counts as deleted
@@ -72,6 +76,9 @@ class Uploader:
         self._wake = trio.Event()
         self._batch: int | None = None
         self._flushing = 0  # `aionfs flush` callers waiting: no write-back delay meanwhile
+        self._in_flight: set[int] = set()  # journal ids of the batches being taken
+        self._backoff = 0.5  # seconds; doubled by each transient failure in a row
+        self._hold_until = 0.0  # trio time before which no new batch starts
 
     def wake(self) -> None:
         self._wake.set()
@@ -97,52 +104,78 @@ class Uploader:
             self._flushing -= 1
 
     async def run(self) -> None:
-        backoff = 1.0
-        while True:
-            waiting = False
-            try:
-                await self._create_folders()
-            except TransientError as exc:
-                log.info("folders made offline wait for the API (%s)", exc)
-                waiting = True
-            delay = 0.0 if self._flushing else self.delay
-            due = [self.shared(f) for f in self.journal.due(time.time(), delay)]
-            due = [f for f in due if not self.busy(f)]
-            limit = await self._batch_limit() if due else 1
-            quiet = time.time() - self.journal.newest_close()
-            if due and len(due) < limit and quiet < BURST_GAP and not self._flushing:
-                # files are still arriving (a copy in progress): gather a fuller batch
-                await trio.sleep(BURST_GAP - quiet)
-                continue
-            if due:
-                batch = due[:limit]
-                before = [(f.step, f.state) for f in batch]
+        """Take due entries in batches, up to BATCHES_IN_FLIGHT at a time.
+
+        Two batches in flight keep the service busy while the other's answer,
+        moves and listing travel (and a service that works on requests in
+        parallel takes both at once: 300 photos drained in 6 s instead of 8 s
+        against the emulator, docs/writes.md). After a transient failure no
+        new batch starts until the backoff has passed."""
+        slots = trio.Semaphore(BATCHES_IN_FLIGHT)
+        async with trio.open_nursery() as nursery:
+            while True:
                 try:
-                    await self.process(batch)
+                    await self._create_folders()
                 except TransientError as exc:
-                    log.info("%d uploads wait for the API (%s)", len(batch), exc)
-                    for f in batch:
-                        if f.state == "uploading" and f.step == "upload":
-                            continue  # sent, answer lost: resumed (hash-checked) next round
-                        self.journal.update(f, attempts=f.attempts + 1, last_error=str(exc))
-                    waiting = True
-                    if [(f.step, f.state) for f in batch] != before:
-                        backoff = 0.5  # some got through: keep going, gently
-                except Exception as exc:  # never lose the queue (or the mount) to a surprise
-                    log.exception("uploading %d files failed unexpectedly", len(batch))
-                    for f in batch:
-                        if f.step != "done" and f.state != "failed":
-                            self._fail(f, f"unexpected: {exc!r}")
-                    waiting = True
-            pending = self.journal.queued()
-            if due and not waiting:
-                backoff = 1.0
-                continue  # more may be due at once: the next batch
-            self._wake = trio.Event()
-            wait = min(backoff, 30.0) if waiting else (max(delay / 2, 0.2) if pending else 3600)
-            backoff = backoff * 2 if waiting else 1.0
-            with trio.move_on_after(wait):
-                await self._wake.wait()
+                    log.info("folders made offline wait for the API (%s)", exc)
+                    self._hold(progress=False)
+                delay = 0.0 if self._flushing else self.delay
+                due = [self.shared(f) for f in self.journal.due(time.time(), delay)]
+                due = [f for f in due if not self.busy(f) and f.id not in self._in_flight]
+                held = trio.current_time() < self._hold_until
+                limit = await self._batch_limit() if due and not held else 1
+                quiet = time.time() - self.journal.newest_close()
+                if (due and not held and len(due) < max(1, limit // EARLY_SHARE)
+                        and quiet < BURST_GAP and not self._flushing):
+                    # files are still arriving (a copy in progress): gather a fuller
+                    # batch. A quarter of one is worth sending at once: the service
+                    # works on it while the rest arrives, instead of idling until the
+                    # copy ends.
+                    await trio.sleep(min(BURST_GAP - quiet, BURST_GAP / 5))
+                    continue
+                if due and not held:
+                    batch = due[:limit]
+                    self._in_flight.update(f.id for f in batch)
+                    await slots.acquire()  # (a batch in flight may finish meanwhile)
+                    nursery.start_soon(self._take, batch, slots)
+                    continue
+                self._wake = trio.Event()
+                if held:
+                    wait = self._hold_until - trio.current_time()
+                else:
+                    wait = max(delay / 2, 0.2) if self.journal.queued() else 3600
+                with trio.move_on_after(wait):
+                    await self._wake.wait()
+
+    def _hold(self, progress: bool) -> None:
+        """A transient failure: no new batch for a while (doubling, up to 30 s;
+        short again when some files of the batch got through)."""
+        self._backoff = 0.5 if progress else min(self._backoff * 2, 30.0)
+        self._hold_until = trio.current_time() + self._backoff
+
+    async def _take(self, batch: list[LocalFile], slots: trio.Semaphore) -> None:
+        """One batch through its steps; failures recorded, never raised."""
+        before = [(f.step, f.state) for f in batch]
+        try:
+            await self.process(batch)
+            self._backoff = 0.5
+        except TransientError as exc:
+            log.info("%d uploads wait for the API (%s)", len(batch), exc)
+            for f in batch:
+                if f.state == "uploading" and f.step == "upload":
+                    continue  # sent, answer lost: resumed (hash-checked) next round
+                self.journal.update(f, attempts=f.attempts + 1, last_error=str(exc))
+            self._hold(progress=[(f.step, f.state) for f in batch] != before)
+        except Exception as exc:  # never lose the queue (or the mount) to a surprise
+            log.exception("uploading %d files failed unexpectedly", len(batch))
+            for f in batch:
+                if f.step != "done" and f.state != "failed":
+                    self._fail(f, f"unexpected: {exc!r}")
+            self._hold(progress=False)
+        finally:
+            self._in_flight.difference_update(f.id for f in batch)
+            slots.release()
+            self.wake()  # the loop decides what comes next
 
     async def _create_folders(self) -> None:
         """Folders made while the API was unreachable: created now, parents first
@@ -336,59 +369,79 @@ class Uploader:
             return
         items = {item.id: item async for item in self.client.iter_files(
             ids=[f.remote_id for f in files], priority=Priority.UPLOAD, page_size=100)}
+        ready: list[tuple[LocalFile, Any]] = []
+        unlisted: list[LocalFile] = []
         for f in files:
             item = items.get(f.remote_id)  # type: ignore[arg-type]
-            if item is None:
-                if f.attempts >= SETTLE_ATTEMPTS:  # deleted remotely since: so be it
-                    log.warning("%s was deleted remotely right after its upload", f.name)
-                    self.journal.remove(f)
-                    self.settled(f)
-                    continue
-                raise TransientError(f"{f.remote_id} is not listed yet")
-            await self._settle(f, item, versions[f.id])
+            if item is not None:
+                ready.append((f, item))
+            elif f.attempts >= SETTLE_ATTEMPTS:  # deleted remotely since: so be it
+                log.warning("%s was deleted remotely right after its upload", f.name)
+                self.journal.remove(f)
+                self.settled(f)
+            else:
+                unlisted.append(f)
+        await self._settle(ready, versions)
+        if unlisted:
+            raise TransientError(f"{unlisted[0].remote_id} is not listed yet")
 
     def _fail(self, f: LocalFile, reason: str) -> None:
         log.warning("upload of %s failed: %s (kept; retried later)", f.name, reason)
         self.journal.update(f, state="failed", last_error=reason, attempts=f.attempts + 1)
 
-    async def _settle(self, f: LocalFile, item: Any, version: float) -> None:
-        """Show the uploaded file from the store, under the inode it had."""
-        current = self.journal.get(f.id)
-        if f.replaces_id:  # the new one is in place: the old one goes
-            with contextlib.suppress(NotFound):
-                await self.client.delete_file(f.replaces_id, priority=Priority.UPLOAD)
-        events = []
+    async def _settle(self, ready: list[tuple[LocalFile, Any]],
+                      versions: dict[int, float]) -> None:
+        """Show the uploaded files from the store, under the inodes they had.
+
+        One transaction for all of them, and the names of each folder they land
+        in computed once: per file, that was a pass over the whole folder, i.e.
+        quadratic in a copy of many files into one folder."""
+        for f, _item in ready:
+            if f.replaces_id:  # the new one is in place: the old one goes
+                with contextlib.suppress(NotFound):
+                    await self.client.delete_file(f.replaces_id, priority=Priority.UPLOAD)
+        events: list[Event] = []
+        finished: list[LocalFile] = []
         with self.store.transaction():
-            if f.replaces_id:
-                gone = self.store.delete_files([f.replaces_id])
-                if gone == [f.inode]:  # an edit: the same inode goes on, under the new id
-                    self.store.db.execute("DELETE FROM entries WHERE inode=?", (f.inode,))
+            folders: set[str] = set()
+            for f, item in ready:
+                folders |= self._settle_one(f, item, events)
+                current = self.journal.get(f.id)
+                if current is not None and current.mtime != versions[f.id]:
+                    # changed while uploading: send it again
+                    self.store.db.execute(
+                        "UPDATE upload_journal SET state='pending', step='upload', "
+                        "replaces_id=?, remote_id=NULL, sha256=NULL WHERE id=?",
+                        (f.remote_id, f.id))
                 else:
-                    events += self.store.remove_entries_of(gone)
-            # The local inode now stands for the remote file. Sync may have met the
-            # new file first and given it an inode of its own: that one goes.
-            other = self.store.db.execute("SELECT inode FROM inodes WHERE kind='file' AND "
-                                          "ref=?", (f.remote_id,)).fetchone()
-            if other is not None and other[0] != f.inode:
-                events += self.store.remove_entries_of([other[0]])
-                self.store.db.execute("UPDATE files SET inode=? WHERE id=?",
-                                      (f.inode, f.remote_id))
-                self.store.db.execute("DELETE FROM inodes WHERE inode=?", (other[0],))
-            self.store.db.execute("UPDATE inodes SET kind='file', ref=? WHERE inode=?",
-                                  (f.remote_id, f.inode))
-            self.store.upsert_files([file_row(item)])
-            moved = self.store.place_files([f.remote_id], f.folder_key)  # type: ignore[list-item]
-            for key in {f.folder_key, *(k for k in moved.values() if k is not None)}:
+                    self.store.db.execute("DELETE FROM upload_journal WHERE id=?", (f.id,))
+                    finished.append(f)
+            for key in folders:
                 events += self.store.rename_dir(key)
-            rewritten = current is not None and current.mtime != version
-            if rewritten and current is not None:  # changed while uploading: send it again
-                self.store.db.execute(
-                    "UPDATE upload_journal SET state='pending', step='upload', "
-                    "replaces_id=?, remote_id=NULL, sha256=NULL WHERE id=?",
-                    (f.remote_id, f.id))
-            else:
-                self.store.db.execute("DELETE FROM upload_journal WHERE id=?", (f.id,))
-        if not rewritten:
+        for f in finished:
             f.staging.unlink(missing_ok=True)
             self.settled(f)
         self.syncer.publish(events)
+
+    def _settle_one(self, f: LocalFile, item: Any, events: list[Event]) -> set[str]:
+        """The store rows of one uploaded file; the folders whose names changed."""
+        if f.replaces_id:
+            gone = self.store.delete_files([f.replaces_id])
+            if gone == [f.inode]:  # an edit: the same inode goes on, under the new id
+                self.store.db.execute("DELETE FROM entries WHERE inode=?", (f.inode,))
+            else:
+                events += self.store.remove_entries_of(gone)
+        # The local inode now stands for the remote file. Sync may have met the
+        # new file first and given it an inode of its own: that one goes.
+        other = self.store.db.execute("SELECT inode FROM inodes WHERE kind='file' AND "
+                                      "ref=?", (f.remote_id,)).fetchone()
+        if other is not None and other[0] != f.inode:
+            events += self.store.remove_entries_of([other[0]])
+            self.store.db.execute("UPDATE files SET inode=? WHERE id=?",
+                                  (f.inode, f.remote_id))
+            self.store.db.execute("DELETE FROM inodes WHERE inode=?", (other[0],))
+        self.store.db.execute("UPDATE inodes SET kind='file', ref=? WHERE inode=?",
+                              (f.remote_id, f.inode))
+        self.store.upsert_files([file_row(item)])
+        moved = self.store.place_files([f.remote_id], f.folder_key)  # type: ignore[list-item]
+        return {f.folder_key, *(k for k in moved.values() if k is not None)}
