@@ -38,7 +38,7 @@ class _Storage(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         mode = parse_qs(url.query).get("mode", ["honor"])[0]
         self.server.log.append({"target": self.path, "mode": mode,  # type: ignore[attr-defined]
-                                "conn": id(self.connection)})
+                                "conn": self.client_address[1]})  # the client port: one per connection
         if mode == "403":
             body = b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
             self.send_response(403)
