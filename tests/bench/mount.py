@@ -163,9 +163,14 @@ def bench_reads(row: Row, emu: Any, key: str, data: bytes, file_name: str,
                     if path.exists():
                         break
                     time.sleep(0.05)
+                # Each from the same quiet start: on these VMs a page cache that has
+                # grown by a few hundred MB makes every new page cost 3-4x the kernel
+                # time (docs/mount.md), which the discarding httpx baseline never pays.
+                _drop_caches()
                 cold.append(_read_through(path))
                 assert hashlib.sha256(path.read_bytes()).digest() == hashlib.sha256(data).digest()
                 fid = os.getxattr(path, "user.aion.id").decode()
+                _drop_caches()
                 plain.append(_plain_download(emu, key, fid))
             finally:
                 if rep < reps - 1:
@@ -177,11 +182,14 @@ def bench_reads(row: Row, emu: Any, key: str, data: bytes, file_name: str,
                 "ms", sorted(p[0] for p in plain)[reps // 2] * 1000, "plain httpx",
                 higher_is_better=False)
             cached_file = next(cache.glob(f"*/content/{fid}"))
-            _drop_caches()
-            ours = mb / _read_through(path)[1]
-            _drop_caches()
-            native = mb / _read_through(cached_file)[1]
-            row("sequential read, cached, cold pc", ours, "MB/s", native, "native cold")
+            ours_t = native_t = 0.0
+            for _ in range(3):  # alternating, so that both meet the same disk weather
+                _drop_caches()
+                ours_t += _read_through(path)[1]
+                _drop_caches()
+                native_t += _read_through(cached_file)[1]
+            row("sequential read, cached, cold pc x3", 3 * mb / ours_t, "MB/s", 3 * mb / native_t,
+                "native cold")
             _read_through(path)  # the page cache, dropped above, filled again
             ours = 5 * mb / sum(_read_through(path)[1] for _ in range(5))
             native = 5 * mb / sum(_read_through(cached_file)[1] for _ in range(5))
