@@ -495,7 +495,7 @@ class AionClient:
                 await trio.sleep(self.retry.delay(attempts, exc, self._rng))
 
     async def fetch_into(self, url: str, fd: int, *, start: int, end: int,
-                         progress: Callable[[int], None] = lambda pos: None) -> int:
+                         progress: Callable[[int], None]) -> int:
         """Write bytes [start, end] of a presigned URL into `fd` at their own offsets.
 
         The content cache's transfer: one attempt, no retries (the caller decides,

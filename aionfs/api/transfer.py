@@ -21,7 +21,6 @@ typed errors as every other request, and connections are kept alive.
 from __future__ import annotations
 
 import http.client
-import logging
 import os
 import ssl
 import threading
@@ -33,8 +32,6 @@ import httpx
 import trio
 
 from .errors import ApiError, ApiTimeout, NetworkError, error_from_response
-
-log = logging.getLogger(__name__)
 
 #: one `recv_into` target; the content cache's chunk size, so each read completes one chunk
 BUFFER = 1 << 20

@@ -248,7 +248,9 @@ class ContentCache:
         if not sequential:
             entry.window = 0
         missing = [i for i in wanted if i not in entry.chunks]
-        ahead = self._ahead(entry, last) if sequential and self.readahead else []
+        ahead = (self._ahead(entry, last)
+                 if sequential and self.readahead and len(entry.chunks) < entry.n_chunks
+                 else [])  # (a file all present needs no look ahead on each read)
         if ahead or missing:
             self._fetch(entry, missing + ahead)  # one run where they touch
         if not missing:
@@ -330,8 +332,9 @@ class ContentCache:
             for attempt in (1, 2):
                 try:
                     url = await self._url(entry.file_id, refresh=attempt == 2)
-                    advance(await self.client.fetch_into(url, entry.fd, start=pos, end=end,
-                                                          progress=advance))
+                    # (`advance` has seen the last position when this returns)
+                    await self.client.fetch_into(url, entry.fd, start=pos, end=end,
+                                                 progress=advance)
                     break
                 except Forbidden:  # the URL expired early: once more with a fresh one
                     if attempt == 2:
