@@ -7,6 +7,11 @@ name until it is uploaded. Writers get the staging file directly, except
 that a rewrite of a closed file goes to a side file that replaces the
 staging file only at the last close: a crash mid-rewrite keeps the version
 whose close returned.
+
+A file unlinked while open stays readable, writable and statable through
+its open descriptors (an orphan, nlink 0) until the last close, and nothing
+of it is uploaded. A file whose writes failed (EFBIG, ENOSPC) is kept as
+failed at its close, never uploaded in part.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class _Open:
     size: int = 0
     dirty: bool = False
     fds: set[int] = field(default_factory=set)
+    incomplete: str | None = None  # why what is written may be cut off (a write failed)
 
 
 class LocalFiles:
@@ -40,6 +46,7 @@ class LocalFiles:
         self._by_name: dict[tuple[int, str], LocalFile] = {}
         self._by_inode: dict[int, LocalFile] = {}
         self._open: dict[int, _Open] = {}  # inode → open state
+        self._orphans: dict[int, LocalFile] = {}  # unlinked while open, until the last close
 
     def load(self) -> int:
         dropped = self.journal.recover()
@@ -71,7 +78,16 @@ class LocalFiles:
         return self._by_name.get((parent, name)) if self._by_name else None
 
     def by_inode(self, inode: int) -> LocalFile | None:
-        return self._by_inode.get(inode) if self._by_inode else None
+        """A local file by inode, also one unlinked while open (see `linked`)."""
+        if self._by_inode:
+            f = self._by_inode.get(inode)
+            if f is not None:
+                return f
+        return self._orphans.get(inode) if self._orphans else None
+
+    def linked(self, f: LocalFile) -> bool:
+        """Has a name (not unlinked while open)."""
+        return f.inode not in self._orphans
 
     def in_dir(self, parent: int) -> list[LocalFile]:
         return [f for (p, _), f in self._by_name.items() if p == parent]
@@ -100,9 +116,11 @@ class LocalFiles:
         """A file queued by someone else (a watched folder): shown until uploaded."""
         self._index(f)
 
-    def edit(self, folder_key: str, name: str, row: Any, content: bytes) -> LocalFile:
-        """An uploaded file opened for writing: a new version, under the same inode."""
-        f = self.journal.create(folder_key, name, edit=row)
+    def edit(self, folder_key: str, name: str, row: Any, content: bytes,
+             times: tuple[int, int]) -> LocalFile:
+        """An uploaded file opened for writing: a new version, under the same inode
+        and, until written, with the same times."""
+        f = self.journal.create(folder_key, name, edit=row, times=times)
         f.staging.write_bytes(content)
         f.size = len(content)
         self._index(f)
@@ -135,20 +153,28 @@ class LocalFiles:
             state.size = os.fstat(state.fd).st_size
         if truncate:
             os.ftruncate(state.fd, 0)
-            state.size, state.dirty = 0, True
+            state.size, state.dirty, state.incomplete = 0, True, None
+            f.touch()
         state.writers += 1
         fd = os.dup(state.fd)
         state.fds.add(fd)
         return fd
 
     def write(self, f: LocalFile, fd: int, offset: int, data: bytes) -> int:
-        end = offset + len(data)
-        if end > MAX_SIZE:
-            raise FsError(errno.EFBIG, f"{f.name}: the workspace takes files up to 100 MB")
-        n = os.pwrite(fd, data, offset)
+        """A write; one that fails (too big, staging disk full) marks what is written
+        as possibly cut off, so that its close keeps it as failed, not uploaded."""
         state = self._open[f.inode]
+        end = offset + len(data)
+        try:
+            if end > MAX_SIZE:
+                raise FsError(errno.EFBIG, f"{f.name}: the workspace takes files up to 100 MB")
+            n = os.pwrite(fd, data, offset)
+        except (FsError, OSError) as exc:
+            state.incomplete = f"incomplete: a write failed ({exc})"
+            raise
         state.size = max(state.size, offset + n)
         state.dirty = True
+        f.touch()
         return n
 
     def truncate(self, f: LocalFile, size: int) -> None:
@@ -158,14 +184,26 @@ class LocalFiles:
         if state is not None and state.writers:
             os.ftruncate(state.fd, size)
             state.size, state.dirty = size, True
+            if size == 0:
+                state.incomplete = None
+            f.touch()
         else:  # truncate(2) on a closed file: a rewrite of its own
             fd = self.open(f, write=True, truncate=size == 0)
             try:
                 os.ftruncate(fd, size)
                 self._open[f.inode].size = size
                 self._open[f.inode].dirty = True
+                f.touch()
             finally:
                 self.release(f, fd, write=True)
+
+    def set_times(self, f: LocalFile, mtime_ns: int | None) -> None:
+        """utimens (or chmod/chown: ctime only): kept, across upload and remount."""
+        if mtime_ns is not None:
+            f.mtime_ns = mtime_ns
+        f.touch(ctime_only=True)
+        if self.linked(f):
+            self.journal.set_times(f)
 
     def flush(self, f: LocalFile) -> bool:
         """close(2) of a writer: what was written is kept before close returns (the
@@ -173,14 +211,14 @@ class LocalFiles:
         state = self._open.get(f.inode)
         if state is None or not state.writers:
             return False
-        # (an unlinked file is no longer indexed: nothing to keep)
-        if f.inode not in self._by_inode or not (state.dirty or f.state == "local"):
+        # (an unlinked file has no name: nothing to keep)
+        if not self.linked(f) or not (state.dirty or f.state == "local"):
             return False
         if state.rewrite:  # the side file becomes the file; later writes go to it
             os.fsync(state.fd)
             os.replace(self.journal.rewrite_path(f), f.staging)
             state.rewrite = False
-        self.journal.commit(f, state.size)
+        self.journal.commit(f, state.size, incomplete=state.incomplete)
         state.dirty = False
         return True
 
@@ -203,8 +241,10 @@ class LocalFiles:
                 state.fd, state.rewrite = -1, False
         if not state.writers and not state.readers:
             del self._open[f.inode]
-            if f.inode not in self._by_inode and f.state == "synced" and f.remote_id is None:
-                self.journal.remove(f)  # unlinked while open: its bytes go now
+            # unlinked while open (and its row gone: else the uploader deletes its copy)
+            if self._orphans.pop(f.inode, None) is not None and self.journal.get(f.id) is None:
+                f.staging.unlink(missing_ok=True)
+                self.journal.rewrite_path(f).unlink(missing_ok=True)
         return committed
 
     def rename(self, f: LocalFile, parent: int, folder_key: str, name: str) -> None:
@@ -231,12 +271,14 @@ class LocalFiles:
                 f.folder_key = new
 
     def forget(self, f: LocalFile) -> None:
-        """Unlinked (or uploaded): no longer shown; the journal row goes too."""
+        """Unlinked, or replaced by a file renamed over it: no longer shown, never
+        uploaded (a copy in flight is deleted once it lands). Still open: its bytes
+        stay for the open descriptors until the last close."""
         self._unindex(f)
-        if f.inode not in self._open:
-            self.journal.remove(f)
-        else:  # still open: the bytes go at the last close
-            self.journal.update(f, state="synced")
+        is_open = f.inode in self._open
+        if is_open:
+            self._orphans[f.inode] = f
+        self.journal.drop(f, keep_bytes=is_open)
 
     def settled(self, f: LocalFile) -> None:
         """Uploaded and shown from the store now: drop it from the overlay."""

@@ -26,6 +26,7 @@ import logging
 import os
 import platform
 import stat
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -96,7 +97,11 @@ class AionOperations(pyfuse3.Operations):
         self._view_listings: dict[int, tuple[float, list[tuple[bytes, Any]]]] = {}
         views.queries.on_change = self._view_listings.clear
         self._xattr_names: dict[int, list[bytes]] = {}
-        self._files: dict[int, tuple[str, bytes | None]] = {}  # fh → (file id, link bytes)
+        self._files: dict[int, tuple[str, bytes | None, int]] = {}  # fh → (id, link bytes, inode)
+        self._reading: Counter[int] = Counter()  # library files' inodes → open handles
+        #: library files deleted through the mount while open: their attributes, for
+        #: the open descriptors (fstat, and the kernel's size checks before reads)
+        self._unlinked: dict[int, Attr] = {}
         self._copies: dict[int, TagCopy] = {}  # fh → a copy into tags/<t>/ being made
         self._locals: dict[int, tuple[Any, int, bool]] = {}  # fh → (LocalFile, fd, writing)
         self._copy_inodes: dict[int, TagCopy] = {}
@@ -121,7 +126,8 @@ class AionOperations(pyfuse3.Operations):
         e.st_size = attr.size
         e.st_blksize = 1 << 20
         e.st_blocks = attr.blocks
-        e.st_atime_ns = e.st_mtime_ns = e.st_ctime_ns = attr.mtime_ns
+        e.st_atime_ns = e.st_mtime_ns = attr.mtime_ns
+        e.st_ctime_ns = attr.ctime
         return e
 
     def _echo_entry(self, inode: int, is_dir: bool) -> pyfuse3.EntryAttributes:
@@ -213,8 +219,20 @@ class AionOperations(pyfuse3.Operations):
         return self._entry(attr)
 
     def _local_attr(self, f: Any) -> Attr:
-        return Attr(f.inode, False, self.local.size(f), stat.S_IFREG | 0o644,
-                    int(f.mtime * 1e9), self.view.uid, self.view.gid)
+        return Attr(f.inode, False, self.local.size(f), stat.S_IFREG | 0o644, f.mtime_ns,
+                    self.view.uid, self.view.gid, 1 if self.local.linked(f) else 0, f.ctime_ns)
+
+    def _dir_changed(self, *inodes: int) -> None:
+        """Entries were made or removed in these directories: their mtime and ctime
+        are now (kept in the store; the kernel drops its copy of their attributes
+        itself). Listings that carry their attributes are made anew."""
+        now = time.time_ns()
+        for inode in set(inodes):
+            if inode >= VIRTUAL_BASE:
+                continue
+            self.syncer.store.set_times(inode, now, now)
+            for parent, _ in self.syncer.store.names_of(inode):
+                self._listings.pop(parent, None)
 
     def _dir_path(self, inode: int) -> str | None:
         """A directory's path below the mountpoint (real or virtual)."""
@@ -265,6 +283,9 @@ class AionOperations(pyfuse3.Operations):
         try:
             return self._entry(self.view.attr(inode))
         except FsError as exc:
+            unlinked = self._unlinked.get(inode)
+            if unlinked is not None:  # deleted while open: still there for its readers
+                return self._entry(unlinked)
             raise pyfuse3.FUSEError(exc.errno) from None
 
     async def setattr(self, inode: int, attr: Any, fields: Any, fh: int | None,
@@ -277,14 +298,26 @@ class AionOperations(pyfuse3.Operations):
         local = self.local.by_inode(inode)
         if local is None and fields.update_size:  # truncate(2) of an uploaded file: an edit
             local = await self._start_edit(inode, truncate=attr.st_size == 0)
+        mtime = attr.st_mtime_ns if fields.update_mtime else None
         if local is None:
-            return await self.getattr(inode)  # chmod, chown, utimens: accepted, not stored
+            # utimens kept (what `rsync -a`, `cp -p`, `tar -x` set); chmod and chown are
+            # accepted, not stored, but count as a change of metadata (ctime)
+            if inode < VIRTUAL_BASE:
+                current = await self.getattr(inode)
+                self.syncer.store.set_times(
+                    inode, current.st_mtime_ns if mtime is None else mtime, time.time_ns())
+                for parent, _ in self.syncer.store.names_of(inode):
+                    self._listings.pop(parent, None)
+            return await self.getattr(inode)
         if fields.update_size:
             try:
                 self.local.truncate(local, attr.st_size)
             except FsError as exc:
                 raise self._fail(exc, exc.errno, "truncating") from None
             self.writer.wake_uploader()
+        if fields.update_mtime or fields.update_mode or fields.update_uid or fields.update_gid:
+            self.local.set_times(local, mtime)
+        self._listings.pop(self.local.parent_of(local), None)
         return self._entry(self._local_attr(local))
 
     async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:
@@ -383,17 +416,18 @@ class AionOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(exc.errno) from None
         fh = next(self._fh)
         if row["media_type"] == "link":
-            self._files[fh] = (row["id"], desktop_entry(row))
+            self._files[fh] = (row["id"], desktop_entry(row), inode)
         else:
             self.cache.open(row["id"])
-            self._files[fh] = (row["id"], None)
+            self._files[fh] = (row["id"], None, inode)
+        self._reading[inode] += 1
         return pyfuse3.FileInfo(fh=fh, keep_cache=True)
 
     async def read(self, fh: int, off: int, size: int) -> bytes:
         local = self._locals.get(fh)
         if local is not None:
             return os.pread(local[1], size, off)
-        file_id, inline = self._files[fh]
+        file_id, inline, _ = self._files[fh]
         if inline is not None:
             return inline[off:off + size]
         try:
@@ -422,9 +456,13 @@ class AionOperations(pyfuse3.Operations):
                 self._listings.pop(self.local.parent_of(f), None)  # its size in the listing
                 self.writer.wake_uploader()
             return
-        file_id, inline = self._files.pop(fh, ("", b""))
+        file_id, inline, inode = self._files.pop(fh, ("", b"", 0))
         if inline is None:
             self.cache.release(file_id)
+        self._reading[inode] -= 1
+        if self._reading[inode] <= 0:
+            del self._reading[inode]
+            self._unlinked.pop(inode, None)
 
     # -- extended attributes --------------------------------------------------------------------
 
@@ -538,7 +576,8 @@ class AionOperations(pyfuse3.Operations):
                 raise self._fail(exc, errno.EIO, f"reading {name} to edit it") from None
             finally:
                 self.cache.release(row["id"])
-        local = self.local.edit(key, name, row, content)
+        attr = self.view.file_attr(row)
+        local = self.local.edit(key, name, row, content, (attr.mtime_ns, attr.ctime))
         self._listings.pop(parent, None)
         return local
 
@@ -556,7 +595,7 @@ class AionOperations(pyfuse3.Operations):
             raise self._fail(exc, exc.errno or errno.EIO, f"staging {name}") from None
         fh = next(self._fh)
         self._locals[fh] = (f, fd, True)
-        self._listings.pop(parent, None)
+        self._dir_changed(parent)
         self.lookups[f.inode] += 1
         return pyfuse3.FileInfo(fh=fh, keep_cache=False), self._entry(self._local_attr(f))
 
@@ -604,6 +643,7 @@ class AionOperations(pyfuse3.Operations):
             return echoed
         inode, _ = await self._write_op("mkdir", self.writer.mkdir(parent_inode,
                                                                    os.fsdecode(name)))
+        self._dir_changed(parent_inode)
         self.lookups[inode] += 1
         return self._entry(self.view.attr(inode, True))
 
@@ -619,7 +659,14 @@ class AionOperations(pyfuse3.Operations):
             return await self._untag(self._node(parent_inode), os.fsdecode(name))
         if self.echoes.acknowledge("unlink", ctx.pid, src=(parent_inode, os.fsdecode(name))):
             return None
+        entry = self.syncer.store.lookup(parent_inode, os.fsdecode(name))
+        if entry is not None and entry.inode in self._reading:  # open: kept for its readers
+            with contextlib.suppress(FsError):
+                attr = self.view.attr(entry.inode, False)
+                attr.nlink = 0
+                self._unlinked[entry.inode] = attr
         await self._write_op("unlink", self.writer.unlink(parent_inode, os.fsdecode(name)))
+        self._dir_changed(parent_inode)
         return None
 
     async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
@@ -628,6 +675,7 @@ class AionOperations(pyfuse3.Operations):
         if self.echoes.acknowledge("rmdir", ctx.pid, src=(parent_inode, os.fsdecode(name))):
             return None
         await self._write_op("rmdir", self.writer.rmdir(parent_inode, os.fsdecode(name)))
+        self._dir_changed(parent_inode)
         return None
 
     async def rename(self, parent_inode_old: int, name_old: bytes, parent_inode_new: int,
@@ -649,13 +697,17 @@ class AionOperations(pyfuse3.Operations):
         await self._write_op("rename", self.writer.rename(
             parent_inode_old, os.fsdecode(name_old), parent_inode_new, os.fsdecode(name_new),
             noreplace=bool(flags & pyfuse3.RENAME_NOREPLACE)))
+        self._dir_changed(parent_inode_old, parent_inode_new)
 
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> Any:
         if new_parent_inode >= VIRTUAL_BASE:  # `ln FILE tags/<t>/` tags the file
             await self._tag(self._node(new_parent_inode), inode)
             self.lookups[inode] += 1
             return self._entry(self.view.attr(inode, False), VIEW_ENTRY_TIMEOUT)
-        raise pyfuse3.FUSEError(errno.EROFS)
+        # Hard links cannot be kept (a library file has one name per folder): EPERM, what
+        # link(2) answers on filesystems without them; EROFS would tell tools the whole
+        # filesystem is read-only.
+        raise pyfuse3.FUSEError(errno.EPERM)
 
     # -- writes in the virtual folders --------------------------------------------------------
 
@@ -715,7 +767,7 @@ class AionOperations(pyfuse3.Operations):
         await self._retag(attr.inode, lambda old: [t for t in old if t != tag])
 
     async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> Any:
-        raise pyfuse3.FUSEError(errno.EROFS)
+        raise pyfuse3.FUSEError(errno.EPERM)  # symlink(2) where they are not supported
 
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         local = self._locals.get(fh)
@@ -799,7 +851,7 @@ class AionOperations(pyfuse3.Operations):
 
     def statistics(self) -> dict[str, Any]:
         return {"known_inodes": len(self.lookups), "open_dirs": len(self._dirs),
-                "open_files": len(self._files)}
+                "open_files": len(self._files), "unlinked_open": len(self._unlinked)}
 
 
 def _forget_deleted(parent: int, name: str, inode: int) -> None:

@@ -5,10 +5,18 @@ directory entries, extended attributes, and the generated `.desktop` bytes
 of saved links. The pyfuse3 adapter (`ops.py`) only translates these.
 
 Attributes: directories 0755, files 0644 (0444 on a read-only mount),
-owned by the mounting user; sizes from the API; mtime from the file's
-`updated_at` when known, else its upload time (folders: their
-`updated_at`); ctime and atime equal mtime; `st_blocks` counts 512-byte
+owned by the mounting user; sizes from the API; `st_blocks` counts 512-byte
 blocks of the size.
+
+Times are honest: mtime changes only when the bytes do (a write, a truncate)
+or when set (utimens: `cp -p`, `rsync -a`, `tar -x`), ctime whenever the
+file's metadata changes. Times set through the mount live in the store per
+inode and hold across upload, remount and eviction. A file never touched
+here shows its upload time (`created_at`: a file's bytes never change under
+its id, so that is when they were made, as far as the API knows) as mtime
+and its `updated_at`, when known, as ctime. A folder shows the later of its
+`updated_at` and the last change of its entries made through the mount.
+atime equals mtime.
 """
 
 from __future__ import annotations
@@ -50,6 +58,11 @@ class Attr:
     #: a file shown in by-date/ and under each of its tags too counts those as links,
     #: so that du, tar and rsync -H see one file, not several
     nlink: int = 1
+    ctime_ns: int = 0  # 0: the mtime
+
+    @property
+    def ctime(self) -> int:
+        return self.ctime_ns or self.mtime_ns
 
     @property
     def blocks(self) -> int:
@@ -89,27 +102,38 @@ class LibraryView:
 
     # -- attributes ----------------------------------------------------------------
 
-    def _dir_attr(self, inode: int, mtime_ns: int) -> Attr:
-        return Attr(inode, True, 4096, stat.S_IFDIR | 0o755, mtime_ns, self.uid, self.gid)
+    def _dir_attr(self, inode: int, mtime_ns: int, set_times: tuple[int, int] | None) -> Attr:
+        ctime_ns = mtime_ns
+        if set_times is not None:
+            mtime_ns, ctime_ns = max(mtime_ns, set_times[0]), max(mtime_ns, set_times[1])
+        return Attr(inode, True, 4096, stat.S_IFDIR | 0o755, mtime_ns, self.uid, self.gid,
+                    ctime_ns=ctime_ns)
 
     def file_attr(self, row: Any) -> Attr:
         size = len(desktop_entry(row)) if row["media_type"] == "link" else row["size"]
         mode = stat.S_IFREG | (0o444 if self.read_only else 0o644)
-        mtime = _ns(row["updated_at"] or row["created_at"], self.mounted_ns)
+        mtime = row["set_mtime_ns"]
+        if mtime is None:
+            mtime = _ns(row["created_at"], self.mounted_ns)
+            ctime = _ns(row["updated_at"], mtime)
+        else:
+            ctime = row["set_ctime_ns"]
         nlink = 1
         if self.views:  # the tree, by-date/, and tags/<t>/ for each tag
             tags = row["tags"]
             nlink = 2 + (tags.count('"') - tags.count('\\"')) // 2  # JSON: 2 quotes a tag
-        return Attr(row["inode"], False, size, mode, mtime, self.uid, self.gid, nlink)
+        return Attr(row["inode"], False, size, mode, mtime, self.uid, self.gid, nlink, ctime)
 
     def attr(self, inode: int, is_dir: bool | None = None) -> Attr:
         """Attributes of an inode; `is_dir`, when known, saves the query of the other kind."""
         if inode == ROOT_INODE:
-            return self._dir_attr(inode, self.mounted_ns)
+            return self._dir_attr(inode, self.mounted_ns, self.store.times(inode))
         if is_dir is not False:
             folder = self.store.folder_by_inode(inode)
             if folder is not None:
-                return self._dir_attr(inode, _ns(folder["updated_at"], self.mounted_ns))
+                times = None if folder["set_mtime_ns"] is None else (
+                    folder["set_mtime_ns"], folder["set_ctime_ns"])
+                return self._dir_attr(inode, _ns(folder["updated_at"], self.mounted_ns), times)
         row = self.store.file_by_inode(inode) if is_dir is not True else None
         if row is None:
             raise FsError(errno.ENOENT)

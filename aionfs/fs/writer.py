@@ -40,6 +40,8 @@ T = TypeVar("T")
 
 #: how long an operation waits for the API before failing with EIO
 API_WAIT = 15.0
+#: folder levels the API keeps (a folder at the root is level 1)
+MAX_DEPTH = 10
 ACCEPTED_TEXT = "JPEG, PNG, WebP, GIF, PDF, DOCX, TXT, MD"
 
 
@@ -137,9 +139,17 @@ class Writer:
         if row is None:
             raise FsError(errno.ENOENT)
         events: list[Event] = []
+        # what the target name stood for goes once this file is in place: a library
+        # file, or a local version (and the library file that version replaces)
+        replaced: list[str] = []
         if target_local is not None:
+            replaced = [i for i in target_local.replaced if i != row["id"]]
             self.local.forget(target_local)
             events.append(Event("entry_removed", target_local.inode, new_parent, new_name))
+        elif target is not None and target.inode != entry.inode:
+            target_row = self.store.file_by_inode(target.inode)
+            if target_row is not None:
+                replaced = [target_row["id"]]
         if new_key != self._key(parent):
             self._not_offline(new_key)
             await self._api(f"moving {name}", lambda: self.client.move_files(
@@ -147,15 +157,15 @@ class Writer:
         if new_name != name:
             await self._api(f"renaming {name}", lambda: self.client.update_file(
                 row["id"], title=new_name))
-        replaced = None
-        if target is not None and target.inode != entry.inode:
-            replaced = self.store.file_by_inode(target.inode)
-            if replaced is not None:  # the old one goes once the new one is in place
+        for old_id in replaced:
+            try:
                 await self._api(f"replacing {new_name}",
-                                lambda: self.client.delete_file(replaced["id"]))
+                                lambda old_id=old_id: self.client.delete_file(old_id))
+            except FsError as exc:
+                if exc.errno != errno.ENOENT:  # (already gone: fine)
+                    raise
         with self.store.transaction():
-            if replaced is not None:
-                events += self.store.remove_entries_of(self.store.delete_files([replaced["id"]]))
+            events += self.store.remove_entries_of(self.store.delete_files(replaced))
             if new_name != name:
                 self.store.db.execute("UPDATE files SET title=? WHERE id=?",
                                       (new_name, row["id"]))
@@ -171,12 +181,21 @@ class Writer:
         if target is not None and target.is_dir:
             raise FsError(errno.EISDIR)
         events = [Event("entry_removed", local.inode, parent, local.name)]
+        # "Write a temp file, rename it over the document": the document's new version.
+        # It replaces what the name stood for: a library file, or a local version of it
+        # (whose upload, if in flight, is deleted once it lands), and keeps its title
+        # and tags. Saved again and again before any upload lands, it is still one file.
+        replaced: list[str] = []
         if target_local is not None and target_local is not local:
+            replaced = target_local.replaced
             self.local.forget(target_local)
-        if target is not None:  # "write a temp file, rename it over": an edit
+        elif target is not None:
             row = self.store.file_by_inode(target.inode)
             if row is not None:
-                self.local.journal.update(local, replaces_id=row["id"])
+                replaced = [row["id"]]
+        if replaced:
+            ids = list(dict.fromkeys(replaced + local.replaced))  # the target's first
+            self.local.journal.update(local, replaces_id=" ".join(ids))
         self.local.rename(local, new_parent, new_key, new_name)
         if local.state == "pending":
             self.wake_uploader()
@@ -187,8 +206,8 @@ class Writer:
         folder = self.store.folder_by_inode(inode)
         if folder is None:
             raise FsError(errno.ENOENT)
-        if target is not None:
-            raise FsError(errno.ENOTEMPTY if target.is_dir else errno.ENOTDIR)
+        if target is not None and not target.is_dir:
+            raise FsError(errno.ENOTDIR)
         # a folder cannot move into itself or below
         key: str | None = new_key
         while key:
@@ -197,6 +216,11 @@ class Writer:
             row = self.store.folder(key)
             key = row["parent_id"] if row is not None else None
         old_key = self._key(parent)
+        if new_key != old_key:
+            self._check_depth(new_key, self._subtree_depth(folder["id"]))
+        if target is not None and target.inode != inode:
+            # POSIX: a directory renamed over an empty one replaces it (ENOTEMPTY if not)
+            await self.rmdir(new_parent, new_name)
         if folder["id"].startswith(LOCAL_PREFIX):  # made offline: created later as it is then
             return self._folder_changed(folder["id"], new_name, new_key or None,
                                         {old_key, new_key})
@@ -220,6 +244,29 @@ class Writer:
                 events += self.store.rename_dir(key)
         return events
 
+    def _check_depth(self, parent_key: str, levels: int = 1) -> None:
+        """The API keeps folders at most MAX_DEPTH levels deep (422 beyond): a clear
+        errno at once (EMLINK, as ext4 answers when a directory can hold no more
+        subdirectories) rather than EIO after a round trip."""
+        depth, key = 0, parent_key
+        while key:
+            depth += 1
+            row = self.store.folder(key)
+            key = row["parent_id"] if row is not None else None
+        if depth + levels > MAX_DEPTH:
+            raise FsError(errno.EMLINK, f"the workspace keeps folders at most {MAX_DEPTH} "
+                                        "levels deep")
+
+    def _subtree_depth(self, folder_id: str) -> int:
+        """Levels of a folder and the folders below it (1: no subfolders)."""
+        children: dict[str | None, list[str]] = {}
+        for fid, parent in self.store.db.execute("SELECT id, parent_id FROM folders"):
+            children.setdefault(parent, []).append(fid)
+
+        def depth(fid: str) -> int:
+            return 1 + max((depth(c) for c in children.get(fid, [])), default=0)
+        return depth(folder_id)
+
     @staticmethod
     def _not_offline(key: str) -> None:
         if key.startswith(LOCAL_PREFIX):
@@ -233,6 +280,7 @@ class Writer:
         key = self._key(parent)
         if self.store.lookup(parent, name) or self.local.lookup(parent, name):
             raise FsError(errno.EEXIST)
+        self._check_depth(key)
         folder = None
         if not key.startswith(LOCAL_PREFIX):
             try:

@@ -58,10 +58,14 @@ FILE_COLUMNS = ("id", "title", "filename", "size", "media_type", "format", "cont
                 "created_at", "content_created_at")
 #: the id prefix of folders made offline, until they are created remotely
 LOCAL_PREFIX = "local:"
+#: Times set through the mount (inode_times), as columns of a query over `files f`.
+TIME_COLUMNS = ("(SELECT t.mtime_ns FROM inode_times t WHERE t.inode = f.inode) AS set_mtime_ns, "
+                "(SELECT t.ctime_ns FROM inode_times t WHERE t.inode = f.inode) AS set_ctime_ns")
 #: The file columns attributes need (a link's size depends on its .desktop text).
 ATTR_COLUMNS = ("f.id, f.inode, f.size, f.media_type, f.updated_at, f.created_at, f.title, "
                 "f.domain, f.source_url, f.tags, "
-                "CASE WHEN f.media_type = 'link' THEN f.description END AS description")
+                "CASE WHEN f.media_type = 'link' THEN f.description END AS description, "
+                + TIME_COLUMNS)
 #: Columns whose change means the bytes changed (not just metadata).
 CONTENT_COLUMNS = frozenset({"size"})
 
@@ -194,13 +198,30 @@ class Store:
         return self.db.execute("SELECT * FROM folders WHERE id=?", (folder_id,)).fetchone()
 
     def folder_by_inode(self, inode: int) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM folders WHERE inode=?", (inode,)).fetchone()
+        return self.db.execute(
+            "SELECT f.*, " + TIME_COLUMNS + " FROM folders f WHERE f.inode=?", (inode,)).fetchone()
 
     def file(self, file_id: str) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM files WHERE id=?", (file_id,)).fetchone()
 
     def file_by_inode(self, inode: int) -> sqlite3.Row | None:
-        return self.db.execute("SELECT * FROM files WHERE inode=?", (inode,)).fetchone()
+        return self.db.execute(
+            "SELECT f.*, " + TIME_COLUMNS + " FROM files f WHERE f.inode=?", (inode,)).fetchone()
+
+    # -- times set through the mount --------------------------------------------
+
+    def times(self, inode: int) -> tuple[int, int] | None:
+        """(mtime_ns, ctime_ns) set through the mount, if any."""
+        row = self.db.execute("SELECT mtime_ns, ctime_ns FROM inode_times WHERE inode=?",
+                              (inode,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def set_times(self, inode: int, mtime_ns: int, ctime_ns: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO inode_times(inode, mtime_ns, ctime_ns) "
+                        "VALUES (?, ?, ?)", (inode, mtime_ns, ctime_ns))
+
+    def forget_times(self, inode: int) -> None:
+        self.db.execute("DELETE FROM inode_times WHERE inode=?", (inode,))
 
     def members(self, folder_key: str) -> dict[str, sqlite3.Row]:
         """Files shown in a folder ('' = the root)."""
@@ -493,6 +514,7 @@ class Store:
                     "SELECT parent_inode, name, is_dir FROM entries WHERE inode=?", (inode,)):
                 events.append(Event("entry_removed", inode, parent, name, bool(is_dir)))
             self.db.execute("DELETE FROM entries WHERE inode=?", (inode,))
+            self.forget_times(inode)  # (inodes are never reused)
             events.append(Event("gone", inode))
         return events
 

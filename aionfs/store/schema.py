@@ -199,8 +199,22 @@ BEGIN
 END;
 """
 
+_V5 = """
+-- Times set through the mount (writes, truncates, utimens, entries made or removed
+-- in a directory), per inode: kept across upload, remount and eviction. An inode
+-- without a row shows the times the API gives (a file's upload time).
+CREATE TABLE inode_times (
+    inode    INTEGER PRIMARY KEY,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL
+);
+-- A journal entry unlinked or replaced while its upload was in flight: the copy
+-- that lands is deleted at once and never shown (1), so a save never leaves two.
+ALTER TABLE upload_journal ADD COLUMN discard INTEGER NOT NULL DEFAULT 0;
+"""
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

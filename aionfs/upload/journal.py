@@ -13,10 +13,18 @@ journal row. States, one vocabulary everywhere (xattr, status, docs):
 
 A close() that returns has its bytes fsync'd and its row committed (the
 store runs `synchronous=FULL` for these commits), so a crash after it
-loses nothing; a file whose close never returned is discarded at the next
-start (it may be half-written). Each upload step is recorded before the
-next begins, so a restart resumes where it stopped, and the upload itself
-is made safe to repeat by the content-hash duplicate check.
+loses nothing. What may be cut off is never uploaded: a file whose first
+close never returned (the mount stopped), or whose writes failed (EFBIG,
+ENOSPC), is kept as `failed` (step `incomplete`, the reason in
+`last_error`) until it is rewritten or removed. Each upload step is
+recorded before the next begins, so a restart resumes where it stopped,
+and the upload itself is made safe to repeat by the content-hash duplicate
+check.
+
+A file unlinked or replaced (a save renamed over it) while its upload is
+in flight cannot be called back: its row stays, marked `discard`, and the
+copy that lands is deleted at once and never shown. So every save ends
+with one file in the workspace, also across a crash.
 
 The file keeps one inode from creation on: a local inode is allocated for
 the row and, once uploaded, re-pointed at the remote file.
@@ -52,6 +60,11 @@ ACCEPTED = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg",
             ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
             ".txt": "text/plain", ".md": "text/markdown", ".markdown": "text/markdown"}
 MAX_SIZE = 100 * 1000 * 1000
+#: the step of a file that may be cut off (state failed): never uploaded as it is
+INCOMPLETE = "incomplete"
+#: journal rows with the times stat shows
+_SELECT = ("SELECT j.*, t.mtime_ns AS set_mtime_ns, t.ctime_ns AS set_ctime_ns "
+           "FROM upload_journal j LEFT JOIN inode_times t ON t.inode = j.inode")
 
 
 def is_scratch(name: str) -> bool:
@@ -75,7 +88,7 @@ class LocalFile:
     step: str
     size: int
     staging: Path
-    mtime: float
+    changed_at: float  # epoch of the last close or rename: the write-back delay counts from it
     scratch: bool
     remote_id: str | None
     replaces_id: str | None
@@ -83,13 +96,40 @@ class LocalFile:
     attempts: int
     title: str | None = None
     tags: list[str] | None = None
+    mtime_ns: int = 0  # what stat shows (inode_times), set by writes and utimens
+    ctime_ns: int = 0
+    discard: bool = False
 
     @classmethod
     def from_row(cls, r: sqlite3.Row) -> LocalFile:
+        changed = r["updated_at_epoch"]
+        mtime_ns = r["set_mtime_ns"] or int(changed * 1e9)
         return cls(r["id"], r["inode"], r["folder_id"] or "", r["name"], r["state"], r["step"],
-                   r["size"], Path(r["staging_path"]), r["updated_at_epoch"], bool(r["scratch"]),
+                   r["size"], Path(r["staging_path"]), changed, bool(r["scratch"]),
                    r["remote_id"], r["replaces_id"], r["last_error"], r["attempts"],
-                   r["title"], json.loads(r["tags"]) if r["tags"] else None)
+                   r["title"], json.loads(r["tags"]) if r["tags"] else None,
+                   mtime_ns, r["set_ctime_ns"] or mtime_ns, bool(r["discard"]))
+
+    @property
+    def replaced(self) -> list[str]:
+        """Library files this one replaces once it is in (space-separated ids in
+        `replaces_id`): the first is the one whose title and tags it carries (the
+        file it was saved over); others had names that are gone (an edited file
+        renamed over another)."""
+        return self.replaces_id.split() if self.replaces_id else []
+
+    @property
+    def incomplete(self) -> bool:
+        """Possibly cut off (a write failed, or the mount stopped before its first
+        close returned): never uploaded until rewritten."""
+        return self.step == INCOMPLETE
+
+    def touch(self, ctime_only: bool = False) -> None:
+        """The bytes (or, with ctime_only, the metadata) changed now."""
+        now = time.time_ns()
+        if not ctime_only:
+            self.mtime_ns = now
+        self.ctime_ns = now
 
 
 class Journal:
@@ -97,6 +137,9 @@ class Journal:
         self.store = store
         self.dir = staging
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        #: rows the uploader holds right now (whatever their state says): one dropped
+        #: meanwhile may land anyway, so it is marked `discard`, not removed
+        self.in_flight: set[int] = set()
 
     def _durable(self, durable: bool = True) -> None:
         """Whether the next commits are on disk when they return: a close promised
@@ -108,18 +151,19 @@ class Journal:
 
     def all(self) -> list[LocalFile]:
         return [LocalFile.from_row(r) for r in self.store.db.execute(
-            "SELECT * FROM upload_journal WHERE state != 'synced' ORDER BY id")]
+            f"{_SELECT} WHERE j.state != 'synced' ORDER BY j.id")]
 
     def get(self, jid: int) -> LocalFile | None:
-        r = self.store.db.execute("SELECT * FROM upload_journal WHERE id=?", (jid,)).fetchone()
+        r = self.store.db.execute(f"{_SELECT} WHERE j.id=?", (jid,)).fetchone()
         return LocalFile.from_row(r) if r else None
 
     def due(self, now: float, delay: float) -> list[LocalFile]:
-        """Pending files whose write-back delay has passed, oldest first."""
+        """Pending files whose write-back delay has passed, oldest first (and those
+        discarded in flight: their copies are deleted without delay)."""
         return [LocalFile.from_row(r) for r in self.store.db.execute(
-            "SELECT * FROM upload_journal WHERE state IN ('pending', 'uploading') AND "
-            "updated_at_epoch <= ? AND ifnull(folder_id, '') NOT LIKE 'local:%' "
-            "ORDER BY updated_at_epoch", (now - delay,))]
+            f"{_SELECT} WHERE j.state IN ('pending', 'uploading') AND "
+            "(j.updated_at_epoch <= ? OR j.discard) AND ifnull(j.folder_id, '') NOT LIKE 'local:%' "
+            "ORDER BY j.updated_at_epoch", (now - delay,))]
 
     def newest_close(self) -> float:
         """When the most recent pending file was closed (0 if none is pending)."""
@@ -138,13 +182,16 @@ class Journal:
 
     # -- writing ---------------------------------------------------------------------
 
-    def create(self, folder_key: str, name: str, *, edit: Any = None) -> LocalFile:
+    def create(self, folder_key: str, name: str, *, edit: Any = None,
+               times: tuple[int, int] | None = None) -> LocalFile:
         """A new file being written (state local until its first close).
 
         `edit`: the store row of a file this one rewrites; the new version keeps
         its inode, title and tags, and the old one is deleted once it is in.
+        `times`: (mtime_ns, ctime_ns) it shows until written (default: now).
         """
         now = time.time()
+        mtime_ns, ctime_ns = times or (time.time_ns(),) * 2
         self._durable(False)
         with self.store.transaction():
             cur = self.store.db.execute(
@@ -159,32 +206,45 @@ class Journal:
             staging = self.dir / str(jid)
             self.store.db.execute("UPDATE upload_journal SET inode=?, staging_path=? WHERE id=?",
                                   (inode, str(staging), jid))
+            self.store.set_times(inode, mtime_ns, ctime_ns)
         staging.touch(mode=0o600)
         found = self.get(jid)
         assert found is not None
         return found
 
     def commit(self, f: LocalFile, size: int,
-               also: Callable[[sqlite3.Connection], None] | None = None) -> None:
-        """The last close: bytes to disk, then the row (pending, or local for scratch).
+               also: Callable[[sqlite3.Connection], None] | None = None, *,
+               incomplete: str | None = None) -> None:
+        """The last close: bytes to disk, then the row (pending, or local for scratch)
+        with the file's times.
 
         `also` writes more rows in the same transaction (a watched folder's record
-        of the file it took), so that both or neither are there after a crash."""
+        of the file it took), so that both or neither are there after a crash.
+        `incomplete`: why these bytes may be cut off (a write failed): kept as
+        failed, never uploaded."""
         fd = os.open(f.staging, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-        f.state = "local" if f.scratch else "pending"
-        f.size, f.mtime = size, time.time()
+        if incomplete is not None and not f.scratch:
+            f.state, f.step, f.last_error = "failed", INCOMPLETE, incomplete
+        else:
+            f.state, f.step, f.last_error = ("local" if f.scratch else "pending"), "upload", None
+        f.size, f.changed_at = size, time.time()
         self._durable()
         with self.store.transaction():
             self.store.db.execute(
-                "UPDATE upload_journal SET state=?, step='upload', size=?, sha256=NULL, "
-                "attempts=0, last_error=NULL, updated_at_epoch=? WHERE id=?",
-                (f.state, size, f.mtime, f.id))
+                "UPDATE upload_journal SET state=?, step=?, size=?, sha256=NULL, "
+                "attempts=0, last_error=?, updated_at_epoch=? WHERE id=?",
+                (f.state, f.step, size, f.last_error, f.changed_at, f.id))
+            self.store.set_times(f.inode, f.mtime_ns, f.ctime_ns)
             if also is not None:
                 also(self.store.db)
+
+    def set_times(self, f: LocalFile) -> None:
+        """utimens (or a truncate of a closed file): the times stat shows, kept."""
+        self.store.set_times(f.inode, f.mtime_ns, f.ctime_ns)
 
     def move(self, f: LocalFile, folder_key: str, name: str) -> None:
         """Renamed or moved before upload; a scratch file renamed onto a real name is
@@ -194,13 +254,15 @@ class Journal:
         if f.scratch and not scratch and f.state == "local":
             f.state = "pending"
         f.scratch = scratch
-        f.mtime = time.time()
+        f.changed_at = time.time()
+        f.touch(ctime_only=True)
         self._durable()
         with self.store.transaction():
             self.store.db.execute(
                 "UPDATE upload_journal SET folder_id=?, name=?, scratch=?, state=?, "
                 "updated_at_epoch=? WHERE id=?",
-                (folder_key or None, name, int(scratch), f.state, f.mtime, f.id))
+                (folder_key or None, name, int(scratch), f.state, f.changed_at, f.id))
+            self.store.set_times(f.inode, f.mtime_ns, f.ctime_ns)
 
     def update(self, f: LocalFile, **fields: object) -> None:
         """Record an upload step (state, step, remote_id, sha256, last_error, …)."""
@@ -212,25 +274,43 @@ class Journal:
             self.store.db.execute(f"UPDATE upload_journal SET {sets} WHERE id=?",
                                   (*fields.values(), f.id))
 
-    def remove(self, f: LocalFile) -> None:
-        """Synced or deleted: the row and the staging file go."""
+    def remove(self, f: LocalFile, keep_bytes: bool = False) -> None:
+        """Synced or deleted: the row and (unless still open: `keep_bytes`) the
+        staging file go."""
         with self.store.transaction():
             self.store.db.execute("DELETE FROM upload_journal WHERE id=?", (f.id,))
-        f.staging.unlink(missing_ok=True)
+            if f.remote_id is None and not f.replaces_id:  # never a library file's inode
+                self.store.forget_times(f.inode)
+        if not keep_bytes:
+            f.staging.unlink(missing_ok=True)
+
+    def drop(self, f: LocalFile, keep_bytes: bool = False) -> None:
+        """Unlinked, or replaced by a file renamed over it. Not yet sent: gone. In
+        flight (`uploading`): marked `discard`, so the copy that lands is deleted."""
+        if f.state == "uploading" or f.id in self.in_flight:
+            f.discard = True
+            self.update(f, discard=1)
+        else:
+            self.remove(f, keep_bytes)
 
     def recover(self) -> int:
-        """At start: drop files whose first close never returned (they may be
-        half-written) and rewrites that never finished; the rest resumes."""
-        dropped = 0
+        """At start: files whose first close never returned may be cut off: kept as
+        failed (never uploaded until rewritten); rewrites that never finished and
+        staging files of no row (unlinked while open) go; failed uploads are tried
+        once more. Returns how many files were found cut off."""
+        cut = 0
         for f in self.all():
             if f.state == "local" and not f.scratch:
-                self.remove(f)
-                dropped += 1
-            elif f.state == "failed":  # the cause may have cleared: once more per mount
+                self.update(f, state="failed", step=INCOMPLETE,
+                            last_error="incomplete: the mount stopped before it was closed")
+                cut += 1
+            elif f.state == "failed" and not f.incomplete:  # the cause may have cleared
                 self.update(f, state="pending")
-        for stray in self.dir.glob("*.w"):
-            stray.unlink()
-        return dropped
+        known = {str(r[0]) for r in self.store.db.execute("SELECT id FROM upload_journal")}
+        for stray in self.dir.iterdir():
+            if stray.suffix == ".w" or stray.name not in known:
+                stray.unlink()
+        return cut
 
     def rewrite_path(self, f: LocalFile) -> Path:
         """Where a rewrite of a closed file goes until its close (then replaces it)."""

@@ -40,7 +40,7 @@ from ..api.errors import (
     QuotaExceeded,
     TransientError,
 )
-from ..store import ALL_FILES, Event
+from ..store import ALL_FILES, Event, naming
 from ..store.db import LOCAL_PREFIX, file_row
 from ..sync import Syncer
 from .journal import Journal, LocalFile, content_type
@@ -76,7 +76,7 @@ class Uploader:
         self._wake = trio.Event()
         self._batch: int | None = None
         self._flushing = 0  # `aionfs flush` callers waiting: no write-back delay meanwhile
-        self._in_flight: set[int] = set()  # journal ids of the batches being taken
+        self._in_flight = journal.in_flight  # journal ids of the batches being taken
         self._backoff = 0.5  # seconds; doubled by each transient failure in a row
         self._hold_until = 0.0  # trio time before which no new batch starts
 
@@ -224,17 +224,23 @@ class Uploader:
         for claim in claims:
             self.syncer.claim(*claim)
         errors: list[TransientError] = []
+        live = files
         try:
             # each step for whatever it can; a transient failure ends the round after it
-            for step in (lambda: self._upload_all([f for f in files if f.step == "upload"]),
-                         lambda: self._move_all([f for f in files if f.step == "move"]),
-                         lambda: self._settle_all([f for f in files if f.step == "done"],
-                                                  versions)):
+            for step in ("upload", "move", "done"):
                 try:
-                    await step()
+                    # unlinked or saved over meanwhile: never shown, deleted if it landed
+                    live = await self._drop_discarded(live)
+                    todo = [f for f in live if f.step == step]
+                    if step == "upload":
+                        await self._upload_all(todo)
+                    elif step == "move":
+                        await self._move_all(todo)
+                    else:
+                        await self._settle_all(todo, versions)
                 except TransientError as exc:
                     errors.append(exc)
-                for f in files:
+                for f in live:
                     if f.remote_id:
                         self.syncer.claim_id(f.remote_id)
         finally:
@@ -243,14 +249,43 @@ class Uploader:
         if errors:
             raise errors[0]
 
+    async def _drop_discarded(self, files: list[LocalFile]) -> list[LocalFile]:
+        """Entries dropped while in flight (journal.drop): one never sent goes; one
+        that landed is deleted from the workspace, never shown. One sent without an
+        answer (after a crash) goes on: its resumed upload learns the id to delete."""
+        if not files:
+            return files
+        rows = {r[0]: r[1:] for r in self.store.db.execute(
+            f"SELECT id, discard, remote_id, sha256 FROM upload_journal WHERE id IN "
+            f"({','.join('?' * len(files))})", [f.id for f in files])}
+        keep = []
+        for f in files:
+            row = rows.get(f.id)
+            if row is None:  # removed (unlinked before it was taken)
+                continue
+            discard, remote_id, sha = row
+            if not discard or (remote_id is None and sha is not None):
+                keep.append(f)
+                continue
+            if remote_id is not None:
+                with contextlib.suppress(NotFound):
+                    await self.client.delete_file(remote_id, priority=Priority.UPLOAD)
+                log.info("%s was removed or saved over while uploading: its copy is deleted",
+                         f.name)
+            self.journal.remove(f)  # (open descriptors keep their bytes)
+        return keep
+
     async def _upload_all(self, files: list[LocalFile]) -> None:
         if not files:
             return
         for f in files:  # an edit carries the metadata the file has *now* (sync keeps it)
-            if f.replaces_id:
-                row = self.store.file(f.replaces_id)
-                if row is not None:
-                    f.title, f.tags = row["title"], json.loads(row["tags"])
+            row = self.store.file(f.replaced[0]) if f.replaced else None
+            if row is not None:
+                f.tags = json.loads(row["tags"])
+                # its title too, unless the file was renamed (the name is the new title)
+                shown = naming.file_name(row["title"], row["filename"], row["format"],
+                                         row["media_type"], row["domain"])
+                f.title = row["title"] if shown == f.name else f.name
         data = {f.id: f.staging.read_bytes() for f in files}
         sha = {f.id: hashlib.sha256(data[f.id]).hexdigest() for f in files}
         recorded = {r[0]: (r[1], r[2]) for r in self.store.db.execute(
@@ -397,9 +432,14 @@ class Uploader:
         in computed once: per file, that was a pass over the whole folder, i.e.
         quadratic in a copy of many files into one folder."""
         for f, _item in ready:
-            if f.replaces_id:  # the new one is in place: the old one goes
+            for old_id in f.replaced:  # the new one is in place: the old ones go
                 with contextlib.suppress(NotFound):
-                    await self.client.delete_file(f.replaces_id, priority=Priority.UPLOAD)
+                    await self.client.delete_file(old_id, priority=Priority.UPLOAD)
+        # dropped during those deletes: left for the next round (which deletes its copy);
+        # from here on nothing awaits, so no operation on the mount comes in between
+        discarded = {r[0] for r in self.store.db.execute(
+            "SELECT id FROM upload_journal WHERE discard=1")}
+        ready = [(f, item) for f, item in ready if f.id not in discarded]
         events: list[Event] = []
         finished: list[LocalFile] = []
         with self.store.transaction():
@@ -407,7 +447,7 @@ class Uploader:
             for f, item in ready:
                 folders |= self._settle_one(f, item, events)
                 current = self.journal.get(f.id)
-                if current is not None and current.mtime != versions[f.id]:
+                if current is not None and current.changed_at != versions[f.id]:
                     # changed while uploading: send it again
                     self.store.db.execute(
                         "UPDATE upload_journal SET state='pending', step='upload', "
@@ -425,12 +465,11 @@ class Uploader:
 
     def _settle_one(self, f: LocalFile, item: Any, events: list[Event]) -> set[str]:
         """The store rows of one uploaded file; the folders whose names changed."""
-        if f.replaces_id:
-            gone = self.store.delete_files([f.replaces_id])
-            if gone == [f.inode]:  # an edit: the same inode goes on, under the new id
+        for inode in self.store.delete_files(f.replaced):
+            if inode == f.inode:  # an edit: the same inode goes on, under the new id
                 self.store.db.execute("DELETE FROM entries WHERE inode=?", (f.inode,))
             else:
-                events += self.store.remove_entries_of(gone)
+                events += self.store.remove_entries_of([inode])
         # The local inode now stands for the remote file. Sync may have met the
         # new file first and given it an inode of its own: that one goes.
         other = self.store.db.execute("SELECT inode FROM inodes WHERE kind='file' AND "
