@@ -88,21 +88,25 @@ def test_long_names_are_cut_at_a_character_keeping_the_extension() -> None:
     assert n.safe_name("\ud800bad") == "\ufffd\ufffd\ufffdbad"
 
 
-def test_assign_is_deterministic_stable_and_unique() -> None:
+def test_assign_is_a_function_of_the_members_alone() -> None:
     a = n.Child(10, "x.jpg", "2025-01-01", "aaaaaaaa-1")
     b = n.Child(11, "x.jpg", "2025-01-02", "bbbbbbbb-2")
     c = n.Child(12, "y.jpg", "2025-01-03", "cccccccc-3")
-    first = n.assign([b, c, a], {})
+    first = n.assign([b, c, a])
     assert first == {10: "x.jpg", 11: "x (bbbbbbbb).jpg", 12: "y.jpg"}
-    assert n.assign([c, a, b], {}) == first  # order of input does not matter
-    # the oldest goes away: the other keeps its suffixed name
-    assert n.assign([b, c], first) == {11: "x (bbbbbbbb).jpg", 12: "y.jpg"}
-    # a newcomer with a taken name is suffixed, the holder keeps its name
+    assert n.assign([c, a, b]) == first  # order of input does not matter
+    # the holder of the plain name goes away (deleted, or replaced by a version saved on
+    # another client): the oldest that wants it takes it, so that every client, whatever
+    # it learned first, shows the same file under the same name
+    assert n.assign([b, c]) == {11: "x.jpg", 12: "y.jpg"}
+    b2 = n.Child(15, "x.jpg", "2025-01-04", "ffffffff-6")
+    assert n.assign([b2, b, c]) == {11: "x.jpg", 15: "x (ffffffff).jpg", 12: "y.jpg"}
+    # an older namesake moved in takes the plain name
     d = n.Child(13, "y.jpg", "2024-01-01", "dddddddd-4")
-    assert n.assign([a, b, c, d], first)[13] == "y (dddddddd).jpg"
+    assert n.assign([a, b, c, d])[12] == "y (cccccccc).jpg"
     # reserved names (virtual folders at the root) are never given out
     e = n.Child(14, "search", "2020-01-01", "eeeeeeee-5")
-    assert n.assign([e], {}, frozenset({"search"})) == {14: "search (eeeeeeee)"}
+    assert n.assign([e], frozenset({"search"})) == {14: "search (eeeeeeee)"}
 
 
 def test_an_item_seen_twice_in_one_batch_is_stored_once(tmp_path: Path) -> None:

@@ -492,7 +492,7 @@ class Store:
             existing[inode] = name
             is_dir.setdefault(inode, bool(was_dir))
         reserved = naming.VIRTUAL_ROOT_NAMES if parent == ROOT_INODE else frozenset()
-        names = naming.assign(children, existing, reserved)
+        names = naming.assign(children, reserved)
         events: list[Event] = []
         for inode, old in existing.items():
             if names.get(inode) != old:

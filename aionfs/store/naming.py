@@ -121,26 +121,21 @@ class Child:
     object_id: str
 
 
-def assign(children: Iterable[Child], existing: dict[int, str],
-           reserved: frozenset[str] = frozenset()) -> dict[int, str]:
-    """Names for every child: stable where possible, unique always.
+def assign(children: Iterable[Child], reserved: frozenset[str] = frozenset()) -> dict[int, str]:
+    """Names for every child: the oldest (upload time, then id) of those that want
+    a name gets it plain, the others suffixed with their id.
 
-    `existing` maps inodes to the names they have now. A child keeps its name
-    if that name is still its desired name (plain or suffixed) and free;
-    the rest are named oldest first, plain when free, else suffixed.
+    The names are a function of the directory's members alone, never of the
+    order in which they were learned: every client shows the same file under
+    the same name (two workstations that saved `doc.md` at once both show the
+    earlier upload as `doc.md`), and a name changes only when a file's own
+    metadata or the membership of its directory does (the plain holder goes:
+    the next oldest takes the name; an older namesake moves in: it takes it).
     """
     ordered = sorted(children, key=lambda c: (c.created_at, c.object_id))
     taken = set(reserved)
     result: dict[int, str] = {}
     for c in ordered:
-        old = existing.get(c.inode)
-        if old is not None and old not in taken and old in (c.desired,
-                                                            suffixed(c.desired, c.object_id)):
-            result[c.inode] = old
-            taken.add(old)
-    for c in ordered:
-        if c.inode in result:
-            continue
         name = c.desired
         length = 8
         while name in taken:

@@ -36,7 +36,7 @@ import trio
 
 from ..api import AionClient, Priority
 from ..api.errors import ApiError, NotFound
-from ..store import ALL_FILES, Event, Store
+from ..store import ALL_FILES, Event, Store, naming
 from ..store.db import file_row, folder_row
 from .plan import ListingPlan, MassDeleteRefused, check_deletions, plan_listing, plan_tree
 
@@ -460,11 +460,15 @@ class Syncer:
                 added, _, _ = self.store.upsert_files(fresh)
             report.added += len(added)
         folders = self.store.folders()
+        # A new file named like one we show in a folder is most likely a new version
+        # saved on another client (the old one deleted: the folder's count unchanged):
+        # that folder is listed again now, not at its next revalidation.
+        namesakes = self._namesake_folders(fresh)
         for fid, f in folders.items():
             row = self.store.listing(fid)
             if row is None and not f["file_count"]:
                 continue
-            if row is None or f["file_count"] != len(self.store.members(fid)):
+            if row is None or f["file_count"] != len(self.store.members(fid)) or fid in namesakes:
                 report.merge_counts(await self.list_folder(fid, priority))
         if total is not None and not self.reconcile_root(total):
             # Counts disagree at the root: a root or unplaced file moved or went away.
@@ -476,6 +480,22 @@ class Syncer:
         report.seconds = time.monotonic() - started
         self.last_sync = time.time()
         return report
+
+    def _namesake_folders(self, rows: list[dict[str, Any]]) -> set[str]:
+        """Folders showing a file under the name one of these new files wants."""
+        names = {naming.file_name(r["title"], r["filename"], r["format"], r["media_type"],
+                                  r["domain"]) for r in rows
+                 if r["id"] not in self._claimed  # (our own uploads: we know where they go)
+                 and (r["filename"], r["size"]) not in self._claims}
+        out: set[str] = set()
+        for name in names:
+            for (parent,) in self.store.db.execute(
+                    "SELECT DISTINCT parent_inode FROM entries WHERE name=? AND is_dir=0",
+                    (name,)):
+                folder = self.store.folder_by_inode(parent)
+                if folder is not None:
+                    out.add(folder["id"])
+        return out
 
     async def revalidate(self, older_than: float, limit: int = 5,
                          priority: Priority = Priority.BACKGROUND) -> SyncReport:

@@ -82,7 +82,6 @@ class VirtualTree:
         self._by_path: dict[tuple[str, ...], Node] = {}
         self._by_inode: dict[int, Node] = {}
         #: names given in each virtual directory, kept so names stay stable
-        self._names: dict[tuple[str, ...], dict[int, str]] = {}
         self._tags: dict[str, str] | None = None  # shown name → tag
         self._bad_colors: set[str] = set()
         self._families: frozenset[str] | None = None
@@ -243,8 +242,7 @@ class VirtualTree:
         children = [naming.Child(r["inode"], naming.file_name(
             r["title"], r["filename"], r["format"], r["media_type"], r["domain"]),
             r["created_at"], r["id"]) for r in rows]
-        names = naming.assign(children, self._names.get(node.path, {}))
-        self._names[node.path] = names
+        names = naming.assign(children)
         ranked = self.rank_names and node.kind in QUERY_KINDS
         width = max(3, len(str(len(rows))))
         out = []
