@@ -283,7 +283,7 @@ def mount(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | N
 
     from .config import ConfigError, parse_size
     from .config import thumbnail_sizes as config_thumbnail_sizes
-    from .daemon.mount import MountError, check_mountpoint
+    from .daemon.mount import MountError, check_mountpoint, is_mounted
     from .daemon.options import MountOptions
 
     try:
@@ -312,7 +312,7 @@ def mount(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | N
         profile = profile.with_overrides("default", cache_size=min(free // 10, 20 << 30))
     where = profile.mountpoint.absolute()
     try:
-        if mkdir:
+        if mkdir and not is_mounted(where):  # a dead mount fails the mkdir's stat
             where.mkdir(parents=True, exist_ok=True)
         check_mountpoint(where)
     except (MountError, OSError) as exc:

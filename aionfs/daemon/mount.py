@@ -12,11 +12,15 @@ control.py), so `aionfs unmount` and `aionfs status` find it.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
+import re
 import subprocess
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyfuse3
@@ -38,6 +42,7 @@ from ..upload.lock import JournalBusy, JournalLock
 from ..upload.worker import Uploader
 from ..views import QueryCache, VirtualTree
 from ..watch import WatchedFolder, Watches
+from . import control
 from .control import pidfile_for, serve_control, socket_for
 from .handlers import Controls
 from .notify import Notifier
@@ -51,21 +56,178 @@ class MountError(Exception):
     """The mount cannot start; the message says why and what to do."""
 
 
-def _clear_stale_mount(mountpoint: Path) -> None:
-    """A daemon that died (kill -9, a crash) leaves its mount behind, answering
-    ENOTCONN; systemd's restart must be able to mount again, so it is detached."""
+@dataclass(frozen=True)
+class MountEntry:
+    """One line of /proc/self/mountinfo: what is mounted at a path."""
+
+    path: str
+    dev: str  # "major:minor"
+    fstype: str  # "fuse.aionfs", "fuse.sshfs", "ext4", ...
+    source: str  # "aionfs:api.aionvision.tech", ...
+
+    @property
+    def fuse(self) -> bool:
+        return self.fstype == "fuse" or self.fstype.startswith(("fuse.", "fuseblk"))
+
+    @property
+    def aionfs(self) -> bool:
+        return self.fstype == "fuse.aionfs" or self.source.startswith("aionfs:")
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
+
+
+def mount_at(mountpoint: Path) -> MountEntry | None:
+    """What is mounted at `mountpoint` (the topmost mount), from /proc/self/mountinfo;
+    the mountpoint itself is never touched (a dead or hung mount would answer with
+    ENOTCONN, a stale cached stat, or not at all)."""
+    paths = {control.canonical(mountpoint)}
     try:
-        os.stat(mountpoint)
-    except OSError as exc:
-        if exc.errno != errno.ENOTCONN:
-            return
-        log.warning("%s was left mounted by a daemon that is gone: detaching it", mountpoint)
-        subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False,
-                       capture_output=True)
+        text = os.fsdecode(Path("/proc/self/mountinfo").read_bytes())
+    except OSError:
+        return None
+    with contextlib.suppress(OSError):
+        if os.path.islink(mountpoint):  # a symlink is never a mountpoint: safe to follow
+            paths.add(os.path.realpath(mountpoint))
+    found = None
+    for line in text.splitlines():
+        head, _, tail = line.partition(" - ")
+        fields, rest = head.split(), tail.split()
+        if len(fields) < 5 or len(rest) < 2:
+            continue
+        if _unescape(fields[4]) in paths:  # the last line is the topmost mount
+            found = MountEntry(_unescape(fields[4]), fields[2], rest[0], _unescape(rest[1]))
+    return found
 
 
-def check_mountpoint(mountpoint: Path) -> None:
-    _clear_stale_mount(mountpoint)
+def _mountinfo_readable() -> bool:
+    return os.access("/proc/self/mountinfo", os.R_OK)
+
+
+def is_mounted(mountpoint: Path) -> bool:
+    """Whether something is mounted there, from the mount table: never a stat of the
+    mountpoint, which a dead daemon's mount answers with ENOTCONN (or, from the
+    kernel's attribute cache, as if alive) and a hung one not at all."""
+    if _mountinfo_readable():
+        return mount_at(mountpoint) is not None
+    return os.path.ismount(mountpoint)
+
+
+def daemon_alive(pid: int) -> bool:
+    """Whether the process is running (a zombie, not yet reaped by its parent, is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: kill(0) is all we know
+    state = stat.rpartition(")")[2].split()[:1]
+    return state not in (["Z"], ["X"], ["x"])
+
+
+def _live_daemon(mountpoint: Path) -> int | None:
+    """The pid of the aionfs daemon serving `mountpoint` (from its pidfile), if it is
+    running; a pid reused by another program is not it."""
+    pid, _ = mounted_store(mountpoint)
+    if pid is None or not daemon_alive(pid):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid
+    return pid if b"aionfs" in cmdline else None
+
+
+#: what a FUSE mount answers once its connection is gone (ECONNABORTED: a request
+#: that was waiting when the daemon died)
+DEAD = (errno.ENOTCONN, errno.ECONNABORTED)
+
+
+def statfs_probe(mountpoint: Path, timeout: float) -> int | None:
+    """Ask the filesystem for its statfs, which FUSE never answers from a cache: 0 if
+    it answers, the errno if it fails (ENOTCONN: its daemon is gone), None if it does
+    not answer within `timeout` (a live but busy or stopped daemon: we never wait on it).
+
+    The call runs in a daemon thread left behind if it hangs; it finishes whenever
+    the filesystem answers, or with the process."""
+    result: list[int] = []
+
+    def probe() -> None:
+        try:
+            os.statvfs(mountpoint)
+            result.append(0)
+        except OSError as exc:
+            result.append(exc.errno or errno.EIO)
+
+    thread = threading.Thread(target=probe, name="aionfs-statfs-probe", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return result[0] if result else None
+
+
+def _clear_stale_mount(mountpoint: Path, entry: MountEntry, probe_timeout: float) -> bool:
+    """A daemon that died (kill -9, a crash, a watchdog abort) leaves its mount behind:
+    every request fails with ENOTCONN, except that stat may still answer from the
+    kernel's attribute cache. systemd's restart (and the user's next `aionfs mount`)
+    must be able to mount again, so such a mount is detached (`fusermount3 -u -z`:
+    files still open there keep working until closed, with errors).
+
+    Only an aionfs mount whose statfs fails as dead (DEAD) and whose daemon (named
+    in the pidfile) is not running is detached; a mount that answers, or does not
+    answer in time, is left alone. Returns whether it was detached."""
+    if not entry.aionfs or _live_daemon(mountpoint) is not None:
+        return False
+    pid, _ = mounted_store(mountpoint)
+    if statfs_probe(mountpoint, probe_timeout) not in DEAD:
+        return False
+    log.warning("%s was left mounted by an aionfs daemon that is gone%s: detaching it",
+                mountpoint, f" (pid {pid})" if pid is not None else "")
+    res = subprocess.run(["fusermount3", "-u", "-z", str(mountpoint)], check=False,
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        raise MountError(f"{mountpoint} was left mounted by an aionfs daemon that is gone, "
+                         f"and detaching it failed: {res.stderr.strip()} (try "
+                         f"'fusermount3 -u -z {mountpoint}')")
+    with contextlib.suppress(OSError):
+        control.pidfile_for(mountpoint).unlink(missing_ok=True)
+    return True
+
+
+def _busy(mountpoint: Path, entry: MountEntry, probe_timeout: float) -> str:
+    """Why a mountpoint that is still mounted cannot be mounted again."""
+    where = f"{mountpoint} is already a mountpoint (busy)"
+    pid = _live_daemon(mountpoint) if entry.aionfs else None
+    if pid is not None:
+        return (f"{mountpoint} is already a mountpoint: aionfs (daemon pid {pid}) serves "
+                f"it; 'aionfs unmount {mountpoint}' first")
+    answer = statfs_probe(mountpoint, probe_timeout) if entry.fuse else 0
+    if answer is None:
+        # fusectl (if mounted) can end a connection whose daemon is stuck or gone.
+        abort = Path(f"/sys/fs/fuse/connections/{entry.dev.rpartition(':')[2]}/abort")
+        hint = f", or end it with 'echo 1 > {abort}'" if abort.exists() else ""
+        return (f"{where}: its {entry.fstype} filesystem does not answer; if its daemon is "
+                f"gone, detach it with 'fusermount3 -u -z {mountpoint}'{hint}")
+    if answer in DEAD:
+        return (f"{where}: its {entry.fstype} filesystem's daemon is gone; detach it with "
+                f"'fusermount3 -u -z {mountpoint}'")
+    return f"{where}: {entry.fstype} from {entry.source} is mounted there"
+
+
+def check_mountpoint(mountpoint: Path, *, probe_timeout: float = 2.0) -> None:
+    if _mountinfo_readable():
+        entry = mount_at(mountpoint)
+        for _ in range(5):  # a dead mount may cover another dead one
+            if entry is None or not _clear_stale_mount(mountpoint, entry, probe_timeout):
+                break
+            entry = mount_at(mountpoint)
+        if entry is not None:
+            raise MountError(_busy(mountpoint, entry, probe_timeout))
     if not mountpoint.exists():
         raise MountError(f"the mountpoint {mountpoint} does not exist (create it with mkdir)")
     if not mountpoint.is_dir():
@@ -242,7 +404,7 @@ def unmount(mountpoint: Path, timeout: float = 30.0, *, drain: float = 0.0,
     import time
 
     pid, store_path = mounted_store(mountpoint)
-    if not os.path.ismount(mountpoint):
+    if not is_mounted(mountpoint):  # a dead daemon's mount too
         raise MountError(f"{mountpoint} is not mounted")
     left = 0
     if drain and store_path is not None and store_path.exists():
@@ -263,11 +425,17 @@ def unmount(mountpoint: Path, timeout: float = 30.0, *, drain: float = 0.0,
                              "(is a file still open there? 'fuser -m' tells)")
         time.sleep(0.2)
     deadline = time.monotonic() + timeout
+    exited = None  # when it was first seen a zombie: its parent may be slow to reap it
     while pid is not None and time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
-        except OSError as exc:
-            if exc.errno == errno.ESRCH:
+        except ProcessLookupError:
+            return left
+        except PermissionError:
+            pass
+        if not daemon_alive(pid):
+            exited = exited or time.monotonic()
+            if time.monotonic() - exited > 3.0:  # exited; a parent that never reaps
                 return left
         time.sleep(0.05)
     if pid is not None:
