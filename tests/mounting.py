@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -50,7 +51,8 @@ class Mount:
 def mount(emulator: EmulatorProcess, key: str, where: Path, cache: Path,
           *extra: str) -> Mount:
     env = {**os.environ, "AIONVISION_API_KEY": key, "AIONVISION_BASE_URL": emulator.base_url}
-    where.mkdir(exist_ok=True)
+    with contextlib.suppress(FileExistsError):  # (a dead mount left there answers ENOTCONN)
+        os.mkdir(where)
     res = subprocess.run([sys.executable, "-m", "aionfs", "mount", str(where), "--cache-dir",
                           str(cache), "--rpm", "0", "--poll-interval", "0.3", "--revalidate-interval", "1",
                           "--read-timeout", "2", "--cache-size", "64M", *extra], env=env, capture_output=True,

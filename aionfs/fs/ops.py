@@ -694,6 +694,14 @@ class AionOperations(pyfuse3.Operations):
             return
         if flags & ~pyfuse3.RENAME_NOREPLACE:
             raise pyfuse3.FUSEError(errno.EINVAL)  # RENAME_EXCHANGE: not supported
+        old = os.fsdecode(name_old)
+        if self.local.lookup(parent_inode_old, old) is None:
+            entry = self.syncer.store.lookup(parent_inode_old, old)
+            if (entry is not None and not entry.is_dir
+                    and not self.writer.keeps_name(entry.inode, os.fsdecode(name_new))):
+                # renamed as a new version: its bytes staged as they are, then moved
+                edit = await self._start_edit(entry.inode, truncate=False)
+                self.local.journal.commit(edit, edit.size)
         await self._write_op("rename", self.writer.rename(
             parent_inode_old, os.fsdecode(name_old), parent_inode_new, os.fsdecode(name_new),
             noreplace=bool(flags & pyfuse3.RENAME_NOREPLACE)))
@@ -814,8 +822,9 @@ class AionOperations(pyfuse3.Operations):
         self.views.changed()
         if not self.mounted:
             return
-        if echo:
-            self.echoes.submit(events)
+        if echo:  # (a name written here shadows the library's: its changes are not seen)
+            self.echoes.submit([e for e in events if e.name is None or e.parent is None
+                                or self.local.lookup(e.parent, e.name) is None])
         gone = {e.inode for e in events if e.kind == "gone"}
         for inode in gone:
             for f in self.local.orphaned(inode):

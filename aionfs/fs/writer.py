@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import trio
 
 from ..api.errors import ApiError, Conflict, NotFound, TransientError, ValidationFailed
-from ..store import ALL_FILES, Event
+from ..store import ALL_FILES, Event, naming
 from ..store.db import LOCAL_PREFIX, folder_row
 from ..sync import Syncer
 from ..upload import content_type, is_scratch
@@ -95,11 +95,31 @@ class Writer:
             raise FsError(errno.EPERM, f"{name}: the workspace takes {ACCEPTED_TEXT} files "
                                        "(editor scratch files stay local)")
 
+    def keeps_name(self, inode: int, new_name: str) -> bool:
+        """Can a library file be renamed to this by a title change alone? Not when the
+        name's extension is not its type's (`mv notes.md notes.txt`): the API keeps
+        the original filename, and the mount would show `notes.txt.md`. Such a rename
+        is a new version under the new name (uploaded; the old one deleted)."""
+        row = self.store.file_by_inode(inode)
+        return row is None or naming.file_name(new_name, row["filename"], row["format"],
+                                               row["media_type"], row["domain"]) == new_name
+
     async def unlink(self, parent: int, name: str) -> list[Event]:
         local = self.local.lookup(parent, name)
         if local is not None:
+            # a new version of library files (an edit, a save over them): they go too,
+            # or they would be back at this name
+            for old_id in local.replaced:
+                try:
+                    await self._api(f"deleting {name}",
+                                    lambda old_id=old_id: self.client.delete_file(old_id))
+                except FsError as exc:
+                    if exc.errno != errno.ENOENT:
+                        raise
             self.local.forget(local)
-            return [Event("entry_removed", local.inode, parent, name)]
+            with self.store.transaction():  # (an edit's library file has the same inode)
+                events = self.store.remove_entries_of(self.store.delete_files(local.replaced))
+            return [Event("entry_removed", local.inode, parent, name), *events]
         entry = self.store.lookup(parent, name)
         if entry is None:
             raise FsError(errno.ENOENT)
@@ -197,6 +217,7 @@ class Writer:
             ids = list(dict.fromkeys(replaced + local.replaced))  # the target's first
             self.local.journal.update(local, replaces_id=" ".join(ids))
         self.local.rename(local, new_parent, new_key, new_name)
+        events += self._rename_dirs_of(local.replaced)  # what it replaces: named no more
         if local.state == "pending":
             self.wake_uploader()
         return events
@@ -266,6 +287,16 @@ class Writer:
         def depth(fid: str) -> int:
             return 1 + max((depth(c) for c in children.get(fid, [])), default=0)
         return depth(folder_id)
+
+    def _rename_dirs_of(self, file_ids: list[str]) -> list[Event]:
+        """Names again in the folders showing these files (replaced: no longer named)."""
+        keys = {row["folder_id"] or ALL_FILES for fid in file_ids
+                if (row := self.store.file(fid)) is not None and row["placement"] != "unknown"}
+        events: list[Event] = []
+        with self.store.transaction():
+            for key in keys:
+                events += self.store.rename_dir(key)
+        return events
 
     @staticmethod
     def _not_offline(key: str) -> None:

@@ -208,6 +208,20 @@ class Store:
         return self.db.execute(
             "SELECT f.*, " + TIME_COLUMNS + " FROM files f WHERE f.inode=?", (inode,)).fetchone()
 
+    def superseded(self) -> set[str]:
+        """Library files the upload journal is about to delete, never named: those a
+        local version replaces (an edit, a save over them) and the copies that landed
+        of entries dropped or changed in flight. Whatever lists them first (a sync, an
+        echo), the mount never shows a file that a newer one of the user's stands for."""
+        ids: set[str] = set()
+        for replaces, remote, discard in self.db.execute(
+                "SELECT replaces_id, remote_id, discard FROM upload_journal "
+                "WHERE replaces_id IS NOT NULL OR discard"):
+            ids.update((replaces or "").split())
+            if discard and remote:
+                ids.add(remote)
+        return ids
+
     # -- times set through the mount --------------------------------------------
 
     def times(self, inode: int) -> tuple[int, int] | None:
@@ -480,7 +494,10 @@ class Store:
             children.append(naming.Child(r["inode"], naming.folder_name(r["name"]),
                                          r["created_at"], r["id"]))
             is_dir[r["inode"]] = True
+        superseded = self.superseded()
         for r in self.members(folder_key).values():
+            if r["id"] in superseded:
+                continue
             children.append(naming.Child(
                 r["inode"], naming.file_name(r["title"], r["filename"], r["format"],
                                              r["media_type"], r["domain"]),

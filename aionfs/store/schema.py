@@ -211,6 +211,10 @@ CREATE TABLE inode_times (
 -- A journal entry unlinked or replaced while its upload was in flight: the copy
 -- that lands is deleted at once and never shown (1), so a save never leaves two.
 ALTER TABLE upload_journal ADD COLUMN discard INTEGER NOT NULL DEFAULT 0;
+-- SHA-256s of earlier versions sent without a known outcome (the file was rewritten
+-- while their upload was in flight, then the daemon died): a copy that landed is
+-- found by its hash and deleted, so a rewrite never leaves one behind.
+ALTER TABLE upload_journal ADD COLUMN uncertain_sha256 TEXT;
 """
 
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.

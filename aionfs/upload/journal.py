@@ -234,6 +234,12 @@ class Journal:
         f.size, f.changed_at = size, time.time()
         self._durable()
         with self.store.transaction():
+            # an earlier version may be on its way (or have landed unheard): its hash is
+            # kept, so that its copy is found and deleted whatever happens next
+            self.store.db.execute(
+                "UPDATE upload_journal SET uncertain_sha256 = "
+                "trim(ifnull(uncertain_sha256, '') || ' ' || sha256) "
+                "WHERE id=? AND sha256 IS NOT NULL AND step='upload'", (f.id,))
             self.store.db.execute(
                 "UPDATE upload_journal SET state=?, step=?, size=?, sha256=NULL, "
                 "attempts=0, last_error=?, updated_at_epoch=? WHERE id=?",
@@ -284,10 +290,28 @@ class Journal:
         if not keep_bytes:
             f.staging.unlink(missing_ok=True)
 
+    def sent(self, f: LocalFile, sha: str, remote_id: str) -> None:
+        """The upload of these bytes landed as `remote_id` (step move). If the file was
+        rewritten meanwhile, that copy is what the next version replaces."""
+        row = self.store.db.execute("SELECT sha256, uncertain_sha256, replaces_id FROM "
+                                    "upload_journal WHERE id=?", (f.id,)).fetchone()
+        if row is None:
+            return
+        if row[0] == sha:  # the version that was sent is still the file's
+            self.update(f, remote_id=remote_id, step="move")
+            return
+        uncertain = [h for h in (row[1] or "").split() if h != sha]
+        replaced = list(dict.fromkeys([*(row[2] or "").split(), remote_id]))
+        self.update(f, uncertain_sha256=" ".join(uncertain) or None,
+                    replaces_id=" ".join(replaced))
+
     def drop(self, f: LocalFile, keep_bytes: bool = False) -> None:
         """Unlinked, or replaced by a file renamed over it. Not yet sent: gone. In
-        flight (`uploading`): marked `discard`, so the copy that lands is deleted."""
-        if f.state == "uploading" or f.id in self.in_flight:
+        flight (`uploading`), or with earlier versions sent unheard: marked `discard`,
+        so that whatever copy landed is deleted."""
+        uncertain = self.store.db.execute("SELECT uncertain_sha256 FROM upload_journal "
+                                          "WHERE id=?", (f.id,)).fetchone()
+        if f.state == "uploading" or f.id in self.in_flight or (uncertain and uncertain[0]):
             f.discard = True
             self.update(f, discard=1)
         else:

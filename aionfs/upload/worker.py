@@ -256,28 +256,71 @@ class Uploader:
         if not files:
             return files
         rows = {r[0]: r[1:] for r in self.store.db.execute(
-            f"SELECT id, discard, remote_id, sha256 FROM upload_journal WHERE id IN "
-            f"({','.join('?' * len(files))})", [f.id for f in files])}
+            f"SELECT id, discard, remote_id, sha256, uncertain_sha256 FROM upload_journal "
+            f"WHERE id IN ({','.join('?' * len(files))})", [f.id for f in files])}
         keep = []
         for f in files:
             row = rows.get(f.id)
             if row is None:  # removed (unlinked before it was taken)
                 continue
-            discard, remote_id, sha = row
+            discard, remote_id, sha, uncertain = row
             if not discard or (remote_id is None and sha is not None):
                 keep.append(f)
                 continue
+            if uncertain:  # copies of earlier versions that may have landed: deleted too
+                for copy in (await self._find_uncertain([f])).get(f.id, []):
+                    with contextlib.suppress(NotFound):
+                        await self.client.delete_file(copy, priority=Priority.UPLOAD)
             if remote_id is not None:
                 with contextlib.suppress(NotFound):
                     await self.client.delete_file(remote_id, priority=Priority.UPLOAD)
                 log.info("%s was removed or saved over while uploading: its copy is deleted",
                          f.name)
+                with self.store.transaction():  # (a listing may have met it)
+                    events = self.store.remove_entries_of(self.store.delete_files([remote_id]))
+                self.syncer.publish(events)
             self.journal.remove(f)  # (open descriptors keep their bytes)
         return keep
+
+    async def _find_uncertain(self, files: list[LocalFile]) -> dict[int, list[str]]:
+        """Earlier versions sent without a known outcome (rewritten while in flight, then
+        the daemon died): a copy that landed is found by its hash among the newest
+        files of its name, and becomes one more file the new version replaces.
+        Returns the copies found, per journal id."""
+        out: dict[int, list[str]] = {}
+        rows = list(self.store.db.execute(
+            f"SELECT id, uncertain_sha256, created_at_epoch FROM upload_journal WHERE id IN "
+            f"({','.join('?' * len(files))}) AND uncertain_sha256 IS NOT NULL",
+            [f.id for f in files]))
+        by_id = {f.id: f for f in files}
+        for jid, hashes, created in rows:
+            f = by_id[jid]
+            present = set((await self.client.check_duplicates(
+                hashes.split(), priority=Priority.UPLOAD)).duplicates)
+            found: list[str] = []
+            if present:
+                page = await self.client.list_files(
+                    limit=100, offset=0, sort_by="created_at", sort_order="desc",
+                    priority=Priority.UPLOAD)
+                for item in page.files:
+                    if (f.name in (item.filename, item.title)
+                            and item.created_at.timestamp() >= created - 60
+                            and (await self.client.get_file(
+                                item.id, priority=Priority.UPLOAD)).hash in present):
+                        found.append(item.id)
+                if found:
+                    log.info("%s: %d copies of earlier versions whose upload was cut off "
+                             "are replaced too", f.name, len(found))
+            replaced = list(dict.fromkeys(f.replaced + found))
+            self.journal.update(f, uncertain_sha256=None,
+                                replaces_id=" ".join(replaced) or None)
+            out[jid] = found
+        return out
 
     async def _upload_all(self, files: list[LocalFile]) -> None:
         if not files:
             return
+        await self._find_uncertain(files)
         for f in files:  # an edit carries the metadata the file has *now* (sync keeps it)
             row = self.store.file(f.replaced[0]) if f.replaced else None
             if row is not None:
@@ -348,7 +391,7 @@ class Uploader:
             self._fail(f, str(exc))
             return
         remote = res.skipped_existing_image_id if res.skipped else res.image_id
-        self.journal.update(f, remote_id=remote, step="move")
+        self.journal.sent(f, hashlib.sha256(data).hexdigest(), remote)
         log.info("uploaded %s (%d bytes) as %s", f.name, len(data), remote)
 
     async def _upload_batch(self, files: list[LocalFile], data: dict[int, bytes]) -> None:
@@ -371,7 +414,7 @@ class Uploader:
         for f in files:
             r = by_name.get(f.name)
             if r is not None and r.image_id and r.status != "failed":
-                self.journal.update(f, remote_id=r.image_id, step="move")
+                self.journal.sent(f, hashlib.sha256(data[f.id]).hexdigest(), r.image_id)
             elif f.name in refused or r is not None:
                 self._fail(f, refused.get(f.name) or (r.error_message if r else None)
                            or "refused")
@@ -445,17 +488,18 @@ class Uploader:
         with self.store.transaction():
             folders: set[str] = set()
             for f, item in ready:
-                folders |= self._settle_one(f, item, events)
                 current = self.journal.get(f.id)
                 if current is not None and current.changed_at != versions[f.id]:
-                    # changed while uploading: send it again
-                    self.store.db.execute(
-                        "UPDATE upload_journal SET state='pending', step='upload', "
-                        "replaces_id=?, remote_id=NULL, sha256=NULL WHERE id=?",
-                        (f.remote_id, f.id))
-                else:
-                    self.store.db.execute("DELETE FROM upload_journal WHERE id=?", (f.id,))
-                    finished.append(f)
+                    # Changed (rewritten, renamed) while uploading: this copy is never
+                    # shown; the next upload replaces it. What it replaced is gone.
+                    self._drop_replaced(f, events)
+                    self.journal.update(f, state="pending", step="upload",
+                                        replaces_id=f.remote_id, remote_id=None, sha256=None)
+                    folders.add(f.folder_key)  # (a listing may have met the copy)
+                    continue
+                folders |= self._settle_one(f, item, events)
+                self.store.db.execute("DELETE FROM upload_journal WHERE id=?", (f.id,))
+                finished.append(f)
             for key in folders:
                 events += self.store.rename_dir(key)
         for f in finished:
@@ -463,13 +507,17 @@ class Uploader:
             self.settled(f)
         self.syncer.publish(events)
 
-    def _settle_one(self, f: LocalFile, item: Any, events: list[Event]) -> set[str]:
-        """The store rows of one uploaded file; the folders whose names changed."""
+    def _drop_replaced(self, f: LocalFile, events: list[Event]) -> None:
+        """The library files a new version replaced (deleted remotely) leave the store."""
         for inode in self.store.delete_files(f.replaced):
             if inode == f.inode:  # an edit: the same inode goes on, under the new id
                 self.store.db.execute("DELETE FROM entries WHERE inode=?", (f.inode,))
             else:
                 events += self.store.remove_entries_of([inode])
+
+    def _settle_one(self, f: LocalFile, item: Any, events: list[Event]) -> set[str]:
+        """The store rows of one uploaded file; the folders whose names changed."""
+        self._drop_replaced(f, events)
         # The local inode now stands for the remote file. Sync may have met the
         # new file first and given it an inode of its own: that one goes.
         other = self.store.db.execute("SELECT inode FROM inodes WHERE kind='file' AND "
