@@ -282,9 +282,10 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                            views=True)
         journal = Journal(store, opts.store_path.parent / "staging")
         local = LocalFiles(journal, store)
-        dropped = local.load()
-        if dropped:
-            log.warning("%d files whose writing never finished (no close) were dropped", dropped)
+        cut = local.load()
+        if cut:
+            log.warning("%d files whose writing never finished (no close) may be cut off: kept "
+                        "as failed, never uploaded until rewritten (aionfs status)", cut)
         uploader = Uploader(journal, syncer, delay=opts.profile.write_back_delay, busy=local.busy,
                             settled=local.settled, shared=local.shared, rekeyed=local.rekey)
         writer = Writer(view, syncer, local, uploader.wake)

@@ -49,10 +49,10 @@ class LocalFiles:
         self._orphans: dict[int, LocalFile] = {}  # unlinked while open, until the last close
 
     def load(self) -> int:
-        dropped = self.journal.recover()
+        cut = self.journal.recover()
         for f in self.journal.all():
             self._index(f)
-        return dropped
+        return cut
 
     def parent_of(self, f: LocalFile) -> int:
         """The directory inode a local file is shown in."""
