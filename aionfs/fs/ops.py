@@ -589,6 +589,7 @@ class AionOperations(pyfuse3.Operations):
             if key is None:
                 raise FsError(errno.ENOTDIR)
             f, fd = self.local.create(parent, key, name)
+            self.writer.take_over(f, parent)
         except FsError as exc:
             raise self._fail(exc, exc.errno, f"creating {name}") from None
         except OSError as exc:  # the staging disk (ENOSPC and the like)

@@ -95,6 +95,31 @@ class Writer:
             raise FsError(errno.EPERM, f"{name}: the workspace takes {ACCEPTED_TEXT} files "
                                        "(editor scratch files stay local)")
 
+    def take_over(self, f: Any, parent: int) -> None:
+        """A real name written (created, or a temp file renamed onto it) where a backup
+        holds the library file that had this name (`mv doc.md doc.md~`, as vim and
+        Emacs save): the new file is that file's new version (it replaces it, keeping
+        its title and tags); the backup stays a local scratch file."""
+        if f.scratch:
+            return
+        taken: list[str] = []
+        for backup in self.local.in_dir(parent):
+            if backup is f or not backup.scratch or not backup.replaced:
+                continue
+            mine = [fid for fid in backup.replaced
+                    if (row := self.store.file(fid)) is not None
+                    and naming.file_name(row["title"], row["filename"], row["format"],
+                                         row["media_type"], row["domain"]) == f.name]
+            if mine:
+                taken += mine
+                rest = [fid for fid in backup.replaced if fid not in mine]
+                self.local.journal.update(backup, replaces_id=" ".join(rest) or None)
+        if not taken:
+            return
+        ids = list(dict.fromkeys(taken + f.replaced))
+        self.local.journal.update(f, replaces_id=" ".join(ids))
+        log.info("%s is the new version of the file its backup holds", f.name)
+
     def keeps_name(self, inode: int, new_name: str) -> bool:
         """Can a library file be renamed to this by a title change alone? Not when the
         name's extension is not its type's (`mv notes.md notes.txt`): the API keeps
@@ -217,6 +242,8 @@ class Writer:
             ids = list(dict.fromkeys(replaced + local.replaced))  # the target's first
             self.local.journal.update(local, replaces_id=" ".join(ids))
         self.local.rename(local, new_parent, new_key, new_name)
+        if target is None and target_local is None:
+            self.take_over(local, new_parent)
         events += self._rename_dirs_of(local.replaced)  # what it replaces: named no more
         if local.state == "pending":
             self.wake_uploader()

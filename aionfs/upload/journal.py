@@ -51,6 +51,9 @@ SCRATCH = re.compile(r"""^(?:
     | .*\.(?:tmp|temp|swp|swx|part|crdownload|kate-swp)
     | ~\$.*                     # office owner files
     | \d+                       # vim's write test (4913) and similar
+    | sed[A-Za-z0-9]{6}         # sed -i
+    | tmp[A-Za-z0-9_]{6,8}      # Python's tempfile, perl -i and others
+    | tmp\.[A-Za-z0-9]{10}      # mktemp
     )$""", re.VERBOSE | re.IGNORECASE)
 
 #: What the API accepts (the brief): extension → content type.
@@ -259,6 +262,8 @@ class Journal:
         scratch = is_scratch(name)
         if f.scratch and not scratch and f.state == "local":
             f.state = "pending"
+        elif scratch and f.state == "pending":  # `mv doc.md doc.md~`: a backup stays local
+            f.state = "local"
         f.scratch = scratch
         f.changed_at = time.time()
         f.touch(ctime_only=True)

@@ -493,8 +493,9 @@ class Uploader:
                     # Changed (rewritten, renamed) while uploading: this copy is never
                     # shown; the next upload replaces it. What it replaced is gone.
                     self._drop_replaced(f, events)
-                    self.journal.update(f, state="pending", step="upload",
-                                        replaces_id=f.remote_id, remote_id=None, sha256=None)
+                    self.journal.update(f, state="local" if f.scratch else "pending",
+                                        step="upload", replaces_id=f.remote_id,
+                                        remote_id=None, sha256=None)
                     folders.add(f.folder_key)  # (a listing may have met the copy)
                     continue
                 folders |= self._settle_one(f, item, events)
