@@ -15,6 +15,7 @@ scratch files, nothing cut off).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random
@@ -144,8 +145,9 @@ def test_random_saves_with_kill_9_match_a_posix_model(emulator: EmulatorProcess,
                 time.sleep(rng.uniform(0, 1.5))  # uploads progress: the next kill lands anywhere
             elif roll < 0.35:
                 log.append("kill -9")
-                os.kill(m.pid, signal.SIGKILL)  # only the daemon this test started
-                wait_for(lambda: _gone(m.pid))
+                dead = m.pid
+                os.kill(dead, signal.SIGKILL)  # only the daemon this test started
+                wait_for(functools.partial(_gone, dead))
                 m = start()  # over the dead mount: detected and detached by `aionfs mount`
                 _check_mount(root, model, log)
         _check_mount(root, model, log)
