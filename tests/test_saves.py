@@ -855,3 +855,67 @@ def test_concurrent_edits_on_two_mounts_both_survive(
                         f"{sorted(label(h, known) for h in in_workspace)}")
         time.sleep(0.5)
     assert len(in_workspace) == 2  # both edits, and the first version replaced
+
+
+# -- what a save meets in flight, and refused renames ------------------------------------------
+
+def test_a_file_removed_during_its_upload_stays_gone_across_kill_9(
+        mounts: StartMount, emulator: EmulatorProcess, tenant: str,
+        slow_api: Callable[[], None]) -> None:
+    """`rm` while the upload is in flight, then the daemon dies: after the restart the
+    file is not back (on the mount or in the workspace), and a new file written at
+    its name is an ordinary new file."""
+    m = mounts("--write-back-delay", str(QUICK))
+    doc = m.path / "gone.txt"
+    doc.write_bytes(b"first\n")
+    slow_api()
+    wait_for(lambda: sync_state(doc) == b"uploading", timeout=15)
+    os.unlink(doc)
+    os.kill(m.pid, 9)  # only the daemon this test started
+    emulator.set_faults(tenant, "")
+    m = mounts("--write-back-delay", str(QUICK))
+    assert "gone.txt" not in visible(m)
+    wait_drained(m)
+    expect_workspace(emulator, tenant, {}, [b"first\n"])
+    (m.path / "gone.txt").write_bytes(b"second\n")
+    wait_synced(m.path / "gone.txt")
+    expect_workspace(emulator, tenant, {"gone.txt": b"second\n"}, [b"first\n"])
+
+
+def test_a_refused_rename_changes_nothing(mounts: StartMount, emulator: EmulatorProcess,
+                                          tenant: str) -> None:
+    """A rename that fails (a type the workspace refuses, a name taken with
+    RENAME_NOREPLACE semantics via link-less tools, a folder in the way) leaves the
+    file as it was and uploads nothing."""
+    m = mounts("--write-back-delay", str(QUICK))
+    doc = m.path / "notes.md"
+    doc.write_bytes(b"notes\n")
+    (m.path / "Folder").mkdir()
+    wait_synced(doc)
+    since = len(emulator.requests(tenant))
+    expect_errno(errno.EPERM, lambda: os.rename(doc, m.path / "notes.exe"))
+    expect_errno(errno.EISDIR, lambda: os.rename(doc, m.path / "Folder"))
+    time.sleep(1)
+    assert upload_requests(emulator, tenant, since) == []
+    assert sync_state(doc) == b"synced" and doc.read_bytes() == b"notes\n"
+    expect_workspace(emulator, tenant, {"notes.md": b"notes\n"})
+
+
+def test_renaming_over_a_waiting_file_while_offline_loses_neither(
+        mounts: StartMount, emulator: EmulatorProcess, tenant: str) -> None:
+    """`mv a.md b.md` where a.md is in the workspace and b.md waits for upload: with the
+    API unreachable the rename fails (EIO), and b.md's bytes are still there."""
+    m = mounts("--write-back-delay", "30")
+    (m.path / "a.md").write_bytes(b"a\n")
+    wait_for(lambda: sync_state(m.path / "a.md") == b"pending")
+    m = mounts("--write-back-delay", "0")
+    wait_synced(m.path / "a.md")
+    m = mounts("--write-back-delay", "30")
+    (m.path / "b.md").write_bytes(b"b, waiting\n")
+    emulator.set_faults(tenant, "500:1")
+    try:
+        expect_errno(errno.EIO, lambda: os.rename(m.path / "a.md", m.path / "b.md"))
+    finally:
+        emulator.set_faults(tenant, "")
+    assert (m.path / "b.md").read_bytes() == b"b, waiting\n"
+    assert (m.path / "a.md").read_bytes() == b"a\n"

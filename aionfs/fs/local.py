@@ -43,7 +43,7 @@ class LocalFiles:
     def __init__(self, journal: Journal, store: Store) -> None:
         self.journal = journal
         self.store = store
-        self._by_name: dict[tuple[int, str], LocalFile] = {}
+        self._by_dir: dict[int, dict[str, LocalFile]] = {}  # parent inode → name → file
         self._by_inode: dict[int, LocalFile] = {}
         self._open: dict[int, _Open] = {}  # inode → open state
         self._orphans: dict[int, LocalFile] = {}  # unlinked while open, until the last close
@@ -51,7 +51,8 @@ class LocalFiles:
     def load(self) -> int:
         cut = self.journal.recover()
         for f in self.journal.all():
-            self._index(f)
+            if not f.discard:  # (dropped while in flight: only its copy is left to delete)
+                self._index(f)
         return cut
 
     def parent_of(self, f: LocalFile) -> int:
@@ -59,23 +60,27 @@ class LocalFiles:
         return ROOT_INODE if f.folder_key == ALL_FILES else self.store.dir_inode(f.folder_key)
 
     def _index(self, f: LocalFile) -> None:
-        self._by_name[(self.parent_of(f), f.name)] = f
+        self._by_dir.setdefault(self.parent_of(f), {})[f.name] = f
         self._by_inode[f.inode] = f
 
     def _unindex(self, f: LocalFile) -> None:
-        key = (self.parent_of(f), f.name)
-        if self._by_name.get(key) is f:
-            del self._by_name[key]
-        else:
+        parent = self.parent_of(f)
+        names = self._by_dir.get(parent)
+        if names is None or names.get(f.name) is not f:
             # its folder changed under it (deleted remotely): find it by identity
-            for key in [k for k, v in self._by_name.items() if v is f]:
-                del self._by_name[key]
+            parent = next((p for p, n in self._by_dir.items() if n.get(f.name) is f), -1)
+            names = self._by_dir.get(parent)
+        if names is not None:
+            del names[f.name]
+            if not names:
+                del self._by_dir[parent]
         self._by_inode.pop(f.inode, None)
 
     # -- reading ---------------------------------------------------------------------
 
     def lookup(self, parent: int, name: str) -> LocalFile | None:
-        return self._by_name.get((parent, name)) if self._by_name else None
+        names = self._by_dir.get(parent) if self._by_dir else None
+        return names.get(name) if names else None
 
     def by_inode(self, inode: int) -> LocalFile | None:
         """A local file by inode, also one unlinked while open (see `linked`)."""
@@ -90,7 +95,7 @@ class LocalFiles:
         return f.inode not in self._orphans
 
     def in_dir(self, parent: int) -> list[LocalFile]:
-        return [f for (p, _), f in self._by_name.items() if p == parent]
+        return list(self._by_dir.get(parent, {}).values())
 
     def size(self, f: LocalFile) -> int:
         state = self._open.get(f.inode)
@@ -249,16 +254,16 @@ class LocalFiles:
 
     def rename(self, f: LocalFile, parent: int, folder_key: str, name: str) -> None:
         self._unindex(f)
-        self.journal.move(f, folder_key, name)
+        self.journal.move(f, folder_key, name, closed=not self.busy(f))
         self._index(f)
 
     def orphaned(self, dir_inode: int) -> list[LocalFile]:
         """Its folder was deleted remotely: the files written into it move to the root
         (where the service would leave them), rather than vanishing from view."""
-        moved = [f for (p, _), f in self._by_name.items() if p == dir_inode]
+        moved = list(self._by_dir.get(dir_inode, {}).values())
         for f in moved:
             name = f.name
-            while (ROOT_INODE, name) in self._by_name:
+            while self.lookup(ROOT_INODE, name) is not None:
                 stem, ext = os.path.splitext(name)
                 name = f"{stem} (from a deleted folder){ext}"
             self.rename(f, ROOT_INODE, ALL_FILES, name)

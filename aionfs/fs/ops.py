@@ -695,11 +695,16 @@ class AionOperations(pyfuse3.Operations):
             return
         if flags & ~pyfuse3.RENAME_NOREPLACE:
             raise pyfuse3.FUSEError(errno.EINVAL)  # RENAME_EXCHANGE: not supported
-        old = os.fsdecode(name_old)
+        old, new = os.fsdecode(name_old), os.fsdecode(name_new)
         if self.local.lookup(parent_inode_old, old) is None:
             entry = self.syncer.store.lookup(parent_inode_old, old)
             if (entry is not None and not entry.is_dir
-                    and not self.writer.keeps_name(entry.inode, os.fsdecode(name_new))):
+                    and not self.writer.keeps_name(entry.inode, new)):
+                try:
+                    self.writer.check_rename(parent_inode_old, old, parent_inode_new, new,
+                                             bool(flags & pyfuse3.RENAME_NOREPLACE))
+                except FsError as exc:
+                    raise self._fail(exc, exc.errno, "rename") from None
                 # renamed as a new version: its bytes staged as they are, then moved
                 edit = await self._start_edit(entry.inode, truncate=False)
                 self.local.journal.commit(edit, edit.size)

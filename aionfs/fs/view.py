@@ -14,8 +14,8 @@ file's metadata changes. Times set through the mount live in the store per
 inode and hold across upload, remount and eviction. A file never touched
 here shows its upload time (`created_at`: a file's bytes never change under
 its id, so that is when they were made, as far as the API knows) as mtime
-and its `updated_at`, when known, as ctime. A folder shows the later of its
-`updated_at` and the last change of its entries made through the mount.
+and its `updated_at`, when known, as ctime. A folder shows the times set
+through the mount (a change of its entries, utimens), else its `updated_at`.
 atime equals mtime.
 """
 
@@ -104,8 +104,8 @@ class LibraryView:
 
     def _dir_attr(self, inode: int, mtime_ns: int, set_times: tuple[int, int] | None) -> Attr:
         ctime_ns = mtime_ns
-        if set_times is not None:
-            mtime_ns, ctime_ns = max(mtime_ns, set_times[0]), max(mtime_ns, set_times[1])
+        if set_times is not None:  # (set here: by utimens, `tar -x`, or a change of entries)
+            mtime_ns, ctime_ns = set_times
         return Attr(inode, True, 4096, stat.S_IFDIR | 0o755, mtime_ns, self.uid, self.gid,
                     ctime_ns=ctime_ns)
 

@@ -120,6 +120,20 @@ class Writer:
         self.local.journal.update(f, replaces_id=" ".join(ids))
         log.info("%s is the new version of the file its backup holds", f.name)
 
+    def check_rename(self, parent: int, name: str, new_parent: int, new_name: str,
+                     noreplace: bool) -> None:
+        """What a rename of a file is refused for, checked before anything is done."""
+        check_name(new_name)
+        self._key(new_parent)
+        if not is_scratch(new_name) and content_type(new_name) is None:
+            raise FsError(errno.EPERM, f"{new_name}: the workspace takes {ACCEPTED_TEXT} files")
+        target = self.local.lookup(new_parent, new_name) or self.store.lookup(new_parent,
+                                                                              new_name)
+        if target is not None and noreplace:
+            raise FsError(errno.EEXIST)
+        if target is not None and getattr(target, "is_dir", False):
+            raise FsError(errno.EISDIR)
+
     def keeps_name(self, inode: int, new_name: str) -> bool:
         """Can a library file be renamed to this by a title change alone? Not when the
         name's extension is not its type's (`mv notes.md notes.txt`): the API keeps
@@ -132,18 +146,20 @@ class Writer:
     async def unlink(self, parent: int, name: str) -> list[Event]:
         local = self.local.lookup(parent, name)
         if local is not None:
-            # a new version of library files (an edit, a save over them): they go too,
-            # or they would be back at this name
-            for old_id in local.replaced:
+            # A new version of library files (an edit, a save over them): they go too, or
+            # they would be back at this name. The local version goes first (an upload
+            # finishing while we wait for the API must not bring it back).
+            replaced = local.replaced
+            self.local.forget(local)
+            for old_id in replaced:
                 try:
                     await self._api(f"deleting {name}",
                                     lambda old_id=old_id: self.client.delete_file(old_id))
                 except FsError as exc:
                     if exc.errno != errno.ENOENT:
                         raise
-            self.local.forget(local)
             with self.store.transaction():  # (an edit's library file has the same inode)
-                events = self.store.remove_entries_of(self.store.delete_files(local.replaced))
+                events = self.store.remove_entries_of(self.store.delete_files(replaced))
             return [Event("entry_removed", local.inode, parent, name), *events]
         entry = self.store.lookup(parent, name)
         if entry is None:
@@ -189,8 +205,6 @@ class Writer:
         replaced: list[str] = []
         if target_local is not None:
             replaced = [i for i in target_local.replaced if i != row["id"]]
-            self.local.forget(target_local)
-            events.append(Event("entry_removed", target_local.inode, new_parent, new_name))
         elif target is not None and target.inode != entry.inode:
             target_row = self.store.file_by_inode(target.inode)
             if target_row is not None:
@@ -202,6 +216,10 @@ class Writer:
         if new_name != name:
             await self._api(f"renaming {name}", lambda: self.client.update_file(
                 row["id"], title=new_name))
+        if target_local is not None:  # (only now: an API failure above keeps it)
+            if self.local.lookup(new_parent, new_name) is target_local:
+                self.local.forget(target_local)
+            events.append(Event("entry_removed", target_local.inode, new_parent, new_name))
         for old_id in replaced:
             try:
                 await self._api(f"replacing {new_name}",

@@ -215,6 +215,9 @@ ALTER TABLE upload_journal ADD COLUMN discard INTEGER NOT NULL DEFAULT 0;
 -- while their upload was in flight, then the daemon died): a copy that landed is
 -- found by its hash and deleted, so a rewrite never leaves one behind.
 ALTER TABLE upload_journal ADD COLUMN uncertain_sha256 TEXT;
+-- Names looked up across folders (a new file named like one shown: a new version
+-- saved on another client; copies into tags/).
+CREATE INDEX entries_by_name ON entries(name);
 """
 
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.

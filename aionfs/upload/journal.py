@@ -164,8 +164,10 @@ class Journal:
         """Pending files whose write-back delay has passed, oldest first (and those
         discarded in flight: their copies are deleted without delay)."""
         return [LocalFile.from_row(r) for r in self.store.db.execute(
-            f"{_SELECT} WHERE j.state IN ('pending', 'uploading') AND "
-            "(j.updated_at_epoch <= ? OR j.discard) AND ifnull(j.folder_id, '') NOT LIKE 'local:%' "
+            f"{_SELECT} WHERE ((j.state IN ('pending', 'uploading') AND NOT j.scratch "
+            "AND j.updated_at_epoch <= ?) OR j.discard "
+            "OR (j.scratch AND j.uncertain_sha256 IS NOT NULL)) "
+            "AND ifnull(j.folder_id, '') NOT LIKE 'local:%' "
             "ORDER BY j.updated_at_epoch", (now - delay,))]
 
     def newest_close(self) -> float:
@@ -230,19 +232,14 @@ class Journal:
             os.fsync(fd)
         finally:
             os.close(fd)
-        if incomplete is not None and not f.scratch:
+        if incomplete is not None:
             f.state, f.step, f.last_error = "failed", INCOMPLETE, incomplete
         else:
             f.state, f.step, f.last_error = ("local" if f.scratch else "pending"), "upload", None
         f.size, f.changed_at = size, time.time()
         self._durable()
         with self.store.transaction():
-            # an earlier version may be on its way (or have landed unheard): its hash is
-            # kept, so that its copy is found and deleted whatever happens next
-            self.store.db.execute(
-                "UPDATE upload_journal SET uncertain_sha256 = "
-                "trim(ifnull(uncertain_sha256, '') || ' ' || sha256) "
-                "WHERE id=? AND sha256 IS NOT NULL AND step='upload'", (f.id,))
+            self._superseded_copies(f)
             self.store.db.execute(
                 "UPDATE upload_journal SET state=?, step=?, size=?, sha256=NULL, "
                 "attempts=0, last_error=?, updated_at_epoch=? WHERE id=?",
@@ -251,24 +248,49 @@ class Journal:
             if also is not None:
                 also(self.store.db)
 
+    def _superseded_copies(self, f: LocalFile) -> None:
+        """The file changed (a new version, a new name): what was sent of the version
+        before is kept track of, so that whatever landed is deleted once the new one
+        is in. A copy that landed (remote_id) becomes one more file it replaces; the
+        hash of one whose answer is not in yet (or never came: a crash) is kept in
+        `uncertain_sha256`. (Inside the caller's transaction.)"""
+        row = self.store.db.execute("SELECT remote_id, sha256, step, uncertain_sha256, "
+                                    "replaces_id FROM upload_journal WHERE id=?",
+                                    (f.id,)).fetchone()
+        if row is None:
+            return
+        remote, sha, step, uncertain, replaces = row
+        if remote is not None:
+            replaces = " ".join(dict.fromkeys([*(replaces or "").split(), remote]))
+            f.replaces_id, f.remote_id = replaces, None
+        elif sha is not None and step == "upload":
+            uncertain = f"{uncertain or ''} {sha}".strip()
+        f.step = f.step if f.step == INCOMPLETE else "upload"
+        self.store.db.execute(
+            "UPDATE upload_journal SET remote_id=NULL, sha256=NULL, step=?, replaces_id=?, "
+            "uncertain_sha256=? WHERE id=?", (f.step, replaces, uncertain, f.id))
+
     def set_times(self, f: LocalFile) -> None:
         """utimens (or a truncate of a closed file): the times stat shows, kept."""
         self.store.set_times(f.inode, f.mtime_ns, f.ctime_ns)
 
-    def move(self, f: LocalFile, folder_key: str, name: str) -> None:
+    def move(self, f: LocalFile, folder_key: str, name: str, closed: bool = True) -> None:
         """Renamed or moved before upload; a scratch file renamed onto a real name is
-        now a file to upload (the "write temp, rename over" save)."""
+        now a file to upload once closed (the "write temp, rename over" save); a file
+        renamed to a scratch name (`mv doc.md doc.md~`: a backup) stays local."""
         f.folder_key, f.name = folder_key, name
         scratch = is_scratch(name)
-        if f.scratch and not scratch and f.state == "local":
+        if f.scratch and not scratch and f.state == "local" and closed:
             f.state = "pending"
-        elif scratch and f.state == "pending":  # `mv doc.md doc.md~`: a backup stays local
+        elif scratch and f.state in ("pending", "uploading"):
             f.state = "local"
         f.scratch = scratch
         f.changed_at = time.time()
         f.touch(ctime_only=True)
         self._durable()
         with self.store.transaction():
+            if not f.incomplete:
+                self._superseded_copies(f)  # (under a new name: uploaded anew)
             self.store.db.execute(
                 "UPDATE upload_journal SET folder_id=?, name=?, scratch=?, state=?, "
                 "updated_at_epoch=? WHERE id=?",
@@ -295,30 +317,50 @@ class Journal:
         if not keep_bytes:
             f.staging.unlink(missing_ok=True)
 
-    def sent(self, f: LocalFile, sha: str, remote_id: str) -> None:
-        """The upload of these bytes landed as `remote_id` (step move). If the file was
-        rewritten meanwhile, that copy is what the next version replaces."""
-        row = self.store.db.execute("SELECT sha256, uncertain_sha256, replaces_id FROM "
-                                    "upload_journal WHERE id=?", (f.id,)).fetchone()
-        if row is None:
-            return
-        if row[0] == sha:  # the version that was sent is still the file's
-            self.update(f, remote_id=remote_id, step="move")
-            return
-        uncertain = [h for h in (row[1] or "").split() if h != sha]
-        replaced = list(dict.fromkeys([*(row[2] or "").split(), remote_id]))
-        self.update(f, uncertain_sha256=" ".join(uncertain) or None,
-                    replaces_id=" ".join(replaced))
+    def advance(self, f: LocalFile, version: float, **fields: object) -> bool:
+        """Record an upload step, unless the file changed since the uploader took it
+        (`version`: its updated_at_epoch then): False, and nothing written."""
+        sets = ", ".join(f"{k}=?" for k in fields)
+        with self.store.transaction():
+            done = self.store.db.execute(
+                f"UPDATE upload_journal SET {sets} WHERE id=? AND updated_at_epoch=?",
+                (*fields.values(), f.id, version)).rowcount == 1
+        if done:
+            for key, value in fields.items():
+                if hasattr(f, key):
+                    setattr(f, key, value)
+        return done
+
+    def sent(self, f: LocalFile, version: float, sha: str, remote_id: str) -> bool:
+        """The upload of these bytes landed as `remote_id` (step move). If the file
+        changed meanwhile, that copy is one more file its next version replaces
+        (dropped meanwhile: one its deletion deletes). False then."""
+        if self.advance(f, version, remote_id=remote_id, step="move"):
+            return True
+        with self.store.transaction():
+            row = self.store.db.execute("SELECT uncertain_sha256, replaces_id FROM "
+                                        "upload_journal WHERE id=?", (f.id,)).fetchone()
+            if row is not None:
+                uncertain = [h for h in (row[0] or "").split() if h != sha]
+                replaced = " ".join(dict.fromkeys([*(row[1] or "").split(), remote_id]))
+                self.store.db.execute("UPDATE upload_journal SET uncertain_sha256=?, "
+                                      "replaces_id=? WHERE id=?",
+                                      (" ".join(uncertain) or None, replaced, f.id))
+                f.replaces_id = replaced
+        return False
 
     def drop(self, f: LocalFile, keep_bytes: bool = False) -> None:
         """Unlinked, or replaced by a file renamed over it. Not yet sent: gone. In
         flight (`uploading`), or with earlier versions sent unheard: marked `discard`,
         so that whatever copy landed is deleted."""
-        uncertain = self.store.db.execute("SELECT uncertain_sha256 FROM upload_journal "
-                                          "WHERE id=?", (f.id,)).fetchone()
-        if f.state == "uploading" or f.id in self.in_flight or (uncertain and uncertain[0]):
+        row = self.store.db.execute("SELECT uncertain_sha256, remote_id, sha256 FROM "
+                                    "upload_journal WHERE id=?", (f.id,)).fetchone()
+        # what it replaced is handed to the file saved over it, or deleted by the unlink
+        f.replaces_id = None
+        if row is not None and (f.state == "uploading" or f.id in self.in_flight
+                                or any(row)):
             f.discard = True
-            self.update(f, discard=1)
+            self.update(f, discard=1, replaces_id=None)
         else:
             self.remove(f, keep_bytes)
 
@@ -329,7 +371,9 @@ class Journal:
         once more. Returns how many files were found cut off."""
         cut = 0
         for f in self.all():
-            if f.state == "local" and not f.scratch:
+            if f.state == "local" and not f.scratch and f.replaces_id and not f.discard:
+                self.remove(f)  # an edit never closed: the library file is as it was
+            elif f.state == "local" and not f.scratch and not f.discard:
                 self.update(f, state="failed", step=INCOMPLETE,
                             last_error="incomplete: the mount stopped before it was closed")
                 cut += 1

@@ -77,6 +77,7 @@ class Uploader:
         self._batch: int | None = None
         self._flushing = 0  # `aionfs flush` callers waiting: no write-back delay meanwhile
         self._in_flight = journal.in_flight  # journal ids of the batches being taken
+        self._versions: dict[int, float] = {}  # journal id → its version when taken
         self._backoff = 0.5  # seconds; doubled by each transient failure in a row
         self._hold_until = 0.0  # trio time before which no new batch starts
 
@@ -216,10 +217,12 @@ class Uploader:
         """Take entries through their remaining steps, each step for all of them at once:
         one duplicate check, one upload request (stream-batch for several), one
         move per folder, one listing to learn what landed."""
-        # what each entry was when taken: a later close or rename makes it newer
+        # what each entry was when taken: a later close or rename makes it newer, and
+        # every step is recorded only if it is not (journal.advance)
         versions = {r[0]: r[1] for r in self.store.db.execute(
             f"SELECT id, updated_at_epoch FROM upload_journal WHERE id IN "
             f"({','.join('?' * len(files))})", [f.id for f in files])}
+        self._versions.update(versions)
         claims = [(f.name, f.size) for f in files]
         for claim in claims:
             self.syncer.claim(*claim)
@@ -246,6 +249,7 @@ class Uploader:
         finally:
             for f, claim in zip(files, claims, strict=True):
                 self.syncer.unclaim(*claim, f.remote_id)
+                self._versions.pop(f.id, None)
         if errors:
             raise errors[0]
 
@@ -256,30 +260,36 @@ class Uploader:
         if not files:
             return files
         rows = {r[0]: r[1:] for r in self.store.db.execute(
-            f"SELECT id, discard, remote_id, sha256, uncertain_sha256 FROM upload_journal "
-            f"WHERE id IN ({','.join('?' * len(files))})", [f.id for f in files])}
+            f"SELECT id, discard, remote_id, sha256, uncertain_sha256, replaces_id, state, "
+            f"scratch FROM upload_journal WHERE id IN ({','.join('?' * len(files))})",
+            [f.id for f in files])}
         keep = []
         for f in files:
             row = rows.get(f.id)
             if row is None:  # removed (unlinked before it was taken)
                 continue
-            discard, remote_id, sha, uncertain = row
-            if not discard or (remote_id is None and sha is not None):
-                keep.append(f)
+            discard, remote_id, sha, uncertain, replaces, state, scratch = row
+            if scratch and not discard:  # a backup: copies cut off become its to hand on
+                if uncertain:
+                    await self._find_uncertain([f])
                 continue
-            if uncertain:  # copies of earlier versions that may have landed: deleted too
-                for copy in (await self._find_uncertain([f])).get(f.id, []):
-                    with contextlib.suppress(NotFound):
-                        await self.client.delete_file(copy, priority=Priority.UPLOAD)
-            if remote_id is not None:
+            if not discard or (remote_id is None and sha is not None and state != "failed"):
+                keep.append(f)  # (sent unheard: its resumed upload learns the id to delete)
+                continue
+            # its own copies: one that landed, ones cut off, ones that landed after the drop
+            copies = [*(await self._find_uncertain([f])).get(f.id, [])] if uncertain else []
+            copies += [*(replaces or "").split(), *([remote_id] if remote_id else [])]
+            for copy in copies:
                 with contextlib.suppress(NotFound):
-                    await self.client.delete_file(remote_id, priority=Priority.UPLOAD)
-                log.info("%s was removed or saved over while uploading: its copy is deleted",
-                         f.name)
-                with self.store.transaction():  # (a listing may have met it)
-                    events = self.store.remove_entries_of(self.store.delete_files([remote_id]))
+                    await self.client.delete_file(copy, priority=Priority.UPLOAD)
+            if copies:
+                log.info("%s was removed or saved over while uploading: %d copies deleted",
+                         f.name, len(copies))
+                with self.store.transaction():  # (a listing may have met them)
+                    events = self.store.remove_entries_of(self.store.delete_files(copies))
                 self.syncer.publish(events)
             self.journal.remove(f)  # (open descriptors keep their bytes)
+            self.settled(f)  # (no longer shown, if it was)
         return keep
 
     async def _find_uncertain(self, files: list[LocalFile]) -> dict[int, list[str]]:
@@ -303,14 +313,20 @@ class Uploader:
                     limit=100, offset=0, sort_by="created_at", sort_order="desc",
                     priority=Priority.UPLOAD)
                 for item in page.files:
+                    known = self.store.file(item.id)  # (a copy was never moved into a folder)
                     if (f.name in (item.filename, item.title)
                             and item.created_at.timestamp() >= created - 60
+                            and (known is None or known["placement"] != "folder")
                             and (await self.client.get_file(
                                 item.id, priority=Priority.UPLOAD)).hash in present):
                         found.append(item.id)
                 if found:
                     log.info("%s: %d copies of earlier versions whose upload was cut off "
                              "are replaced too", f.name, len(found))
+                else:
+                    log.warning("%s: an earlier version whose upload was cut off may have "
+                                "landed; no copy of it was found among the newest files",
+                                f.name)
             replaced = list(dict.fromkeys(f.replaced + found))
             self.journal.update(f, uncertain_sha256=None,
                                 replaces_id=" ".join(replaced) or None)
@@ -341,10 +357,10 @@ class Uploader:
             dup = await self.client.check_duplicates([sha[f.id] for f in fresh],
                                                      priority=Priority.UPLOAD)
             dups = set(dup.duplicates)
-            with self.store.transaction():
-                for f in fresh:
-                    self.journal.update(f, state="uploading", sha256=sha[f.id],
-                                        known_new=int(sha[f.id] not in dups))
+            # (one that changed meanwhile waits for the next round)
+            fresh = [f for f in fresh if self.journal.advance(
+                f, self._versions[f.id], state="uploading", sha256=sha[f.id],
+                known_new=int(sha[f.id] not in dups))]
         failures: list[TransientError] = []
 
         async def one(f: LocalFile, known_new: bool, resumed: bool) -> None:
@@ -373,7 +389,8 @@ class Uploader:
 
     async def _upload_one(self, f: LocalFile, data: bytes, known_new: bool,
                           resumed: bool) -> None:
-        self.journal.update(f, state="uploading")
+        if not self.journal.advance(f, self._versions[f.id], state="uploading"):
+            return  # changed since taken: the next round
         try:
             res = await self.client.upload_file(
                 data, f.name, content_type=content_type(f.name) or "application/octet-stream",
@@ -391,7 +408,7 @@ class Uploader:
             self._fail(f, str(exc))
             return
         remote = res.skipped_existing_image_id if res.skipped else res.image_id
-        self.journal.sent(f, hashlib.sha256(data).hexdigest(), remote)
+        self.journal.sent(f, self._versions[f.id], hashlib.sha256(data).hexdigest(), remote)
         log.info("uploaded %s (%d bytes) as %s", f.name, len(data), remote)
 
     async def _upload_batch(self, files: list[LocalFile], data: dict[int, bytes]) -> None:
@@ -414,7 +431,8 @@ class Uploader:
         for f in files:
             r = by_name.get(f.name)
             if r is not None and r.image_id and r.status != "failed":
-                self.journal.sent(f, hashlib.sha256(data[f.id]).hexdigest(), r.image_id)
+                self.journal.sent(f, self._versions[f.id], hashlib.sha256(data[f.id]).hexdigest(),
+                                  r.image_id)
             elif f.name in refused or r is not None:
                 self._fail(f, refused.get(f.name) or (r.error_message if r else None)
                            or "refused")
@@ -439,8 +457,10 @@ class Uploader:
                     key = ALL_FILES
             with self.store.transaction():
                 for f in group:
-                    self.journal.update(f, step="done", folder_id=key or None)
-                    f.folder_key = key
+                    # (moved or changed meanwhile: uploaded anew, this copy replaced)
+                    if self.journal.advance(f, self._versions[f.id], step="done",
+                                            folder_id=key or None):
+                        f.folder_key = key
 
     async def _settle_all(self, files: list[LocalFile], versions: dict[int, float]) -> None:
         if not files:
@@ -465,7 +485,8 @@ class Uploader:
 
     def _fail(self, f: LocalFile, reason: str) -> None:
         log.warning("upload of %s failed: %s (kept; retried later)", f.name, reason)
-        self.journal.update(f, state="failed", last_error=reason, attempts=f.attempts + 1)
+        self.journal.advance(f, self._versions.get(f.id, f.changed_at), state="failed",
+                             last_error=reason, attempts=f.attempts + 1)
 
     async def _settle(self, ready: list[tuple[LocalFile, Any]],
                       versions: dict[int, float]) -> None:
@@ -474,6 +495,14 @@ class Uploader:
         One transaction for all of them, and the names of each folder they land
         in computed once: per file, that was a pass over the whole folder, i.e.
         quadratic in a copy of many files into one folder."""
+        if not ready:
+            return
+        # changed since taken (a new version, a new name): not shown, not settled; the
+        # next version replaces this copy (journal._superseded_copies)
+        now = {r[0]: r[1] for r in self.store.db.execute(
+            f"SELECT id, updated_at_epoch FROM upload_journal WHERE id IN "
+            f"({','.join('?' * len(ready))})", [f.id for f, _ in ready])}
+        ready = [(f, item) for f, item in ready if now.get(f.id) == versions[f.id]]
         for f, _item in ready:
             for old_id in f.replaced:  # the new one is in place: the old ones go
                 with contextlib.suppress(NotFound):
@@ -489,15 +518,8 @@ class Uploader:
             folders: set[str] = set()
             for f, item in ready:
                 current = self.journal.get(f.id)
-                if current is not None and current.changed_at != versions[f.id]:
-                    # Changed (rewritten, renamed) while uploading: this copy is never
-                    # shown; the next upload replaces it. What it replaced is gone.
-                    self._drop_replaced(f, events)
-                    self.journal.update(f, state="local" if f.scratch else "pending",
-                                        step="upload", replaces_id=f.remote_id,
-                                        remote_id=None, sha256=None)
-                    folders.add(f.folder_key)  # (a listing may have met the copy)
-                    continue
+                if current is None or current.changed_at != versions[f.id]:
+                    continue  # changed during the deletes: as above
                 folders |= self._settle_one(f, item, events)
                 self.store.db.execute("DELETE FROM upload_journal WHERE id=?", (f.id,))
                 finished.append(f)
