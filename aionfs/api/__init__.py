@@ -2,10 +2,10 @@
 
 from .client import AionClient, Download, PresignedUrl, UploadItem
 from .errors import ApiError
-from .ratelimit import Priority, RateLimiter
+from .ratelimit import Priority, RateLimiter, answer_after, answer_within
 from .settings import ApiKey, ApiSettings, SettingsError
 
 __all__ = [
     "AionClient", "ApiError", "ApiKey", "ApiSettings", "Download", "PresignedUrl",
-    "Priority", "RateLimiter", "SettingsError", "UploadItem",
+    "Priority", "RateLimiter", "SettingsError", "UploadItem", "answer_after", "answer_within",
 ]

@@ -16,6 +16,11 @@ The rate is learnt from 429s: when the server refuses a request the limiter
 believes was within budget, it lowers its rate to what was actually accepted
 in the last minute and pauses for the server's Retry-After.
 
+A user's operation never fails for want of budget while the API answers:
+its deadline (`answer_after`, `answer_within`) counts only the time the API
+takes to answer, not the time spent queued here for the plan's budget. On
+the FREE plan an `ls` or a `cat` waits for its turn, it does not get EIO.
+
 Time comes from `trio.current_time()`, so tests drive it with MockClock.
 """
 
@@ -24,13 +29,47 @@ from __future__ import annotations
 import enum
 import heapq
 import itertools
+import logging
 import math
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import trio
 
+log = logging.getLogger(__name__)
+
 WINDOW = 60.0
+#: a wait for budget this long is worth telling the user about (once per episode)
+LONG_WAIT = 2.0
+
+#: the deadline of the user operation this task serves: (its scope, its seconds)
+_ANSWER: ContextVar[tuple[trio.CancelScope, float] | None] = ContextVar(
+    "aionfs_answer_deadline", default=None)
+
+
+@contextmanager
+def answer_within(seconds: float) -> Iterator[trio.CancelScope]:
+    """Like `trio.move_on_after`, but time spent waiting for the plan's request
+    budget does not count: the deadline is held while a request of this task waits
+    in the limiter, and starts again from `seconds` when it is granted."""
+    with trio.CancelScope(deadline=trio.current_time() + seconds) as scope:
+        token = _ANSWER.set((scope, seconds))
+        try:
+            yield scope
+        finally:
+            _ANSWER.reset(token)
+
+
+@contextmanager
+def answer_after(seconds: float) -> Iterator[trio.CancelScope]:
+    """Like `trio.fail_after` (TooSlowError), with `answer_within`'s deadline."""
+    with answer_within(seconds) as scope:
+        yield scope
+    if scope.cancelled_caught:
+        raise trio.TooSlowError
 
 
 class Priority(enum.IntEnum):
@@ -71,6 +110,7 @@ class RateLimiter:
         self._paused_until = 0.0
         self._throttled = 0.0
         self._limited = 0
+        self._told = False  # a long wait was logged (until the queue empties)
 
     # -- public ------------------------------------------------------------
 
@@ -82,6 +122,8 @@ class RateLimiter:
         ticket = (int(priority), next(self._seq))
         heapq.heappush(self._waiters, ticket)
         started = trio.current_time()
+        answer = _ANSWER.get()
+        held = False
         try:
             while True:
                 now = trio.current_time()
@@ -91,15 +133,32 @@ class RateLimiter:
                     self._grants.append(now)
                     self._notify()
                     break
+                if answer is not None and not held:  # the user's deadline waits too
+                    answer[0].deadline, held = math.inf, True
+                if (not self._told and priority == Priority.INTERACTIVE
+                        and now - started >= LONG_WAIT):
+                    self._told = True
+                    log.info("operations on the mount wait for the plan's request budget "
+                             "(%s requests a minute): they go on when it allows", self._rate)
                 changed = self._changed
-                with trio.move_on_after(wait):
+                with trio.move_on_after(min(wait, LONG_WAIT)):
                     await changed.wait()
         except BaseException:
             self._waiters.remove(ticket)
             heapq.heapify(self._waiters)
             self._notify()
             raise
+        finally:
+            if held and answer is not None:
+                answer[0].deadline = trio.current_time() + answer[1]
+        if not self._waiters:
+            self._told = False
         self._throttled += trio.current_time() - started
+
+    def waiting(self, priority: Priority = Priority.INTERACTIVE) -> bool:
+        """Requests of this priority (or a better one) wait for budget now."""
+        return (trio.current_time() < self._paused_until and bool(self._waiters)) or any(
+            prio <= priority for prio, _ in self._waiters)
 
     def on_rate_limited(self, retry_after: float | None) -> None:
         """The server said 429: pause, and learn a lower rate if we were within ours."""

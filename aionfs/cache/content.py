@@ -11,7 +11,8 @@ fetched with one ranged request per contiguous run (through the presigned
 URL, reused while fresh); concurrent readers of a chunk wait on the same
 fetch; sequential readers get one long read-ahead transfer at a time, its
 window doubling (`_ahead`); a read that cannot be satisfied within
-`read_timeout` fails (EIO upstream) instead of hanging. Fetches run in the
+`read_timeout` fails (EIO upstream) instead of hanging, except while its
+fetch is queued for the plan's request budget: then it waits its turn. Fetches run in the
 owner's nursery, not in the FUSE request, and their bodies are received by
 worker threads straight into the cache file (`AionClient.fetch_into`), so
 the trio thread that answers FUSE requests only completes chunk events.
@@ -62,6 +63,7 @@ class _Entry:
     window: int = 0  # read-ahead chunks, grown by sequential reads
     inflight: dict[int, trio.Event] = field(default_factory=dict)
     last_error: str | None = None
+    asking: int = 0  # fetches asking the API for a download URL (maybe queued for budget)
 
     @property
     def n_chunks(self) -> int:
@@ -257,14 +259,20 @@ class ContentCache:
             self.hits += 1
         else:
             self.misses += 1
-            with trio.move_on_after(self.read_timeout):
-                for i in wanted:
-                    event = entry.inflight.get(i)
-                    if event is not None:
-                        await event.wait()
-            if not all(i in entry.chunks for i in wanted):
-                raise CacheMiss(entry.last_error or
-                                f"no answer within {self.read_timeout:g}s")
+            while True:
+                with trio.move_on_after(self.read_timeout):
+                    for i in wanted:
+                        event = entry.inflight.get(i)
+                        if event is not None:
+                            await event.wait()
+                if all(i in entry.chunks for i in wanted):
+                    break
+                # Queued for the plan's request budget is not "no answer": the read
+                # waits for its turn (the limiter logs the wait once), it never fails.
+                if not (entry.asking and self.client.limiter.waiting(Priority.INTERACTIVE)
+                        and any(i in entry.inflight for i in wanted)):
+                    raise CacheMiss(entry.last_error or
+                                    f"no answer within {self.read_timeout:g}s")
         return os.pread(entry.fd, end - off, off)
 
     def _ahead(self, entry: _Entry, last: int) -> list[int]:
@@ -331,7 +339,11 @@ class ContentCache:
         try:
             for attempt in (1, 2):
                 try:
-                    url = await self._url(entry.file_id, refresh=attempt == 2)
+                    entry.asking += 1
+                    try:
+                        url = await self._url(entry.file_id, refresh=attempt == 2)
+                    finally:
+                        entry.asking -= 1
                     # (`advance` has seen the last position when this returns)
                     await self.client.fetch_into(url, entry.fd, start=pos, end=end,
                                                  progress=advance)

@@ -34,7 +34,7 @@ from typing import Any
 import pyfuse3
 import trio
 
-from ..api import Priority
+from ..api import Priority, answer_after, answer_within
 from ..api.errors import ApiError, AuthError, ValidationFailed
 from ..cache.content import CacheMiss, ContentCache
 from ..store import ROOT_INODE, Event
@@ -54,7 +54,8 @@ ATTR_TIMEOUT = 300.0
 #: refreshed, a tag set elsewhere), so the kernel keeps them only briefly.
 VIEW_ENTRY_TIMEOUT = 5.0
 NAME_MAX = 255
-#: How long an `ls` waits for a folder's first listing before showing what is cached.
+#: How long an `ls` waits for an answer to a folder's first listing before showing what
+#: is cached (time queued for the plan's request budget does not count).
 LIST_WAIT = 10.0
 
 
@@ -173,7 +174,7 @@ class AionOperations(pyfuse3.Operations):
             self._listed.add(inode)
             return
         try:
-            with trio.move_on_after(LIST_WAIT):
+            with answer_within(LIST_WAIT):
                 if key == "" and not self.syncer.store.folders():
                     await self.syncer.refresh_tree(Priority.INTERACTIVE)
                 await self.syncer.ensure_listed(key, Priority.INTERACTIVE)
@@ -515,7 +516,7 @@ class AionOperations(pyfuse3.Operations):
         if row is None or row["media_type"] != "image":
             return b""
         try:
-            with trio.fail_after(LIST_WAIT):
+            with answer_after(LIST_WAIT):
                 res = await self.syncer.client.image_colors(row["id"])
         except (ApiError, trio.TooSlowError) as exc:
             raise self._fail(exc, errno.EIO, "fetching colors") from None
@@ -755,7 +756,7 @@ class AionOperations(pyfuse3.Operations):
         if new == old:
             return
         try:
-            with trio.fail_after(LIST_WAIT):
+            with answer_after(LIST_WAIT):
                 await self.syncer.client.update_file(row["id"], tags=new)
         except ValidationFailed as exc:
             raise self._fail(exc, errno.EINVAL, "changing tags") from None

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from ..api import answer_after
 from ..api.errors import ApiError, Conflict, NotFound, TransientError, ValidationFailed
 from ..store import ALL_FILES, Event, naming
 from ..store.db import LOCAL_PREFIX, folder_row
@@ -38,7 +39,8 @@ from .view import FsError, LibraryView
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: how long an operation waits for the API before failing with EIO
+#: how long an operation waits for an answer from the API before failing with EIO
+#: (time queued for the plan's request budget does not count: api/ratelimit.py)
 API_WAIT = 15.0
 #: folder levels the API keeps (a folder at the root is level 1)
 MAX_DEPTH = 10
@@ -68,7 +70,7 @@ class Writer:
     async def _api(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """One API call on behalf of a user's operation, bounded; errors as errnos."""
         try:
-            with trio.fail_after(API_WAIT):
+            with answer_after(API_WAIT):
                 return await call()
         except trio.TooSlowError:
             raise FsError(errno.EIO, f"{what}: no answer from the API in {API_WAIT:g}s") from None
@@ -360,7 +362,7 @@ class Writer:
         folder = None
         if not key.startswith(LOCAL_PREFIX):
             try:
-                with trio.fail_after(API_WAIT):
+                with answer_after(API_WAIT):
                     folder = await self.client.create_folder(name, key or None)
             except (TransientError, trio.TooSlowError) as exc:
                 log.info("creating folder %s offline (%s): the workspace gets it when the API "
@@ -392,7 +394,7 @@ class Writer:
         if folder is None:
             raise FsError(errno.ENOENT)
         try:
-            with trio.fail_after(API_WAIT):
+            with answer_after(API_WAIT):
                 if not folder["id"].startswith(LOCAL_PREFIX):
                     await self.syncer.ensure_listed(folder["id"])  # know every file inside
         except (ApiError, trio.TooSlowError) as exc:

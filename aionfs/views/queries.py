@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from ..api import Priority
+from ..api import Priority, answer_after
 from ..api.errors import ApiError
 from ..store import Store
 from ..sync import Syncer
@@ -112,7 +112,7 @@ class QueryCache:
             if cached is not None and cached[1]:
                 return cached[0]
             try:
-                with trio.fail_after(self.wait):
+                with answer_after(self.wait):  # (queued for budget: not counted)
                     return await self._refresh(kind, query, color, priority)
             except (ApiError, trio.TooSlowError) as exc:
                 what = "no answer in time" if isinstance(exc, trio.TooSlowError) else str(exc)
