@@ -149,10 +149,9 @@ class Writer:
         local = self.local.lookup(parent, name)
         if local is not None:
             # A new version of library files (an edit, a save over them): they go too, or
-            # they would be back at this name. The local version goes first (an upload
-            # finishing while we wait for the API must not bring it back).
+            # they would be back at this name; first, so that an API that fails (EIO)
+            # leaves everything as it was.
             replaced = local.replaced
-            self.local.forget(local)
             for old_id in replaced:
                 try:
                     await self._api(f"deleting {name}",
@@ -162,7 +161,11 @@ class Writer:
                         raise
             with self.store.transaction():  # (an edit's library file has the same inode)
                 events = self.store.remove_entries_of(self.store.delete_files(replaced))
-            return [Event("entry_removed", local.inode, parent, name), *events]
+            if self.local.lookup(parent, name) is local:
+                self.local.forget(local)
+                return [Event("entry_removed", local.inode, parent, name), *events]
+            # it was uploaded while we waited: the library file at the name is it
+            return events + await self.unlink(parent, name)
         entry = self.store.lookup(parent, name)
         if entry is None:
             raise FsError(errno.ENOENT)
