@@ -123,7 +123,8 @@ rpm_option = click.option(
          "one such as the emulator).")
 plan_option = click.option(
     "--plan", type=click.Choice(["free", "starter", "professional", "enterprise"]),
-    default=None, help="Your plan (sets the request budget); default $AIONFS_PLAN or free.")
+    default=None, help="Your plan (sets the request budget); default $AIONFS_PLAN, else the "
+                       "mount asks the service (other commands: free).")
 
 
 @main.command()

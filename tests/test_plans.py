@@ -1,4 +1,6 @@
-"""The FREE plan (10 requests a minute, the default for a new user), end to end.
+"""Plans end to end: the FREE plan's budget, and the plan learnt from the service.
+
+The FREE plan (10 requests a minute) is the default for a new user.
 
 A user's operation never fails for want of request budget while the API
 answers: it waits its turn in the limiter (before background work), and
@@ -9,14 +11,20 @@ shorter than the wait, and expects every byte and no error.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from aionfs.api import AionClient
+from aionfs.store import Store
 from tests.conftest import EmulatorProcess
-from tests.mounting import VIEWS, mount
+from tests.mounting import VIEWS, Mount, mount
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
 
@@ -49,3 +57,37 @@ def test_reads_on_the_free_plan_wait_for_budget_and_never_fail(emulator: Emulato
     log = next((tmp_path / "c").glob("*/aionfs.log")).read_text()
     assert log.count("wait for the plan's request budget") >= 1
     assert "EIO" not in log
+
+
+@pytest.mark.parametrize("plan", ["free", "professional"])
+def test_the_plan_is_learnt_from_the_service_and_remembered(emulator: EmulatorProcess,
+                                                            tmp_path: Path, plan: str) -> None:
+    """Without --plan the mount asks the service (GET /usage/summary) and works within
+    the answer; status says where the plan came from; a flag still wins."""
+    key = emulator.new_tenant(plan=plan)
+
+    def status(m: Mount) -> dict[str, Any]:
+        res = subprocess.run([sys.executable, "-m", "aionfs", "status", str(m.path), "--json"],
+                             env=m.env, capture_output=True, text=True, timeout=30)
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)  # type: ignore[no-any-return]
+
+    m = mount(emulator, key, tmp_path / "m", tmp_path / "c")
+    try:
+        assert status(m)["plan"] == {"name": plan, "from": "the service"}
+    finally:
+        m.unmount()
+    m = mount(emulator, key, tmp_path / "m", tmp_path / "c", "--plan", "starter")
+    try:
+        assert status(m)["plan"] == {"name": "starter", "from": "command line"}
+    finally:
+        m.unmount()
+    store = Store(next((tmp_path / "c").glob("*/metadata.sqlite3")))
+    try:
+        assert store.get_meta("plan") == plan  # remembered for a start without the service
+    finally:
+        store.close()
+
+
+async def test_the_client_reads_the_plan_name(client: AionClient) -> None:
+    assert await client.plan_name() == "professional"

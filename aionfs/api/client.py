@@ -10,7 +10,9 @@ header at all, so the key cannot leak there even by a redirect.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import logging
 import random
 import time
@@ -179,6 +181,7 @@ class AionClient:
         unlimited: bool = False,
     ) -> None:
         self.settings = settings
+        self.plan_source = "default"  # or the command line, …, or the service (use_plan)
         self.limiter = limiter or RateLimiter(None if unlimited else settings.rate_per_minute)
         self.retry = retry or RetryPolicy(max_attempts=settings.max_attempts)
         self.stats = ClientStats()
@@ -633,6 +636,25 @@ class AionClient:
             dup += res.duplicates
             uniq += res.unique
         return m.DuplicateCheck(duplicates=dup, unique=uniq)
+
+    async def plan_name(self, *, priority: Priority = Priority.INTERACTIVE) -> str | None:
+        """The key's plan as the service names it (`GET /usage/summary` → `plan.name`,
+        e.g. "Professional"), lowercased; None if the answer names none."""
+        resp = await self._send("GET", "usage/summary", priority=priority, idempotent=True,
+                                params={"period": "month"})
+        try:
+            name = json.loads(resp.content)["plan"]["name"]
+        except (ValueError, KeyError, TypeError):
+            return None
+        return name.strip().lower() if isinstance(name, str) else None
+
+    def use_plan(self, plan: str, source: str) -> None:
+        """Work within this plan from now on (its request rate and batch size), unless
+        a rate was given explicitly. `source`: where it came from, for status."""
+        self.settings = dataclasses.replace(self.settings, plan=plan)
+        self.plan_source = source
+        if self.limiter.configured is not None and self.settings.requests_per_minute is None:
+            self.limiter.set_rate(self.settings.rate_per_minute)
 
     async def quota_check(self, file_count: int = 1, *,
                           priority: Priority = Priority.UPLOAD) -> m.Quota:

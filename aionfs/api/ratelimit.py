@@ -160,6 +160,16 @@ class RateLimiter:
         return (trio.current_time() < self._paused_until and bool(self._waiters)) or any(
             prio <= priority for prio, _ in self._waiters)
 
+    @property
+    def configured(self) -> int | None:
+        """The rate set (None: unlimited)."""
+        return self._configured
+
+    def set_rate(self, requests_per_minute: int) -> None:
+        """A new budget (the plan learnt from the service)."""
+        self._configured = self._rate = requests_per_minute
+        self._notify()
+
     def on_rate_limited(self, retry_after: float | None) -> None:
         """The server said 429: pause, and learn a lower rate if we were within ours."""
         self._limited += 1

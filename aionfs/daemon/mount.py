@@ -47,6 +47,7 @@ from .control import pidfile_for, serve_control, socket_for
 from .handlers import Controls
 from .notify import Notifier
 from .options import MountOptions
+from .plan import settle_plan
 from .status import Sources
 
 log = logging.getLogger(__name__)
@@ -269,6 +270,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
         syncer = Syncer(client, store)
         notifier.status("checking the API key")
         try:
+            await settle_plan(client, store, opts.profile)  # the budget, before any crawl
             with trio.fail_after(15):
                 await syncer.refresh_tree(Priority.INTERACTIVE)
         except AuthError as exc:

@@ -78,6 +78,7 @@ def live_status(src: Sources) -> dict[str, Any]:
         "queue": queue,
         "cache": {"used": src.cache.used(), "capacity": src.cache.capacity,
                   "pinned_files": int(pinned)},
+        "plan": {"name": src.client.settings.plan, "from": src.client.plan_source},
         "rate_limit": {"per_minute": limiter.rate_per_minute or None,
                        "used_last_minute": limiter.used_in_window,
                        "left": (max(0, limiter.rate_per_minute - limiter.used_in_window)
@@ -147,9 +148,14 @@ def format_status(report: dict[str, Any]) -> str:
                      f"{c['pinned_files']} files pinned")
     if "rate_limit" in report:
         r = report["rate_limit"]
+        waiting = sum(r["waiting"].values())
         lines.append("rate limit: " + ("none" if r["per_minute"] is None else
                                        f"{r['left']} of {r['per_minute']} requests left this "
-                                       "minute"))
+                                       "minute" + (f", {waiting} waiting for budget"
+                                                   if waiting else "")))
+    plan = report.get("plan")
+    if plan is not None:
+        lines.append(f"plan:       {plan['name']} (from {plan['from']})")
     lines.append("uploads:    " + ", ".join(f"{n} {s}" for s, n in report["uploads"].items()))
     for q in report["queue"]:
         reason = f"  ({q['error']})" if q["state"] == "failed" and q["error"] else ""

@@ -237,7 +237,32 @@ async def quota_check(emu: Emulator, request: Request, tenant: Tenant) -> Respon
         "message": None if ok else f"only {available} uploads left this month"})
 
 
+async def usage_summary(emu: Emulator, request: Request, tenant: Tenant) -> Response:
+    """The shape of api/usage.md's example; `plan.name` is what clients learn the plan by."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    quota = tenant.quota
+    used = tenant.uploads_used
+    remaining = None if quota is None else max(0, quota - used)
+    percent = 0.0 if not quota else round(100.0 * used / quota, 2)
+    return json_response({
+        "period": {"start": start.isoformat().replace("+00:00", "Z"),
+                   "end": now.isoformat().replace("+00:00", "Z")},
+        "usage": {"describe_count": used, "total_requests": used,
+                  "successful_requests": used, "failed_requests": 0},
+        "performance": {"avg_response_time_ms": 5.0},
+        "limits": {"monthly_limit": quota, "used_this_month": used, "remaining": remaining,
+                   "percentage_used": percent},
+        "plan": {"name": tenant.plan.capitalize(), "requests_limit": quota,
+                 "requests_used": used, "requests_remaining": remaining,
+                 "usage_percentage": percent, "renewal_date": None},
+        "total_credits": used})
+
+
 ROUTES = [
+    ("GET", "/usage/summary", usage_summary, False),
     ("POST", "/user-files/upload/stream", stream, False),
     ("POST", "/user-files/upload/stream-batch", stream_batch, False),
     ("GET", "/uploads/sessions/{session_id}/status", session_status, False),

@@ -21,7 +21,7 @@ OPERATIONS = [
     ("get", "/api/v2/folders"), ("post", "/api/v2/folders"),
     ("get", "/api/v2/folders/{folder_id}"), ("patch", "/api/v2/folders/{folder_id}"),
     ("delete", "/api/v2/folders/{folder_id}"), ("post", "/api/v2/folders/{folder_id}/move"),
-    ("post", "/api/v2/folders/move-files"),
+    ("post", "/api/v2/folders/move-files"), ("get", "/api/v2/usage/summary"),
     ("get", "/api/v2/user-files"), ("get", "/api/v2/user-files/{image_id}"),
     ("patch", "/api/v2/user-files/{image_id}"), ("delete", "/api/v2/user-files/{image_id}"),
     ("post", "/api/v2/user-files/batch-delete"), ("post", "/api/v2/user-files/links"),
