@@ -11,7 +11,7 @@ import trio
 from aionfs.api import AionClient, Priority
 from aionfs.store import ALL_FILES, ROOT_INODE, Event, Store
 from aionfs.sync import InconsistentAnswers, MassDeleteRefused, Syncer, SyncOptions
-from tests.conftest import EmulatorProcess
+from tests.conftest import EmulatorProcess, make_client
 from tests.media import image_bytes
 from tests.sync_helpers import assert_same, remote_shape
 
@@ -324,3 +324,14 @@ async def test_a_tree_fetched_before_a_folder_was_made_does_not_delete_it(
     assert "Made" not in {f.name for f in made}
     assert store.folder(folder.id) is not None
     assert store.lookup(ROOT_INODE, "Made") is not None
+
+
+async def test_polling_spends_at_most_a_tenth_of_the_plan(emulator: EmulatorProcess,
+                                                          tenant_key: str, store: Store) -> None:
+    """Idle, keeping up costs at most 10 % of the budget: on FREE (10 a minute) a round
+    of two requests comes every two minutes; on PROFESSIONAL the poll interval rules."""
+    for rpm, pause in ((10, 120.0), (100, 60.0)):
+        async with make_client(emulator, tenant_key, rpm=rpm, unlimited=False) as c:
+            assert Syncer(c, store)._paced(60.0, 2) == pause
+    async with make_client(emulator, tenant_key) as c:  # no limit: the interval
+        assert Syncer(c, store)._paced(60.0, 2) == 60.0

@@ -36,11 +36,15 @@ import trio
 
 from ..api import AionClient, Priority
 from ..api.errors import ApiError, NotFound
+from ..api.ratelimit import WINDOW
 from ..store import ALL_FILES, Event, Store, naming
 from ..store.db import file_row, folder_row
 from .plan import ListingPlan, MassDeleteRefused, check_deletions, plan_listing, plan_tree
 
 log = logging.getLogger(__name__)
+
+#: the share of the plan's budget that keeping up with remote changes may use
+POLL_SHARE = 0.1
 
 Subscriber = Callable[[list[Event]], None]
 
@@ -524,6 +528,7 @@ class Syncer:
             asked, self._wake = self._wake.is_set(), trio.Event()
             done, self._round_done = self._round_done, trio.Event()
             priority = Priority.INTERACTIVE if asked else Priority.BACKGROUND
+            before = self.client.stats.requests
             try:
                 if not crawled:
                     self.report = await self.full_sync(priority)
@@ -533,7 +538,7 @@ class Syncer:
                     revalidated = await self.revalidate(
                         older_than=0 if asked else self.revalidate_interval, priority=priority)
                     self.report.merge_counts(revalidated)
-                backoff = self.poll_interval
+                backoff = self._paced(self.poll_interval, self.client.stats.requests - before)
                 self.last_error = None
                 self.last_sync = time.time()
             except (ApiError, MassDeleteRefused) as exc:
@@ -549,6 +554,18 @@ class Syncer:
             done.set()
             with trio.move_on_after(backoff):
                 await self._wake.wait()
+
+    def _paced(self, interval: float, requests: int) -> float:
+        """The pause after a round: the poll interval, or longer where the plan is small,
+        so that keeping up spends at most POLL_SHARE of the plan's budget (FREE: one
+        request a minute; a round of two requests then comes every two minutes).
+        (`requests`: all the client sent during the round, the user's too: a busy user
+        leaves the budget to themselves.)
+        A change on the mount or `aionfs sync --now` still starts a round at once."""
+        rate = self.client.limiter.configured
+        if not rate or requests <= 0:
+            return interval
+        return max(interval, WINDOW * requests / (POLL_SHARE * rate))
 
     def wake(self) -> None:
         """The API answers again (after sleep or a network loss): no need to wait out
