@@ -180,7 +180,7 @@ needs_gio = pytest.mark.skipif(__import__("shutil").which("gio") is None,
 
 
 @needs_gio
-def test_a_folder_opened_by_a_gio_program_gets_thumbnails_from_one_variant_each(
+def test_a_folder_opened_by_a_gio_program_gets_thumbnails_at_no_request(
         mounted: Mount, emulator: EmulatorProcess, photos: Lib, thumb_home: Path) -> None:
     folder = mounted.path / "Photos"
     names = gio_list(folder)
@@ -191,8 +191,9 @@ def test_a_folder_opened_by_a_gio_program_gets_thumbnails_from_one_variant_each(
     assert current_thumbnails(thumb_home, folder)["notes.md"] == set()  # left to the desktop
     counts = variant_and_download_counts(emulator, photos.key)
     assert counts["download"] == 0  # no original was read
-    assert counts["variant"] == len(photos_)
-    assert max(v for k, v in counts.items() if k not in ("variant", "download")) == 1
+    # the listing's presigned thumbnail URLs: not one API request for the thumbnails
+    assert counts["variant"] == 0
+    assert f"{len(photos_)} through listed URLs" in _status(mounted)
     png = thumbnail_path(thumb_home, "large", file_uri(folder / photos_[0]))
     assert oct(png.stat().st_mode & 0o777) == "0o600"
     with Image.open(png) as img:
@@ -203,7 +204,36 @@ def test_a_folder_opened_by_a_gio_program_gets_thumbnails_from_one_variant_each(
     month_dir = by_date / year / sorted(os.listdir(by_date / year))[0]
     shown = [n for n in gio_list(month_dir) if n.endswith(".jpg")]
     assert shown and all(current_thumbnails(thumb_home, month_dir)[n] for n in shown)
-    assert variant_and_download_counts(emulator, photos.key)["variant"] == len(photos_)
+    assert variant_and_download_counts(emulator, photos.key)["variant"] == 0
+    assert f"{len(photos_)} through listed URLs" in _status(mounted)
+
+
+@needs_gio
+def test_expired_listed_urls_fall_back_to_one_variant_request(
+        emulator: EmulatorProcess, photos: Lib, tmp_path: Path, thumb_home: Path) -> None:
+    """A presigned URL from a listing too old to trust: the variant endpoint instead
+    (one request for that image), never a missing thumbnail, never an original."""
+    import sqlite3
+
+    m = mount(emulator, photos.key, tmp_path / "mnt", tmp_path / "cache",
+              "--poll-interval", "600", "--revalidate-interval", "600")
+    folder = m.path / "Photos"
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".jpg"))  # listed
+        stale = [os.getxattr(folder / n, "user.aion.id").decode() for n in names[:3]]
+        db = sqlite3.connect(next((tmp_path / "cache").glob("*/metadata.sqlite3")))
+        with db:  # listed long ago, as after a suspend: their URLs have expired
+            db.executemany("UPDATE file_urls SET listed_at_epoch=0 WHERE file_id=?",
+                           [(i,) for i in stale])
+        db.close()
+        gio_list(folder)
+        assert all(current_thumbnails(thumb_home, folder)[n] == {"normal", "large"}
+                   for n in names)
+        counts = variant_and_download_counts(emulator, photos.key)
+        assert counts["download"] == 0
+        assert counts["variant"] == 3 and all(counts[i] == 1 for i in stale)
+    finally:
+        m.unmount()
 
 
 def test_walkers_and_scripts_seed_nothing(mounted: Mount, emulator: EmulatorProcess,

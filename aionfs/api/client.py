@@ -476,11 +476,16 @@ class AionClient:
                              priority: Priority = Priority.INTERACTIVE) -> bytes:
         """The whole object (or range) in memory, resuming after broken transfers."""
         url = await self.presigned_url(file_id, variant, priority=priority)
+        return await self.blob_bytes(url.url, start=start, end=end, what=file_id)
+
+    async def blob_bytes(self, url: str, *, start: int = 0, end: int | None = None,
+                         what: str = "a presigned URL") -> bytes:
+        """The bytes behind a presigned URL, in memory (no API request: storage only)."""
         buf = bytearray()
         attempts = 0
         while True:
             try:
-                async with self.open_blob(url.url, start=start + len(buf), end=end) as dl:
+                async with self.open_blob(url, start=start + len(buf), end=end) as dl:
                     async for chunk in dl.chunks(None, since=start + len(buf)):
                         buf += chunk
                     want = (end + 1 - start) if end is not None else (
@@ -494,7 +499,7 @@ class AionClient:
                 if attempts >= self.retry.max_attempts:
                     raise
                 log.info("download of %s broke off at %d bytes, resuming: %s",
-                         file_id, start + len(buf), exc)
+                         what, start + len(buf), exc)
                 await trio.sleep(self.retry.delay(attempts, exc, self._rng))
 
     async def fetch_into(self, url: str, fd: int, *, start: int, end: int,

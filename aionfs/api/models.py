@@ -95,6 +95,10 @@ class UserFile(Model, kw_only=True):
     source_url: str | None = None
     domain: str | None = None
     crawl_status: str | None = None
+    #: presigned (≈ 1 h) renditions: bytes through them cost no API request
+    thumbnail_url: str | None = None
+    medium_url: str | None = None
+    full_url: str | None = None
 
 
 class FilePage(Model, kw_only=True):

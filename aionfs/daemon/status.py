@@ -163,7 +163,8 @@ def format_status(report: dict[str, Any]) -> str:
     t = report.get("thumbnails")
     if t is not None:
         lines.append(f"thumbnails: {t['seeded']} written, {t['current']} images current, "
-                     f"{t['variant_requests']} variants fetched")
+                     f"{t['variant_requests']} variant requests, {t['listed_urls']} through "
+                     "listed URLs")
     for w in report.get("watches", []):
         lines.append(f"watching:   {w['dir']} → /{w['to']} ({w['uploaded']} uploaded, "
                      f"{w['waiting']} waiting)")

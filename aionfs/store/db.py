@@ -435,6 +435,11 @@ class Store:
                 touched.append((now, item["id"]))
         self.db.executemany(f"INSERT INTO files({cols}, inode, placement, listed_at_epoch) "
                             f"VALUES ({marks}, ?, 'unknown', ?)", inserts)
+        self.db.executemany(
+            "INSERT OR REPLACE INTO file_urls(file_id, thumbnail_url, medium_url, "
+            "listed_at_epoch) VALUES (?, ?, ?, ?)",
+            [(it["id"], it["thumbnail_url"], it["medium_url"], now) for it in items
+             if it.get("thumbnail_url") or it.get("medium_url")])
         self.db.executemany(f"UPDATE files SET {sets}, listed_at_epoch=? WHERE id=?", updates)
         self.db.executemany("UPDATE files SET listed_at_epoch=? WHERE id=?", touched)
         return new, meta_changed, content_changed
@@ -461,6 +466,14 @@ class Store:
             moved[fid] = {"root": ALL_FILES, "folder": row[1]}.get(row[0])
         return moved
 
+    def listed_url(self, file_id: str, kind: str, fresh_after: float) -> str | None:
+        """A rendition URL (`thumbnail_url`, `medium_url`) from a listing made after
+        `fresh_after` (epoch seconds), if one is known."""
+        assert kind in ("thumbnail_url", "medium_url")
+        row = self.db.execute(f"SELECT {kind} FROM file_urls WHERE file_id=? AND "
+                              "listed_at_epoch > ?", (file_id, fresh_after)).fetchone()
+        return row[0] if row else None
+
     def delete_files(self, ids: Iterable[str]) -> list[int]:
         inodes = []
         for fid in ids:
@@ -469,6 +482,7 @@ class Store:
                 continue
             inodes.append(row[0])
             self.db.execute("DELETE FROM files WHERE id=?", (fid,))
+            self.db.execute("DELETE FROM file_urls WHERE file_id=?", (fid,))
             self.db.execute("DELETE FROM query_results WHERE file_id=?", (fid,))
         return inodes
 
@@ -549,6 +563,7 @@ def file_row(item: Any) -> dict[str, Any]:
         "variant_status": item.variant_status, "page_count": item.page_count,
         "source_url": item.source_url, "domain": item.domain,
         "created_at": _iso(item.created_at), "content_created_at": _iso(item.content_created_at),
+        "thumbnail_url": item.thumbnail_url, "medium_url": item.medium_url,
     }
 
 

@@ -218,6 +218,15 @@ ALTER TABLE upload_journal ADD COLUMN uncertain_sha256 TEXT;
 -- Names looked up across folders (a new file named like one shown: a new version
 -- saved on another client; copies into tags/).
 CREATE INDEX entries_by_name ON entries(name);
+-- Presigned rendition URLs that list items carry (thumbnail ≈ small_256, medium ≈
+-- medium_750), as of the listing that brought them: fetched through while fresh,
+-- they cost no API request (thumbnails).
+CREATE TABLE file_urls (
+    file_id         TEXT PRIMARY KEY,
+    thumbnail_url   TEXT,
+    medium_url      TEXT,
+    listed_at_epoch REAL NOT NULL
+);
 """
 
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.

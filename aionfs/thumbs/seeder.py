@@ -4,9 +4,11 @@ A file manager opening a folder of photos on a FUSE mount (which GLib counts
 as local) reads every image in full to draw its thumbnails. When a program
 that draws thumbnails (one built on GTK, GIO or Qt: file managers, file
 dialogs, image viewers; see `consumer.py`) opens a folder, this writes the
-freedesktop thumbnails of its images first, each from one variant request
+freedesktop thumbnails of its images first, each from one rendition
 (`small_256` for the normal and large buckets; `medium_750`/`large_1024` when
-bigger buckets are asked for). The opening waits for that, a few seconds at
+bigger buckets are asked for), fetched through the presigned URL the folder's
+listing carried (`thumbnail_url`, `medium_url`: no API request at all) while
+it is fresh, else through one variant request. The opening waits for that, a few seconds at
 most (`wait`), at interactive priority: the user is looking at the window,
 and an answer before the thumbnails exist would send the file manager to read
 the originals. What is not done by then goes on at background priority.
@@ -27,6 +29,7 @@ import logging
 import math
 import os
 import stat
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from hashlib import sha1
@@ -37,6 +40,7 @@ import trio
 from PIL import Image
 
 from ..api import AionClient, Priority
+from ..api.client import PRESIGNED_LIFETIME
 from ..api.errors import ApiError, TransientError
 from ..cache.content import validator_of
 from ..fs.view import LibraryView
@@ -59,6 +63,10 @@ VARIANT_FOR = {"normal": "small_256", "large": "small_256", "x-large": "medium_7
                "xx-large": "large_1024"}
 RETRY_PAUSE = 30.0
 PARALLEL = 16  # variant fetches at once for a folder being opened
+#: the variants list items carry a presigned URL of (the column of `file_urls`)
+LISTED_URL = {"small_256": "thumbnail_url", "medium_750": "medium_url"}
+#: how long after its listing a presigned URL is used (they last about an hour)
+URL_FRESH = PRESIGNED_LIFETIME - 600.0
 
 #: (name in the folder, inode, mtime in seconds, size)
 Item = tuple[str, int, int, int]
@@ -68,7 +76,8 @@ Item = tuple[str, int, int, int]
 class ThumbStats:
     seeded: int = 0  # thumbnails written
     current: int = 0  # images whose thumbnails were current already
-    variant_requests: int = 0
+    variant_requests: int = 0  # API requests (the variant endpoint)
+    listed_urls: int = 0  # renditions fetched through a listing's URL (no API request)
     failed: int = 0
     skipped: int = 0  # not images, or no variants
 
@@ -228,6 +237,24 @@ class Thumbnails:
                 write_atomically(path, make_thumbnail(img, bucket, uri=uri, mtime=mtime,
                                                       size=size, mime=mime))
 
+    async def _from_listing(self, row: Any) -> bytes | None:
+        """The rendition through the presigned URL the folder's listing carried, while
+        fresh: no API request at all (a request of the plan's budget per image was a
+        200-image folder's 20 minutes on FREE). Expired or failing: None (the variant
+        endpoint then)."""
+        kind = LISTED_URL.get(self.variant)
+        url = kind and self.store.listed_url(row["id"], kind, time.time() - URL_FRESH)
+        if not url:
+            return None
+        try:
+            data = await self.client.blob_bytes(url, what=f"{row['id']} ({kind})")
+        except ApiError as exc:
+            log.debug("the listed %s of %s failed (%s): the variant instead", kind, row["id"],
+                      exc)
+            return None
+        self.stats.listed_urls += 1
+        return data
+
     async def _variant(self, row: Any, priority: Priority) -> bytes | None:
         """The rendition's bytes: kept from before, or one variant request (shared by
         whoever else wants the same image meanwhile)."""
@@ -249,17 +276,19 @@ class Thumbnails:
             done.set()
 
     async def _fetch(self, row: Any, kept: Path, priority: Priority) -> bytes | None:
-        self.stats.variant_requests += 1
-        try:
-            data = await self.client.download_bytes(row["id"], variant=self.variant,
-                                                    priority=priority)
-        except TransientError:
-            raise
-        except ApiError as exc:
-            log.debug("no %s variant for %s: %s", self.variant, row["id"], exc)
-            self._failed.add(row["id"])
-            self.stats.failed += 1
-            return None
+        data = await self._from_listing(row)
+        if data is None:
+            self.stats.variant_requests += 1
+            try:
+                data = await self.client.download_bytes(row["id"], variant=self.variant,
+                                                        priority=priority)
+            except TransientError:
+                raise
+            except ApiError as exc:
+                log.debug("no %s variant for %s: %s", self.variant, row["id"], exc)
+                self._failed.add(row["id"])
+                self.stats.failed += 1
+                return None
         for old in await trio.to_thread.run_sync(
                 lambda: list(self.cache_dir.glob(f"{row['id']}.*"))):
             old.unlink(missing_ok=True)  # an earlier version's
