@@ -24,12 +24,13 @@ sysdeps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
 	fi
 
-# What only the tests use: rsync (copies into the mount, as users make them), a real
-# desktop for the file-manager test (Xvfb, PCManFM, a D-Bus session), gio (what GTK
-# applications read of xattrs) and systemd-analyze (the shipped units).
+# What only the tests use: rsync and vim (copies and saves into the mount, as users make
+# them), a real desktop for the file-manager test (Xvfb, PCManFM, a D-Bus session), gio
+# (what GTK applications read of xattrs, and `gio save`) and systemd-analyze (the units).
 testdeps:
 	@need=""; \
 	command -v rsync >/dev/null || need="$$need rsync"; \
+	command -v vim >/dev/null || need="$$need vim"; \
 	command -v Xvfb >/dev/null || need="$$need xvfb"; \
 	command -v pcmanfm >/dev/null || need="$$need pcmanfm"; \
 	command -v dbus-run-session >/dev/null || need="$$need dbus"; \
