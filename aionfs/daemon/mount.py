@@ -270,8 +270,8 @@ async def serve(settings: ApiSettings, opts: MountOptions,
         syncer = Syncer(client, store)
         notifier.status("checking the API key")
         try:
-            await settle_plan(client, store, opts.profile)  # the budget, before any crawl
-            with trio.fail_after(15):
+            with trio.fail_after(15):  # (one wait for both when the API is out of reach)
+                await settle_plan(client, store, opts.profile)  # the budget, before a crawl
                 await syncer.refresh_tree(Priority.INTERACTIVE)
         except AuthError as exc:
             raise MountError("the API key was refused: check AIONVISION_API_KEY or run "
