@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import trio
 
@@ -87,6 +87,15 @@ def expect_errno(code: int, fn: Callable[[], object]) -> None:
     assert info.value.errno == code, (info.value, fn)
 
 
+def folder_path(folders: dict[str, Any], fid: str | None) -> str:
+    """A folder's path ('Jobs/2024') from the API's flat folder list (by id)."""
+    parts = []
+    while fid:
+        parts.append(folders[fid].name)
+        fid = folders[fid].parent_id
+    return "/".join(reversed(parts))
+
+
 def workspace(emulator: EmulatorProcess, key: str) -> dict[str, tuple[str, str]]:
     """Every file of the workspace: 'folder path/name' → (id, sha256 of its bytes).
 
@@ -96,11 +105,7 @@ def workspace(emulator: EmulatorProcess, key: str) -> dict[str, tuple[str, str]]
             folders = {f.id: f for f in await c.folder_tree()}
 
             def path(fid: str | None) -> str:
-                parts = []
-                while fid:
-                    parts.append(folders[fid].name)
-                    fid = folders[fid].parent_id
-                return "/".join(reversed(parts))
+                return folder_path(folders, fid)
 
             where: dict[str, str] = {}
             for fid in folders:

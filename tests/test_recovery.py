@@ -27,7 +27,8 @@ import pytest
 
 from aionfs.api import AionClient
 from aionfs.daemon import mount as daemon_mount
-from aionfs.daemon.mount import MountError, check_mountpoint, daemon_alive, mount_at
+from aionfs.daemon.control import daemon_alive
+from aionfs.daemon.mount import MountError, check_mountpoint, mount_at
 from tests.conftest import EmulatorProcess, start_emulator, stop_emulator
 from tests.mounting import Mount, api_call, mount, wait_for, workspace
 

@@ -37,7 +37,15 @@ import trio
 from aionfs.emulator.demo import make_docx
 from tests.conftest import EmulatorProcess, make_client
 from tests.media import image_bytes
-from tests.mounting import VIEWS, Mount, expect_errno, mount, wait_for, workspace
+from tests.mounting import (
+    VIEWS,
+    Mount,
+    expect_errno,
+    folder_path,
+    mount,
+    wait_for,
+    workspace,
+)
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
 
@@ -175,14 +183,7 @@ def folder_paths(emulator: EmulatorProcess, key: str) -> list[str]:
     async def go() -> list[str]:
         async with make_client(emulator, key) as c:
             folders = {f.id: f for f in await c.folder_tree()}
-
-        def path(fid: str | None) -> str:
-            parts = []
-            while fid:
-                parts.append(folders[fid].name)
-                fid = folders[fid].parent_id
-            return "/".join(reversed(parts))
-        return sorted(path(fid) for fid in folders)
+        return sorted(folder_path(folders, fid) for fid in folders)
     return trio.run(go)
 
 

@@ -73,14 +73,20 @@ class Daemon:
     socket: Path
 
 
-def _alive(pid: int) -> bool:
+def daemon_alive(pid: int) -> bool:
+    """Whether the process is running (a zombie, not yet reaped by its parent, is not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: kill(0) is all we know
+    state = stat.rpartition(")")[2].split()[:1]
+    return state not in (["Z"], ["X"], ["x"])
 
 
 def running_daemons() -> list[Daemon]:
@@ -91,7 +97,7 @@ def running_daemons() -> list[Daemon]:
             pid = int(lines[0])
         except (OSError, ValueError, IndexError):
             continue
-        if len(lines) < 3 or not _alive(pid):
+        if len(lines) < 3 or not daemon_alive(pid):
             continue
         found.append(Daemon(pid, Path(lines[1]), Path(lines[2]), pidfile.with_suffix(".sock")))
     return found

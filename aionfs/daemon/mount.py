@@ -43,7 +43,7 @@ from ..upload.worker import Uploader
 from ..views import QueryCache, VirtualTree
 from ..watch import WatchedFolder, Watches
 from . import control
-from .control import pidfile_for, serve_control, socket_for
+from .control import daemon_alive, pidfile_for, serve_control, socket_for
 from .handlers import Controls
 from .notify import Notifier
 from .options import MountOptions
@@ -114,22 +114,6 @@ def is_mounted(mountpoint: Path) -> bool:
     if _mountinfo_readable():
         return mount_at(mountpoint) is not None
     return os.path.ismount(mountpoint)
-
-
-def daemon_alive(pid: int) -> bool:
-    """Whether the process is running (a zombie, not yet reaped by its parent, is not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc: kill(0) is all we know
-    state = stat.rpartition(")")[2].split()[:1]
-    return state not in (["Z"], ["X"], ["x"])
 
 
 def _live_daemon(mountpoint: Path) -> int | None:
