@@ -67,6 +67,12 @@ class EmulatorProcess:
                       headers={"Authorization": f"Bearer {key}"})
         r.raise_for_status()
 
+    def url_policy(self, key: str, **fields: Any) -> None:
+        """How the workspace's URLs are presigned: lifetime (s), list_full_url."""
+        r = httpx.patch(f"{self.root}/_emulator/tenant/urls", json=fields,
+                        headers={"Authorization": f"Bearer {key}"})
+        r.raise_for_status()
+
     def bulk(self, key: str, files: int, folders: int) -> None:
         r = httpx.post(f"{self.root}/_emulator/tenant/bulk", json={"files": files,
                                                                    "folders": folders},
@@ -74,10 +80,12 @@ class EmulatorProcess:
         r.raise_for_status()
 
     def requests(self, key: str, since: int = 0) -> list[dict[str, Any]]:
-        r = httpx.get(f"{self.root}/_emulator/requests", params={"since": since},
+        """The workspace's request log (API and storage), from its `since`-th entry:
+        `since = len(emulator.requests(key))` marks a point to count from."""
+        r = httpx.get(f"{self.root}/_emulator/requests", params={"since": 0},
                       headers={"Authorization": f"Bearer {key}"})
         r.raise_for_status()
-        return r.json()["entries"]  # type: ignore[no-any-return]
+        return r.json()["entries"][since:]  # type: ignore[no-any-return]
 
 
 def start_emulator(data_dir: Path, *args: str) -> EmulatorProcess:

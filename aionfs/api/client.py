@@ -42,7 +42,7 @@ from .errors import (
 from .ratelimit import Priority, RateLimiter
 from .retry import RetryPolicy, with_retries
 from .settings import ApiSettings
-from .transfer import BlobFetcher
+from .transfer import BlobFetcher, Expected
 
 # Read sockets in 1 MiB pieces instead of httpcore's 64 KiB: each read is a
 # trip through trio and h11, and for file bytes through the mount this
@@ -58,6 +58,9 @@ SORT_FIELDS = ("created_at", "content_created_at", "title", "size_bytes")
 PAGE_LIMIT = 100
 #: Presigned URLs live an hour; stop using them a little before.
 PRESIGNED_LIFETIME = 3600.0 - 120.0
+#: a URL a list item carried is used while its listing is younger than this (the
+#: item does not say when its URLs expire; the service's last about an hour)
+LISTED_URL_FRESH = PRESIGNED_LIFETIME - 600.0
 
 _decoders: dict[type, msgspec.json.Decoder] = {}
 
@@ -503,7 +506,8 @@ class AionClient:
                 await trio.sleep(self.retry.delay(attempts, exc, self._rng))
 
     async def fetch_into(self, url: str, fd: int, *, start: int, end: int,
-                         progress: Callable[[int], None]) -> int:
+                         progress: Callable[[int], None], expect: Expected | None = None
+                         ) -> int:
         """Write bytes [start, end] of a presigned URL into `fd` at their own offsets.
 
         The content cache's transfer: one attempt, no retries (the caller decides,
@@ -511,7 +515,8 @@ class AionClient:
         as bytes up to `pos` are written. Returns the position after the last byte
         written (end + 1 when complete). A worker thread receives the body straight
         into the file (`transfer.py`: half the CPU of async httpx, which the daemon
-        shares with FUSE requests).
+        shares with FUSE requests). With `expect`, the answer must be that object
+        (NotTheObject otherwise, before a byte is written).
         """
         last = start
 
@@ -521,7 +526,7 @@ class AionClient:
             last = pos
             progress(pos)
 
-        return await self._fetcher.fetch_into(url, fd, start, end, counted)
+        return await self._fetcher.fetch_into(url, fd, start, end, counted, expect)
 
     # -- uploads -----------------------------------------------------------
 

@@ -90,6 +90,12 @@ class Forbidden(ApiError):
     """The key may not do this, or a presigned URL was tampered with or expired."""
 
 
+class NotTheObject(ApiError):
+    """A storage URL answered with another object than the one expected (its total
+    size or content type differ): e.g. a list item's `full_url` that is a rendition,
+    not the original. Raised before any byte of it is kept."""
+
+
 class NotFound(ApiError):
     """No such object in this workspace (or it was deleted)."""
 

@@ -98,7 +98,11 @@ class UserFile(Model, kw_only=True):
     #: presigned (≈ 1 h) renditions: bytes through them cost no API request
     thumbnail_url: str | None = None
     medium_url: str | None = None
+    #: "URL to full/original image" here; the details call theirs the 1024 px variant.
+    #: Read from only once an answer proves it is the original (cache/content.py).
     full_url: str | None = None
+    #: "URL to download original document"
+    document_url: str | None = None
 
 
 class FilePage(Model, kw_only=True):

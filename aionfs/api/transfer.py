@@ -26,12 +26,13 @@ import ssl
 import threading
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 import trio
 
-from .errors import ApiError, ApiTimeout, NetworkError, error_from_response
+from .errors import ApiError, ApiTimeout, NetworkError, NotTheObject, error_from_response
 
 #: one `recv_into` target; the content cache's chunk size, so each read completes one chunk
 BUFFER = 1 << 20
@@ -39,6 +40,38 @@ BUFFER = 1 << 20
 IDLE_PER_HOST = 8
 
 _Key = tuple[str, str, int]
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the object behind a URL must be for its bytes to be taken: its total
+    size, and its content type where known. A URL the service did not say is the
+    original's (a list item's `full_url`) is proven by its first answer."""
+
+    size: int
+    content_type: str | None = None
+
+    def check(self, total: int | None, content_type: str | None) -> None:
+        """Raise NotTheObject unless the answer is this object (never a guess: a
+        missing total or type where one is expected does not prove it)."""
+        want = _media_type(self.content_type)
+        got = _media_type(content_type)
+        if total != self.size or (want is not None and got != want):
+            raise NotTheObject(f"GET blob: expected {self.size} bytes of {want or 'any type'}, "
+                               f"the answer is {total} bytes of {got}")
+
+
+def _media_type(value: str | None) -> str | None:
+    return value.split(";", 1)[0].strip().lower() or None if value else None
+
+
+def _answer_total(status: int, content_range: str | None, length: str | None) -> int | None:
+    """The object's total size as an answer states it (206: after the slash of
+    Content-Range; 200: Content-Length)."""
+    if status == 206:
+        tail = (content_range or "").rsplit("/", 1)[-1]
+        return int(tail) if tail.isdigit() else None
+    return int(length) if length and length.isdigit() else None
 
 
 def proxied(url: str, environ: dict[str, str] | None = None) -> bool:
@@ -76,8 +109,10 @@ class BlobFetcher:
             proxied_client.close()
 
     async def fetch_into(self, url: str, fd: int, start: int, end: int,
-                         progress: Callable[[int], None]) -> int:
-        """Write bytes [start, end] of `url` into `fd` at their offsets.
+                         progress: Callable[[int], None], expect: Expected | None = None
+                         ) -> int:
+        """Write bytes [start, end] of `url` into `fd` at their offsets (only if the
+        answer is the `expect`ed object, when given).
 
         `progress(pos)` runs in the trio thread whenever bytes up to `pos` are
         written; it has run for the last position before this returns. The
@@ -99,7 +134,7 @@ class BlobFetcher:
         own_fd = os.dup(fd)
         try:
             return await trio.to_thread.run_sync(
-                self._fetch, url, own_fd, start, end, report, stop,
+                self._fetch, url, own_fd, start, end, report, stop, expect,
                 abandon_on_cancel=True, limiter=self._limiter)
         finally:
             stop.set()
@@ -107,9 +142,10 @@ class BlobFetcher:
     # -- in the worker thread ------------------------------------------------
 
     def _fetch(self, url: str, fd: int, start: int, end: int,
-               report: Callable[[int], None], stop: threading.Event) -> int:
+               report: Callable[[int], None], stop: threading.Event,
+               expect: Expected | None) -> int:
         try:
-            sink = _Sink(fd, start, end, report, stop)
+            sink = _Sink(fd, start, end, report, stop, expect)
             if proxied(url):
                 self._fetch_via_httpx(url, sink)
             else:
@@ -125,6 +161,8 @@ class BlobFetcher:
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         conn, resp = self._request(key, target, sink.start, sink.end)
         try:
+            sink.prove(resp.status, resp.headers.get("content-range"),
+                       resp.headers.get("content-length"), resp.headers.get("content-type"))
             sink.at = sink.start if resp.status == 206 else 0
             view = memoryview(bytearray(BUFFER))
             while not sink.done:
@@ -157,6 +195,8 @@ class BlobFetcher:
                                               resp.headers, "GET blob")
                 sink.at = (_checked_start(resp.headers.get("content-range"), sink.start)
                            if resp.status_code == 206 else 0)
+                sink.prove(resp.status_code, resp.headers.get("content-range"),
+                           resp.headers.get("content-length"), resp.headers.get("content-type"))
                 for data in resp.iter_raw():
                     sink.take(memoryview(data))
                     if sink.done:
@@ -237,11 +277,17 @@ class _Sink:
     """
 
     def __init__(self, fd: int, start: int, end: int, report: Callable[[int], None],
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, expect: Expected | None = None) -> None:
         self.fd, self.start, self.end = fd, start, end
-        self.report, self.stop = report, stop
+        self.report, self.stop, self.expect = report, stop, expect
         self.at = start
         self.pos = start  # bytes before this are written
+
+    def prove(self, status: int, content_range: str | None, length: str | None,
+              content_type: str | None) -> None:
+        """Before the first byte is written: the answer is the expected object."""
+        if self.expect is not None:
+            self.expect.check(_answer_total(status, content_range, length), content_type)
 
     @property
     def done(self) -> bool:

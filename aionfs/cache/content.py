@@ -7,8 +7,14 @@ survives restarts. The entry is valid only while the file's size and times
 (its validator) are unchanged; otherwise its bytes are dropped.
 
 Reads: a read waits only for the chunks it covers. Missing chunks are
-fetched with one ranged request per contiguous run (through the presigned
-URL, reused while fresh); concurrent readers of a chunk wait on the same
+fetched with one ranged request per contiguous run from the storage host,
+through the cheapest URL that works (`_source`): a download URL kept from
+before (store, until it expires), the original's URL the file's list item
+carried (no API request; taken only once the answer proves it is the
+original: its total size and type are the file's), else one
+`GET /user-files/{id}/download`. A URL that fails (403/404, expired, not the
+original) is dropped and the next one tried, so a read fails only when the
+API itself cannot give the bytes. Concurrent readers of a chunk wait on the same
 fetch; sequential readers get one long read-ahead transfer at a time, its
 window doubling (`_ahead`); a read that cannot be satisfied within
 `read_timeout` fails (EIO upstream) instead of hanging, except while its
@@ -34,8 +40,9 @@ from typing import Any
 import trio
 
 from ..api import AionClient, Priority
-from ..api.client import PresignedUrl
-from ..api.errors import ApiError, Forbidden
+from ..api.client import LISTED_URL_FRESH
+from ..api.errors import ApiError, Forbidden, NotFound, NotTheObject
+from ..api.transfer import Expected
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,22 @@ CHUNK = 1 << 20
 RUN_CHUNKS = 32
 #: the first read-ahead of a file read from its start
 INITIAL_WINDOW = 4
+#: a kept download URL is used only if it stays valid this much longer (seconds)
+URL_MARGIN = 120.0
+#: store meta, per media type (`listed_originals.image` for list items' `full_url`,
+#: `.document` for `document_url`): whether their URLs proved to be the originals
+#: ("original": one did; "rendition": one did not, and none ever did: not tried again)
+LISTED_ORIGINALS = "listed_originals."
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A URL to fetch a file's bytes from, and how it was got."""
+
+    url: str
+    kind: str  # "kept" (a download URL from before) | "listed" | "api" (asked just now)
+    expect: Expected | None = None  # what the answer must be (listed URLs: proven)
+    media_type: str = ""
 
 
 class CacheMiss(Exception):
@@ -135,11 +158,16 @@ class ContentCache:
         self.read_timeout = read_timeout
         self.readahead = readahead_chunks
         self._entries: dict[str, _Entry] = {}
-        self._urls: dict[str, PresignedUrl] = {}
         self._nursery: trio.Nursery | None = None
+        self._listed = {media: store.get_meta(LISTED_ORIGINALS + media)
+                        for media in ("image", "document")}
         self.bytes_fetched = 0
         self.hits = 0
         self.misses = 0
+        #: where transfers got their URL: API requests, kept URLs, listed originals
+        self.url_requests = 0
+        self.kept_urls = 0
+        self.listed_urls = 0
 
     def start(self, nursery: trio.Nursery) -> None:
         """Fetches run in this nursery (the daemon's)."""
@@ -312,12 +340,63 @@ class ContentCache:
                 entry.inflight[i] = trio.Event()
             self._nursery.start_soon(self._download, entry, run)
 
-    async def _url(self, file_id: str, refresh: bool = False) -> str:
-        url = self._urls.get(file_id)
-        if refresh or url is None or not url.fresh:
-            url = await self.client.presigned_url(file_id, priority=Priority.INTERACTIVE)
-            self._urls[file_id] = url
-        return url.url
+    async def _source(self, entry: _Entry, tried: list[str]) -> _Source:
+        """The cheapest URL for the file's bytes not yet `tried` in this transfer.
+
+        A list item's `full_url`/`document_url` is documented as the original in
+        one schema and as a rendition in another, so it is never trusted: its
+        answer must state the file's total size and content type (`Expected`,
+        checked before a byte is kept). Once one did not and none ever did, the
+        workspace's list URLs are renditions and are not tried again.
+        """
+        fid = entry.file_id
+        now = time.time()
+        if "kept" not in tried:
+            url = self.store.download_url(fid, now + URL_MARGIN)
+            if url:
+                return _Source(url, "kept")
+        if "listed" not in tried:
+            url = self.store.listed_url(fid, "original_url", now - LISTED_URL_FRESH)
+            row = self.store.file(fid) if url else None
+            if row is not None and self._listed.get(row["media_type"]) != "rendition":
+                return _Source(url, "listed", Expected(entry.size, row["content_type"]),
+                               row["media_type"])
+        entry.asking += 1
+        try:
+            got = await self.client.presigned_url(fid, priority=Priority.INTERACTIVE)
+        finally:
+            entry.asking -= 1
+        self.url_requests += 1
+        self.store.keep_download_url(fid, got.url, got.expires_at)
+        return _Source(got.url, "api")
+
+    def _failed_source(self, entry: _Entry, source: _Source, exc: ApiError) -> None:
+        """A URL that did not give the bytes is dropped, so the next read does not
+        try it again."""
+        if source.kind == "kept" or source.kind == "api":
+            self.store.keep_download_url(entry.file_id, None)
+        else:
+            self.store.forget_listed_url(entry.file_id, "original_url")
+        if isinstance(exc, NotTheObject) and source.kind == "listed" \
+                and self._listed.get(source.media_type) != "original":
+            log.info("list items' URLs of %s originals are renditions here (%s): those "
+                     "files are read through the download endpoint", source.media_type, exc)
+            self._learn_listed(source.media_type, "rendition")
+        else:
+            log.debug("%s URL of %s failed (%s): trying the next", source.kind,
+                      entry.file_id, exc)
+
+    def _fetched_from(self, source: _Source) -> None:
+        if source.kind == "listed":
+            self.listed_urls += 1
+            if self._listed.get(source.media_type) != "original":
+                self._learn_listed(source.media_type, "original")
+        elif source.kind == "kept":
+            self.kept_urls += 1
+
+    def _learn_listed(self, media_type: str, what: str) -> None:
+        self._listed[media_type] = what
+        self.store.set_meta(LISTED_ORIGINALS + media_type, what)
 
     async def _download(self, entry: _Entry, run: list[int]) -> None:
         start = run[0] * CHUNK
@@ -336,20 +415,22 @@ class ContentCache:
                 self._complete(entry, next_chunk)
                 next_chunk += 1
 
+        tried: list[str] = []
         try:
-            for attempt in (1, 2):
+            while True:
+                source = await self._source(entry, tried)
                 try:
-                    entry.asking += 1
-                    try:
-                        url = await self._url(entry.file_id, refresh=attempt == 2)
-                    finally:
-                        entry.asking -= 1
                     # (`advance` has seen the last position when this returns)
-                    await self.client.fetch_into(url, entry.fd, start=pos, end=end,
-                                                 progress=advance)
+                    await self.client.fetch_into(source.url, entry.fd, start=pos, end=end,
+                                                 progress=advance, expect=source.expect)
+                    self._fetched_from(source)
                     break
-                except Forbidden:  # the URL expired early: once more with a fresh one
-                    if attempt == 2:
+                except (Forbidden, NotFound, NotTheObject) as exc:
+                    # expired early, gone from storage, or not the original: the next
+                    # URL; a fresh one from the API is asked for at most twice
+                    self._failed_source(entry, source, exc)
+                    tried.append(source.kind)
+                    if tried.count("api") == 2:
                         raise
         except (ApiError, OSError) as exc:
             if entry.last_error != str(exc):
@@ -409,4 +490,5 @@ class ContentCache:
     def statistics(self) -> dict[str, int]:
         return {"capacity": self.capacity, "used": self.used(), "hits": self.hits,
                 "misses": self.misses, "bytes_fetched": self.bytes_fetched,
-                "open_files": len(self._entries)}
+                "open_files": len(self._entries), "url_requests": self.url_requests,
+                "kept_urls": self.kept_urls, "listed_urls": self.listed_urls}

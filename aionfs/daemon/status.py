@@ -77,7 +77,10 @@ def live_status(src: Sources) -> dict[str, Any]:
         "uploads": counts,
         "queue": queue,
         "cache": {"used": src.cache.used(), "capacity": src.cache.capacity,
-                  "pinned_files": int(pinned)},
+                  "pinned_files": int(pinned),
+                  # where reads got their URLs: API requests, kept or listed (no request)
+                  "download_requests": src.cache.url_requests,
+                  "kept_urls": src.cache.kept_urls, "listed_urls": src.cache.listed_urls},
         "plan": {"name": src.client.settings.plan, "from": src.client.plan_source},
         "rate_limit": {"per_minute": limiter.rate_per_minute or None,
                        "used_last_minute": limiter.used_in_window,
@@ -145,7 +148,8 @@ def format_status(report: dict[str, Any]) -> str:
     if "cache" in report:
         c = report["cache"]
         lines.append(f"cache:      {_size(c['used'])} of {_size(c['capacity'])}, "
-                     f"{c['pinned_files']} files pinned")
+                     f"{c['pinned_files']} files pinned; reads: {c['download_requests']} "
+                     f"download requests, {c['listed_urls'] + c['kept_urls']} URLs reused")
     if "rate_limit" in report:
         r = report["rate_limit"]
         waiting = sum(r["waiting"].values())

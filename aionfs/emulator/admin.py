@@ -11,6 +11,8 @@ Admin (`/_emulator/...`, for tests and benchmarks; loopback test server only):
     PATCH /_emulator/tenant          (Bearer key) change that workspace's plan, rpm,
                                      quota, uploads_used or processing_delay
     PUT  /_emulator/tenant/faults    (Bearer key) {"spec", "seed"?}: faults for one workspace
+    PATCH /_emulator/tenant/urls     (Bearer key) {"lifetime"?, "list_full_url"?}: how that
+                                     workspace's URLs are presigned (blobs.UrlPolicy)
     POST /_emulator/tenant/bulk      (Bearer key) {"files", "folders"}: synthetic rows
     GET  /_emulator/requests?since=N (Bearer key) the request log of that workspace
                                      (API and storage requests), from entry N
@@ -51,17 +53,18 @@ async def storage(request: Request) -> Response:
                          "header should be specified")
     qp = request.query_params
     tag = qp.get("t", "")
-    problem = emu.blobs.verify(key, tag, qp.get("expires"), qp.get("sig"))
+    ctype = qp.get("ct")
+    request.scope["state"]["tenant_tag"] = tag  # refused requests are the workspace's too
+    problem = emu.blobs.verify(key, tag, qp.get("expires"), qp.get("sig"), ctype)
     if problem:
         return _s3_error(403, "AccessDenied", problem)
-    request.scope["state"]["tenant_tag"] = tag
     try:
         path = emu.blobs.path(key)
     except KeyError:
         return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
     if not path.exists():
         return _s3_error(404, "NoSuchKey", "The specified key does not exist.")
-    return _BlobResponse(path, media_type="application/octet-stream",
+    return _BlobResponse(path, media_type=ctype or "application/octet-stream",
                         headers={"Cache-Control": "private, max-age=3600"})
 
 
@@ -114,6 +117,12 @@ async def put_faults(emu: Emulator, request: Request, tenant: Any) -> Response:
 
 
 @_for_tenant
+async def patch_urls(emu: Emulator, request: Request, tenant: Any) -> Response:
+    emu.blobs.set_policy(tenant.id, **(await request.json()))
+    return json_response({"ok": True})
+
+
+@_for_tenant
 async def bulk(emu: Emulator, request: Request, tenant: Any) -> Response:
     """Seed many synthetic files (sharing one small JPEG) for benchmarks."""
     import io
@@ -148,6 +157,7 @@ ROUTES = [
     Route("/_emulator/tenants", create_tenant, methods=["POST"]),
     Route("/_emulator/tenant", patch_tenant, methods=["PATCH"]),
     Route("/_emulator/tenant/faults", put_faults, methods=["PUT"]),
+    Route("/_emulator/tenant/urls", patch_urls, methods=["PATCH"]),
     Route("/_emulator/requests", requests_log, methods=["GET"]),
     Route("/_emulator/tenant/bulk", bulk, methods=["POST"]),
     Route("/_emulator/health", health, methods=["GET"]),

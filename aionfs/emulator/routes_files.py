@@ -205,7 +205,8 @@ async def create_link(emu: Emulator, request: Request, tenant: Tenant) -> Respon
 
 
 def _redirect(emu: Emulator, request: Request, key: str, row: Any) -> Response:
-    return RedirectResponse(signed(base_url(request), emu.blobs, key, row), status_code=302)
+    return RedirectResponse(signed(base_url(request), emu.blobs, key, row,
+                                   original=key == row["blob"]), status_code=302)
 
 
 async def download(emu: Emulator, request: Request, tenant: Tenant) -> Response:

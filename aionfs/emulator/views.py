@@ -25,9 +25,26 @@ def _statuses(row: sqlite3.Row, ready: bool) -> dict[str, Any]:
     }
 
 
-def signed(base: str, blobs: BlobStore, key: str | None, row: sqlite3.Row) -> str | None:
-    """An absolute presigned URL for one of the row's blobs."""
-    return base + blobs.sign(key, row["tenant"]) if key else None
+def signed(base: str, blobs: BlobStore, key: str | None, row: sqlite3.Row,
+           original: bool = False) -> str | None:
+    """An absolute presigned URL for one of the row's blobs: its original (served
+    with the file's content type) or a rendition (JPEG)."""
+    if not key:
+        return None
+    ctype = (row["content_type"] or "application/octet-stream") if original else "image/jpeg"
+    return base + blobs.sign(key, row["tenant"], content_type=ctype)
+
+
+def _list_full_url(base: str, blobs: BlobStore, row: sqlite3.Row,
+                   variants: dict[str, str]) -> str | None:
+    """A list item's `full_url`: the original ("URL to full/original image", the
+    UserFile schema), or the 1024 px variant where the workspace's URL policy plays
+    the details schema's reading."""
+    if row["media_type"] != "image":
+        return None
+    if blobs.policy(row["tenant"]).list_full_url == "large":
+        return signed(base, blobs, variants.get("large_1024"), row)
+    return signed(base, blobs, row["blob"], row, original=True)
 
 
 def file_item(row: sqlite3.Row, blobs: BlobStore, base: str, now_iso: str) -> dict[str, Any]:
@@ -52,7 +69,9 @@ def file_item(row: sqlite3.Row, blobs: BlobStore, base: str, now_iso: str) -> di
         "format": row["format"],
         "variant_count": len(variants) if media == "image" else None,
         "medium_url": signed(base, blobs, variants.get("medium_750"), row),
-        "full_url": signed(base, blobs, variants.get("large_1024"), row),
+        "full_url": _list_full_url(base, blobs, row, variants),
+        "document_url": (signed(base, blobs, row["blob"], row, original=True)
+                         if media == "document" else None),
         "content_type": row["content_type"],
         "media_type": media,
         "document_type": row["format"] if media == "document" else None,
@@ -72,12 +91,14 @@ def file_details(row: sqlite3.Row, blobs: BlobStore, base: str) -> dict[str, Any
     item.pop("has_full_description")
     item.pop("variant_count")
     desc = row["description"] if ready else None
+    variants = json.loads(row["variants"]) if row["variants"] and ready else {}
     item.update({
+        "full_url": signed(base, blobs, variants.get("large_1024"), row),
         "object_key": f"uploads/{row['id']}/{row['original_filename'] or 'link'}",
         "content_type": row["content_type"] or "text/html",
         "dimensions": item["dimensions"] or {},
         "format": row["format"] or row["media_type"],
-        "original_url": signed(base, blobs, row["blob"], row),
+        "original_url": signed(base, blobs, row["blob"], row, original=True),
         "description_generated_at": row["ready_at"] if desc else None,
         "full_descriptions": ([{"id": row["id"], "description": desc,
                                 "visible_text": item["visible_text"],

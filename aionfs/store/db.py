@@ -437,9 +437,11 @@ class Store:
                             f"VALUES ({marks}, ?, 'unknown', ?)", inserts)
         self.db.executemany(
             "INSERT OR REPLACE INTO file_urls(file_id, thumbnail_url, medium_url, "
-            "listed_at_epoch) VALUES (?, ?, ?, ?)",
-            [(it["id"], it["thumbnail_url"], it["medium_url"], now) for it in items
-             if it.get("thumbnail_url") or it.get("medium_url")])
+            "original_url, listed_at_epoch) VALUES (?, ?, ?, ?, ?)",
+            [(it["id"], it.get("thumbnail_url"), it.get("medium_url"), it.get("original_url"),
+              now)
+             for it in items
+             if it.get("thumbnail_url") or it.get("medium_url") or it.get("original_url")])
         self.db.executemany(f"UPDATE files SET {sets}, listed_at_epoch=? WHERE id=?", updates)
         self.db.executemany("UPDATE files SET listed_at_epoch=? WHERE id=?", touched)
         return new, meta_changed, content_changed
@@ -467,12 +469,32 @@ class Store:
         return moved
 
     def listed_url(self, file_id: str, kind: str, fresh_after: float) -> str | None:
-        """A rendition URL (`thumbnail_url`, `medium_url`) from a listing made after
-        `fresh_after` (epoch seconds), if one is known."""
-        assert kind in ("thumbnail_url", "medium_url")
+        """A URL a list item carried (`thumbnail_url`, `medium_url`, `original_url`)
+        from a listing made after `fresh_after` (epoch seconds), if one is known."""
+        assert kind in ("thumbnail_url", "medium_url", "original_url")
         row = self.db.execute(f"SELECT {kind} FROM file_urls WHERE file_id=? AND "
                               "listed_at_epoch > ?", (file_id, fresh_after)).fetchone()
         return row[0] if row else None
+
+    def forget_listed_url(self, file_id: str, kind: str) -> None:
+        """That listed URL failed (expired early, or not what it was taken for)."""
+        assert kind in ("thumbnail_url", "medium_url", "original_url")
+        self.db.execute(f"UPDATE file_urls SET {kind}=NULL WHERE file_id=?", (file_id,))
+
+    def download_url(self, file_id: str, fresh_until: float) -> str | None:
+        """A download URL of the file that stays valid past `fresh_until` (epoch s)."""
+        row = self.db.execute("SELECT url FROM download_urls WHERE file_id=? AND "
+                              "expires_epoch > ?", (file_id, fresh_until)).fetchone()
+        return row[0] if row else None
+
+    def keep_download_url(self, file_id: str, url: str | None, expires_epoch: float = 0
+                          ) -> None:
+        """Remember a download URL until it expires (None: forget the file's)."""
+        if url is None:
+            self.db.execute("DELETE FROM download_urls WHERE file_id=?", (file_id,))
+            return
+        self.db.execute("INSERT OR REPLACE INTO download_urls(file_id, url, expires_epoch) "
+                        "VALUES (?, ?, ?)", (file_id, url, expires_epoch))
 
     def delete_files(self, ids: Iterable[str]) -> list[int]:
         inodes = []
@@ -483,6 +505,7 @@ class Store:
             inodes.append(row[0])
             self.db.execute("DELETE FROM files WHERE id=?", (fid,))
             self.db.execute("DELETE FROM file_urls WHERE file_id=?", (fid,))
+            self.db.execute("DELETE FROM download_urls WHERE file_id=?", (fid,))
             self.db.execute("DELETE FROM query_results WHERE file_id=?", (fid,))
         return inodes
 
@@ -564,6 +587,8 @@ def file_row(item: Any) -> dict[str, Any]:
         "source_url": item.source_url, "domain": item.domain,
         "created_at": _iso(item.created_at), "content_created_at": _iso(item.content_created_at),
         "thumbnail_url": item.thumbnail_url, "medium_url": item.medium_url,
+        "original_url": (item.document_url if item.media_type == "document"
+                         else item.full_url if item.media_type == "image" else None),
     }
 
 

@@ -229,8 +229,22 @@ CREATE TABLE file_urls (
 );
 """
 
+_V6 = """
+-- The URL a list item says is the original (UserFile.full_url of an image,
+-- .document_url of a document): read from with no API request once an answer
+-- proves it is (total size and type equal the file's; cache/content.py).
+ALTER TABLE file_urls ADD COLUMN original_url TEXT;
+-- Presigned download URLs got from `GET /user-files/{id}/download`, kept until
+-- they expire: a re-read after eviction or a remount costs no API request.
+CREATE TABLE download_urls (
+    file_id       TEXT PRIMARY KEY,
+    url           TEXT NOT NULL,
+    expires_epoch REAL NOT NULL
+);
+"""
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -40,7 +40,7 @@ import trio
 from PIL import Image
 
 from ..api import AionClient, Priority
-from ..api.client import PRESIGNED_LIFETIME
+from ..api.client import LISTED_URL_FRESH
 from ..api.errors import ApiError, TransientError
 from ..cache.content import validator_of
 from ..fs.view import LibraryView
@@ -65,8 +65,6 @@ RETRY_PAUSE = 30.0
 PARALLEL = 16  # variant fetches at once for a folder being opened
 #: the variants list items carry a presigned URL of (the column of `file_urls`)
 LISTED_URL = {"small_256": "thumbnail_url", "medium_750": "medium_url"}
-#: how long after its listing a presigned URL is used (they last about an hour)
-URL_FRESH = PRESIGNED_LIFETIME - 600.0
 
 #: (name in the folder, inode, mtime in seconds, size)
 Item = tuple[str, int, int, int]
@@ -243,7 +241,7 @@ class Thumbnails:
         200-image folder's 20 minutes on FREE). Expired or failing: None (the variant
         endpoint then)."""
         kind = LISTED_URL.get(self.variant)
-        url = kind and self.store.listed_url(row["id"], kind, time.time() - URL_FRESH)
+        url = kind and self.store.listed_url(row["id"], kind, time.time() - LISTED_URL_FRESH)
         if not url:
             return None
         try:

@@ -1,0 +1,166 @@
+"""Where a cold read gets its bytes: URLs the store already holds, before the API.
+
+A first read used to spend one API request (`GET /user-files/{id}/download`)
+per file before a byte moved: on FREE, a folder of 20 photos was two minutes
+of the plan. List items carry presigned URLs; the one a list item calls the
+original (`full_url` of an image, `document_url` of a document) is read from
+once its first answer proves it (total size and type equal the file's), and
+a download URL got from the API is kept until it expires, so a re-read after
+eviction or a remount costs nothing either. Every fallback (the listed URL
+is a rendition, expired, refused) ends in the download endpoint, never EIO.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from aionfs.api import AionClient, UploadItem
+from tests.conftest import EmulatorProcess
+from tests.media import noise_jpeg
+from tests.mounting import Mount, api_call, mount
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
+
+
+class Lib:
+    def __init__(self, key: str, sums: dict[str, str]) -> None:
+        self.key, self.sums = key, sums  # name in Photos/ → sha256 of the original
+
+
+def _library(emulator: EmulatorProcess) -> Lib:
+    key = emulator.new_tenant(rpm=0)
+
+    async def make(c: AionClient) -> dict[str, str]:
+        folder = await c.create_folder("Photos")
+        items = [UploadItem(f"IMG_{i:03}.jpg", noise_jpeg((1300, 900), seed=i), "image/jpeg")
+                 for i in range(6)]
+        items.append(UploadItem("report.pdf", b"%PDF-1.4\n" + os.urandom(3000) + b"\n%%EOF\n",
+                                "application/pdf"))
+        _, results = await c.upload_batch(items)
+        ids = [r.image_id for r in results if r.image_id]
+        assert len(ids) == len(items)
+        await c.move_files(ids, folder.id)
+        return {it.filename: hashlib.sha256(it.content).hexdigest() for it in items}
+
+    return Lib(key, api_call(emulator, Lib(key, {}), make))
+
+
+@pytest.fixture
+def lib(emulator: EmulatorProcess) -> Lib:
+    return _library(emulator)
+
+
+@pytest.fixture
+def mounted(emulator: EmulatorProcess, lib: Lib, tmp_path: Path) -> Iterator[Mount]:
+    m = mount(emulator, lib.key, tmp_path / "m", tmp_path / "c")
+    try:
+        yield m
+    finally:
+        m.unmount()
+
+
+def downloads(emulator: EmulatorProcess, key: str, since: int = 0) -> int:
+    return sum(1 for e in emulator.requests(key, since) if e["path"].endswith("/download"))
+
+
+def drop_page_cache() -> None:
+    """The kernel keeps a read file's pages (keep_cache): make the next read reach
+    the daemon, whose own cache has evicted the bytes."""
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1")
+    except OSError as exc:
+        pytest.skip(f"cannot drop the page cache: {exc}")
+
+
+def read_all(m: Mount, lib: Lib) -> None:
+    for name, digest in lib.sums.items():
+        data = (m.path / "Photos" / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest, f"{name}: not the original's bytes"
+
+
+def test_cold_reads_take_the_listed_originals_with_no_api_request(
+        emulator: EmulatorProcess, lib: Lib, mounted: Mount) -> None:
+    before = len(emulator.requests(lib.key))
+    read_all(mounted, lib)
+    after = emulator.requests(lib.key, before)
+    assert downloads(emulator, lib.key, before) == 0
+    assert not [e for e in after if e["kind"] == "api" and "/user-files/" in e["path"]], \
+        "a read asked the API about a file"
+    assert sum(1 for e in after if e["kind"] == "blob") == len(lib.sums)
+
+
+def test_list_urls_that_are_renditions_are_refused_and_then_not_tried(
+        emulator: EmulatorProcess, lib: Lib, tmp_path: Path) -> None:
+    """The other reading of the vendor's documents: a list item's full_url is the
+    1024 px variant. Its answer does not prove the original, so no byte of it is
+    kept: each image is read through the download endpoint, and after the first
+    refusal the listed URLs are not tried again."""
+    emulator.url_policy(lib.key, list_full_url="large")
+    m = mount(emulator, lib.key, tmp_path / "m", tmp_path / "c")
+    try:
+        before = len(emulator.requests(lib.key))
+        read_all(m, lib)  # the original's bytes, not the variant's
+        blobs = [e for e in emulator.requests(lib.key, before) if e["kind"] == "blob"]
+    finally:
+        m.unmount()
+    images = len(lib.sums) - 1
+    assert downloads(emulator, lib.key, before) == images  # the document's URL is the original
+    assert len(blobs) == len(lib.sums) + 1  # one refused rendition, then originals only
+
+
+def test_a_kept_download_url_serves_rereads_after_eviction_and_remount(
+        emulator: EmulatorProcess, lib: Lib, tmp_path: Path) -> None:
+    emulator.url_policy(lib.key, list_full_url="large")
+    args = ("--cache-size", "1")  # bytes: every file is evicted once closed
+    m = mount(emulator, lib.key, tmp_path / "m", tmp_path / "c", *args)
+    try:
+        read_all(m, lib)
+        first = downloads(emulator, lib.key)
+        assert first == len(lib.sums) - 1
+        before = len(emulator.requests(lib.key))
+        drop_page_cache()
+        read_all(m, lib)  # evicted: fetched again, through the kept URLs
+        assert downloads(emulator, lib.key) == first
+        fetched = [e for e in emulator.requests(lib.key, before) if e["kind"] == "blob"]
+        assert len(fetched) == len(lib.sums), str([v[:8] for v in lib.sums.values()]) + "\n".join(str((e["path"][9:17], e["range"], e["status"])) for e in fetched)
+    finally:
+        m.unmount()
+    m = mount(emulator, lib.key, tmp_path / "m", tmp_path / "c", *args)
+    try:
+        read_all(m, lib)
+    finally:
+        m.unmount()
+    assert downloads(emulator, lib.key) == first  # kept in the store across the remount
+
+
+def test_expired_urls_fall_back_and_reads_never_fail(
+        emulator: EmulatorProcess, lib: Lib, tmp_path: Path) -> None:
+    """The service's URLs expire far sooner than their usual hour (2 s here): the
+    URLs the listing brought, then the download URLs kept, are refused (403) by
+    the time they are used. Reads ask the API for fresh ones and return the
+    original's bytes, never EIO."""
+    emulator.url_policy(lib.key, lifetime=2)
+    m = mount(emulator, lib.key, tmp_path / "m", tmp_path / "c", "--cache-size", "1",
+              "--revalidate-interval", "600", "--poll-interval", "60")  # no fresh listing
+    try:
+        before = len(emulator.requests(lib.key))
+        time.sleep(2.5)  # the listing's URLs have expired
+        read_all(m, lib)
+        time.sleep(2.5)  # and so have the download URLs kept by those reads
+        drop_page_cache()
+        read_all(m, lib)  # (evicted: fetched again)
+        log = next((tmp_path / "c").glob("*/aionfs.log")).read_text()
+    finally:
+        m.unmount()
+    seen = emulator.requests(lib.key, before)
+    refused = [e for e in seen if e["kind"] == "blob" and e["status"] == 403]
+    assert len(refused) == 2 * len(lib.sums), "\n".join(
+        str((e["kind"], e["path"][-30:], e["query"][-60:], e["status"])) for e in seen)
+    assert downloads(emulator, lib.key, before) == 2 * len(lib.sums)
+    assert "failed at byte" not in log
