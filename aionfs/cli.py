@@ -124,7 +124,7 @@ rpm_option = click.option(
 plan_option = click.option(
     "--plan", type=click.Choice(["free", "starter", "professional", "enterprise"]),
     default=None, help="Your plan (sets the request budget); default $AIONFS_PLAN, else the "
-                       "mount asks the service (other commands: free).")
+                       "mount and doctor ask the service (other commands: free).")
 
 
 @main.command()

@@ -1,12 +1,15 @@
 """`aionfs doctor`: every check a mount depends on, each failure with its fix.
 
 Checks run in the order a mount needs them (FUSE, the mountpoint, the key,
-the API and its rate limit, the cache's disk); a failing check does not stop
-the others, so one run names every problem.
+the API, the plan and its rate limit, the cache's disk); a failing check does
+not stop the others, so one run names every problem. The plan is the one a
+mount would use: given, else asked of the service as the mount asks
+(daemon/plan.py `ask_service`), each shown with where it came from.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import stat
@@ -23,6 +26,7 @@ from .api.settings import PLAN_LIMITS, SettingsError
 from .config import Profile
 from .credentials import CredentialsError, find_key
 from .daemon.control import find_daemon
+from .daemon.plan import ServicePlan, ask_service, given_origin
 
 LOW_SPACE = 1 << 30
 
@@ -101,16 +105,28 @@ def check_key(profile: Profile) -> tuple[Check, ApiSettings | None]:
     return Check("API key", True, f"{key.masked()} from {origin}"), settings
 
 
-async def _probe(settings: ApiSettings) -> tuple[float, int]:
+@dataclass
+class Probe:
+    seconds: float  # how long GET /folders took
+    folders: int
+    asked: ServicePlan | None  # the service's plan, when the profile gives none
+
+
+async def _probe(settings: ApiSettings, ask_plan: bool) -> Probe:
     async with AionClient(settings, unlimited=True) as client:
         started = time.monotonic()
         folders = await client.folder_tree(priority=Priority.INTERACTIVE)
-        return time.monotonic() - started, len(folders)
+        seconds = time.monotonic() - started
+        # the mount's own question (daemon/plan.py), so doctor shows the plan it would use
+        asked = await ask_service(client) if ask_plan else None
+        return Probe(seconds, len(folders), asked)
 
 
 def check_api(settings: ApiSettings, profile: Profile) -> Check:
+    """Reachability, the key, and the plan a mount would work within (and why)."""
+    given = profile.source.get("plan")
     try:
-        seconds, folders = trio.run(_probe, settings)
+        probe = trio.run(_probe, settings, given is None)
     except AuthError:
         return Check("API", False, f"{settings.base_url} refused the key",
                      "create a new key in the Aionvision dashboard, then 'aionfs login'")
@@ -121,11 +137,22 @@ def check_api(settings: ApiSettings, profile: Profile) -> Check:
         return Check("API", False, f"{settings.base_url} is not reachable: {exc}",
                      "check the network (and AIONVISION_BASE_URL); a mount still serves "
                      "what is cached")
+    assumed = False
+    if given is not None:
+        plan = f"plan {settings.plan} (from {given_origin(given)})"
+    elif probe.asked is not None and probe.asked.name is not None:
+        settings = dataclasses.replace(settings, plan=probe.asked.name)
+        plan = f"plan {settings.plan} (from the service)"
+    else:
+        assumed = True
+        why = probe.asked.why_not if probe.asked is not None else "not asked"
+        plan = f"plan unknown to the service ({why}); assuming {settings.plan}"
     rpm = settings.rate_per_minute
-    plan = (f"plan {profile.plan}: {rpm} requests/minute" if profile.rpm is None else
-            f"{rpm} requests/minute (rpm set)" if profile.rpm else "no rate limit (rpm = 0)")
-    detail = f"{settings.base_url} answered in {seconds * 1000:.0f} ms ({folders} folders); {plan}"
-    if profile.rpm is None and rpm == PLAN_LIMITS["free"][0]:
+    limit = (f"{rpm} requests/minute" if profile.rpm is None else
+             f"{rpm} requests/minute (rpm set)" if profile.rpm else "no rate limit (rpm = 0)")
+    detail = (f"{settings.base_url} answered in {probe.seconds * 1000:.0f} ms "
+              f"({probe.folders} folders); {plan}: {limit}")
+    if assumed and profile.rpm is None and rpm == PLAN_LIMITS["free"][0]:
         detail += " (set plan in the profile if yours is larger: sync goes faster)"
     return Check("API", True, detail)
 

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from .cli import _profile, _store_path, main, profile_option
+from .cli import _profile, _store_path, main, plan_option, profile_option
 
 
 @main.command()
@@ -108,11 +108,13 @@ def config_show(profile_name: str | None, as_json: bool) -> None:
 
 @main.command()
 @profile_option
-def doctor(profile_name: str | None) -> None:
+@plan_option
+def doctor(profile_name: str | None, plan: str | None) -> None:
     """Check everything a mount needs, and print a fix for each failing check.
 
-    FUSE, the mountpoint, the API key, the API's reachability and your
-    plan's rate limit, and the cache directory's free space.
+    FUSE, the mountpoint, the API key, the API's reachability, your plan
+    and its rate limit (the plan given, else the one the service names, as
+    the mount would use), and the cache directory's free space.
 
     \b
     Example:
@@ -120,7 +122,7 @@ def doctor(profile_name: str | None) -> None:
     """
     from .doctor import run_checks
 
-    checks = run_checks(_profile(profile_name), lambda s: _store_path(s, None))
+    checks = run_checks(_profile(profile_name, plan=plan), lambda s: _store_path(s, None))
     for c in checks:
         click.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
         if not c.ok and c.fix:

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from aionfs.api.errors import ApiError
 from aionfs.api.settings import ApiKey
 from aionfs.config import ConfigError, load_profile
 from aionfs.credentials import CredentialsError, find_key, key_path, save_key
+from aionfs.daemon.plan import ask_service
 from tests.conftest import EmulatorProcess
 
 KEY = "aion_" + "k" * 28
@@ -154,3 +156,52 @@ def test_doctor_names_each_failure_with_a_fix(config_home: Path, tmp_path: Path,
     env["AIONVISION_BASE_URL"] = "http://127.0.0.1:9/api/v2"  # nothing listens there
     res = aionfs("doctor", env=env)
     assert res.returncode == 1 and "FAIL API" in res.stdout and "not reachable" in res.stdout
+
+
+@pytest.mark.parametrize(("plan", "rpm"), [("free", 10), ("professional", 100)])
+def test_doctor_shows_the_plan_and_where_it_came_from(
+        config_home: Path, emulator: EmulatorProcess, plan: str, rpm: int) -> None:
+    """Without a plan in the profile doctor asks the service once, as the mount does;
+    a plan given (the profile, --plan, $AIONFS_PLAN) is shown with its origin, unasked."""
+    key = emulator.new_tenant(plan=plan)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config_home),
+           "AIONVISION_BASE_URL": emulator.base_url, "AIONVISION_API_KEY": key}
+    res = aionfs("doctor", env=env)
+    assert f"plan {plan} (from the service): {rpm} requests/minute" in res.stdout, res.stdout
+    asked = [e["path"] for e in emulator.requests(key) if e["path"].endswith("/usage/summary")]
+    assert len(asked) == 1
+    write_config(config_home, '[profiles.default]\nplan = "starter"\n')
+    res = aionfs("doctor", env=env)
+    assert "plan starter (from the profile): 30 requests/minute" in res.stdout, res.stdout
+    res = aionfs("doctor", "--plan", "enterprise", env=env)
+    assert "plan enterprise (from --plan): 500 requests/minute" in res.stdout, res.stdout
+    res = aionfs("doctor", env={**env, "AIONFS_PLAN": "free"})
+    assert "plan free (from $AIONFS_PLAN): 10 requests/minute" in res.stdout, res.stdout
+    asked = [e["path"] for e in emulator.requests(key) if e["path"].endswith("/usage/summary")]
+    assert len(asked) == 1  # a plan given is not asked for
+
+
+class _Asked:
+    """A client whose `plan_name` answers (or fails) as told."""
+
+    def __init__(self, answer: str | None | Exception) -> None:
+        self.answer = answer
+
+    async def plan_name(self) -> str | None:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+@pytest.mark.parametrize(("answer", "name", "why"), [
+    ("starter", "starter", ""),
+    (None, None, "its answer names no plan"),
+    ("gold", None, "it names the plan 'gold', which aionfs does not know"),
+    (ApiError("boom"), None, "it could not be asked: boom"),
+])
+async def test_the_service_plan_or_why_not(answer: str | None | Exception, name: str | None,
+                                           why: str) -> None:
+    """What doctor prints and the mount logs when the service cannot tell the plan."""
+    asked = await ask_service(_Asked(answer))  # type: ignore[arg-type]
+    assert (asked.name, asked.why_not) == (name, why)
+    assert asked.answered == (not isinstance(answer, Exception))

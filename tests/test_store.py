@@ -120,3 +120,28 @@ def test_an_item_seen_twice_in_one_batch_is_stored_once(tmp_path: Path) -> None:
         new, _, _ = store.upsert_files([row, dict(row, title="later")])
     assert new == {"f1"}
     assert store.file("f1")["title"] == "later"
+
+
+def test_colors_survive_a_new_listing_and_go_with_new_bytes(tmp_path: Path) -> None:
+    """Colors are asked once per file's bytes: a listing (even one with a new title)
+    keeps them, known-none ('') included; a new size means new bytes, asked again."""
+    from aionfs.store.db import FILE_COLUMNS
+
+    store = Store(tmp_path / "s.sqlite3")
+    row = {c: None for c in FILE_COLUMNS} | {"id": "f1", "size": 3, "tags": "[]",
+                                              "media_type": "image",
+                                              "created_at": "2026-01-01T00:00:00+00:00"}
+    other = dict(row, id="f2")
+    with store.transaction():
+        store.upsert_files([row, other])
+        store.db.execute("UPDATE files SET colors='#FF0000 Red 100%' WHERE id='f1'")
+        store.db.execute("UPDATE files SET colors='' WHERE id='f2'")
+    with store.transaction():
+        store.upsert_files([row, dict(other, title="renamed")])
+    assert store.file("f1")["colors"] == "#FF0000 Red 100%"
+    assert store.file("f2")["colors"] == ""
+    with store.transaction():
+        _, _, content = store.upsert_files([dict(row, size=4), other])
+    assert content == {"f1"}
+    assert store.file("f1")["colors"] is None
+    assert store.file("f2")["colors"] == ""

@@ -6,12 +6,14 @@ command line, in the environment or in the config file is used as it is.
 Otherwise the mount asks the service once at start (`GET /usage/summary` →
 `plan.name`), remembers the answer in the metadata store, and starts from
 the remembered plan when the service cannot be asked (offline). A 429 still
-lowers the rate below any plan's (api/ratelimit.py).
+lowers the rate below any plan's (api/ratelimit.py). `aionfs doctor` asks
+the same way (`ask_service`), without remembering.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import trio
 
@@ -29,6 +31,48 @@ META_KEY = "plan"
 ASK_WAIT = 15.0
 
 
+@dataclass(frozen=True)
+class ServicePlan:
+    """What the service said about the key's plan, for the mount and for doctor."""
+
+    #: a plan aionfs knows (a PLAN_LIMITS key); None when the service could not tell
+    name: str | None
+    #: when `name` is None: why, in words for the user
+    why_not: str = ""
+    #: the service answered (None then means its answer names no plan aionfs knows)
+    answered: bool = True
+
+
+async def ask_service(client: AionClient) -> ServicePlan:
+    """The key's plan per the service: one `GET /usage/summary`, at most ASK_WAIT.
+
+    Never raises for the service's sake (an error, a refused key, no answer):
+    the caller goes on with the plan it has and says why."""
+    try:
+        with answer_after(ASK_WAIT):
+            name = await client.plan_name()
+    except (ApiError, trio.TooSlowError) as exc:
+        return ServicePlan(None, f"it could not be asked: {exc or f'no answer in {ASK_WAIT:g} s'}",
+                           answered=False)
+    if name is None:
+        return ServicePlan(None, "its answer names no plan")
+    if name not in PLAN_LIMITS:
+        return ServicePlan(None, f"it names the plan {name!r}, which aionfs does not know")
+    return ServicePlan(name)
+
+
+def given_origin(source: str) -> str:
+    """Where a plan the profile gives came from, as the user would set it again:
+    `--plan`, `$AIONFS_PLAN` or the profile (its `config (path)` source)."""
+    if source == "command line":
+        return "--plan"
+    if source == "environment":
+        return "$AIONFS_PLAN"
+    if source.startswith("config"):
+        return "the profile"
+    return source
+
+
 async def settle_plan(client: AionClient, store: Store, profile: Profile) -> None:
     """Set the client's plan: the profile's if given, else the service's."""
     given = profile.source.get("plan")
@@ -38,16 +82,14 @@ async def settle_plan(client: AionClient, store: Store, profile: Profile) -> Non
     remembered = store.get_meta(META_KEY)
     if remembered in PLAN_LIMITS:
         client.use_plan(remembered, "the service (remembered)")
-    try:
-        with answer_after(ASK_WAIT):
-            name = await client.plan_name()
-    except (ApiError, trio.TooSlowError) as exc:
-        log.info("the plan could not be asked (%s): %s", exc, client.settings.plan)
+    asked = await ask_service(client)
+    if asked.name is None:
+        # an unreachable service is the offline case, said elsewhere; a strange answer is news
+        log.log(logging.WARNING if asked.answered else logging.INFO,
+                "the plan is unknown to the service (%s): working within %s (set --plan to "
+                "choose)", asked.why_not, client.settings.plan)
         return
-    if name not in PLAN_LIMITS:
-        log.warning("the service names the plan %r, which aionfs does not know: working "
-                    "within %s (set --plan to choose)", name, client.settings.plan)
-        return
+    name = asked.name
     client.use_plan(name, "the service")
     if remembered != name:
         with store.transaction():

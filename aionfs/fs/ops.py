@@ -57,6 +57,13 @@ NAME_MAX = 255
 #: How long an `ls` waits for an answer to a folder's first listing before showing what
 #: is cached (time queued for the plan's request budget does not count).
 LIST_WAIT = 10.0
+#: An image whose color analysis the service has not finished (pending, processing) is
+#: asked again at most this often (seconds): `getfattr -d` in a loop, a file manager's
+#: properties dialog reopened, must not cost a request each. Kept in memory only: a
+#: remount may ask once more. A finished answer (even "no colors") is stored for good.
+COLORS_RETRY = 600.0
+#: Answers of GET /colors/images/{id} that will not change for the file's bytes.
+COLORS_FINAL = frozenset({"completed", "failed"})
 
 
 _MKDIR_SYSCALLS = {"x86_64": {83, 258}, "aarch64": {34}}.get(platform.machine(), set())
@@ -98,6 +105,10 @@ class AionOperations(pyfuse3.Operations):
         self._view_listings: dict[int, tuple[float, list[tuple[bytes, Any]]]] = {}
         views.queries.on_change = self._view_listings.clear
         self._xattr_names: dict[int, list[bytes]] = {}
+        #: file id → when (trio clock) the service last said its colors are not ready
+        self._colors_pending: dict[str, float] = {}
+        #: file id → set when the one request in flight for its colors has ended
+        self._colors_asking: dict[str, trio.Event] = {}
         self._files: dict[int, tuple[str, bytes | None, int]] = {}  # fh → (id, link bytes, inode)
         self._reading: Counter[int] = Counter()  # library files' inodes → open handles
         #: library files deleted through the mount while open: their attributes, for
@@ -482,7 +493,9 @@ class AionOperations(pyfuse3.Operations):
         except FsError as exc:
             raise pyfuse3.FUSEError(exc.errno) from None
         row = self.syncer.store.file_by_inode(inode)
-        if row is not None and row["media_type"] == "image":
+        if row is not None and row["media_type"] == "image" and row["colors"] is None:
+            # Not asked yet: listed without asking (listing costs no request); known
+            # colors are in the view's names already, known-none ('') stays out.
             names.add("user.aion.colors")
         listed = self._xattr_names[inode] = [n.encode() for n in XATTRS if n in names]
         return listed
@@ -512,21 +525,46 @@ class AionOperations(pyfuse3.Operations):
         return values[key]
 
     async def _fetch_colors(self, inode: int) -> bytes:
+        """An image's colors, asked of the service at most once per file for good.
+
+        `files.colors` NULL means never answered; '' means the service finished
+        and found none (or failed for good), so ENOATTR without a request. An
+        analysis still running is asked again only after COLORS_RETRY. Readers
+        of one file at the same time share one request."""
         row = self.syncer.store.file_by_inode(inode)
         if row is None or row["media_type"] != "image":
             return b""
+        file_id = row["id"]
+        while row["colors"] is None and file_id in self._colors_asking:
+            await self._colors_asking[file_id].wait()  # another reader's request: its answer
+            row = self.syncer.store.file_by_inode(inode)
+            if row is None or row["id"] != file_id:  # deleted or replaced meanwhile
+                return b""
+        if row["colors"] is not None:
+            return str(row["colors"]).encode()
+        asked = self._colors_pending.get(file_id)
+        if asked is not None and trio.current_time() - asked < COLORS_RETRY:
+            return b""  # still being analysed a moment ago: not worth a request yet
+        done = self._colors_asking[file_id] = trio.Event()
         try:
             with answer_after(LIST_WAIT):
-                res = await self.syncer.client.image_colors(row["id"])
+                res = await self.syncer.client.image_colors(file_id)
         except (ApiError, trio.TooSlowError) as exc:
             raise self._fail(exc, errno.EIO, "fetching colors") from None
-        if res.status != "completed" or res.color_analysis is None:
+        finally:
+            del self._colors_asking[file_id]
+            done.set()
+        if res.status not in COLORS_FINAL:
+            self._colors_pending[file_id] = trio.current_time()
             return b""
+        self._colors_pending.pop(file_id, None)
+        dominant = res.color_analysis.dominant_colors if res.color_analysis else []
         text = "\n".join(f"{c.hex} {c.name or ''} {c.percentage:g}%".replace("  ", " ")
-                         for c in res.color_analysis.dominant_colors)
+                         for c in dominant)
         with self.syncer.store.transaction():
             self.syncer.store.db.execute("UPDATE files SET colors=? WHERE id=?",
-                                         (text, row["id"]))
+                                         (text, file_id))
+        self._xattr_names.pop(inode, None)  # known-none is listed no more
         return text.encode()
 
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
@@ -827,6 +865,11 @@ class AionOperations(pyfuse3.Operations):
         self._xattr_names.clear()
         self._view_listings.clear()
         self.views.changed()
+        for e in events:
+            if e.kind == "content":  # new bytes, new analysis (the store forgot the colors)
+                row = self.syncer.store.file_by_inode(e.inode)
+                if row is not None:
+                    self._colors_pending.pop(row["id"], None)
         if not self.mounted:
             return
         if echo:  # (a name written here shadows the library's: its changes are not seen)

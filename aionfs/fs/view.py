@@ -194,7 +194,7 @@ class LibraryView:
             out["user.xdg.comment"] = row["description"].encode()
         if row["visible_text"]:
             out["user.aion.visible_text"] = row["visible_text"].encode()
-        if row["colors"]:
+        if row["colors"]:  # NULL: never asked (ops.py asks); '': the service found none
             out["user.aion.colors"] = row["colors"].encode()
         if not tags:
             del out["user.aion.tags"], out["user.xdg.tags"]

@@ -400,6 +400,10 @@ class Store:
     def upsert_files(self, items: Iterable[dict[str, Any]]) -> tuple[set[str], set[str], set[str]]:
         """Insert or update file metadata (not placement).
 
+        Columns the listing does not carry (`colors`, fetched once per file and
+        kept) are left alone, except that new bytes (a CONTENT_COLUMNS change)
+        forget the colors: they were the old bytes' and are asked again.
+
         Returns (new ids, ids whose metadata changed, ids whose bytes changed).
         """
         now = time.time()
@@ -443,6 +447,8 @@ class Store:
              for it in items
              if it.get("thumbnail_url") or it.get("medium_url") or it.get("original_url")])
         self.db.executemany(f"UPDATE files SET {sets}, listed_at_epoch=? WHERE id=?", updates)
+        self.db.executemany("UPDATE files SET colors=NULL WHERE id=?",
+                            [(fid,) for fid in content_changed])
         self.db.executemany("UPDATE files SET listed_at_epoch=? WHERE id=?", touched)
         return new, meta_changed, content_changed
 
