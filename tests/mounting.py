@@ -48,14 +48,21 @@ class Mount:
         os.kill(self.pid, 9)  # only the daemon this test started
 
 
+#: what most tests mount with: no client rate limit, changes seen at once, a quick EIO
+TEST_OPTIONS = ("--rpm", "0", "--poll-interval", "0.3", "--revalidate-interval", "1",
+                "--read-timeout", "2", "--cache-size", "64M")
+
+
 def mount(emulator: EmulatorProcess, key: str, where: Path, cache: Path,
-          *extra: str) -> Mount:
-    env = {**os.environ, "AIONVISION_API_KEY": key, "AIONVISION_BASE_URL": emulator.base_url}
+          *extra: str, options: tuple[str, ...] = TEST_OPTIONS,
+          env: dict[str, str] | None = None) -> Mount:
+    """`options=()` mounts as a user would (the plan learnt, default intervals)."""
+    env = {**(env or os.environ), "AIONVISION_API_KEY": key,
+           "AIONVISION_BASE_URL": emulator.base_url}
     with contextlib.suppress(FileExistsError):  # (a dead mount left there answers ENOTCONN)
         os.mkdir(where)
     res = subprocess.run([sys.executable, "-m", "aionfs", "mount", str(where), "--cache-dir",
-                          str(cache), "--rpm", "0", "--poll-interval", "0.3", "--revalidate-interval", "1",
-                          "--read-timeout", "2", "--cache-size", "64M", *extra], env=env, capture_output=True,
+                          str(cache), *options, *extra], env=env, capture_output=True,
                          text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     pid = int(re.search(r"daemon pid (\d+)", res.stdout)[1])  # type: ignore[index]

@@ -25,6 +25,7 @@ from aionfs.api import AionClient
 from aionfs.store import Store
 from tests.conftest import EmulatorProcess
 from tests.mounting import VIEWS, Mount, mount
+from tests.workflow import Session, make_library
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/dev/fuse"), reason="needs /dev/fuse")
 
@@ -91,3 +92,29 @@ def test_the_plan_is_learnt_from_the_service_and_remembered(emulator: EmulatorPr
 
 async def test_the_client_reads_the_plan_name(client: AionClient) -> None:
     assert await client.plan_name() == "professional"
+
+
+def test_a_new_users_session_on_the_free_plan_has_no_error_and_spends_the_floor(
+        emulator: EmulatorProcess, tmp_path: Path) -> None:
+    """A new user on FREE (the service enforcing 10 requests a minute; the mount
+    given no plan and no option): mount, browse, read 30 photos, open the folder in
+    a file manager, copy 30 photos in, search. No error anywhere, and each action
+    within its floor of API requests (docs/requests.md)."""
+    lib = make_library(emulator, "free", photos=30)
+    s = Session(emulator, lib, tmp_path, "free")
+    try:
+        s.step("mount (first crawl)", s.mount_floor(), s.do_mount)
+        s.step("browse the tree", 0, s.browse)
+        s.step("read 30 photos", 0, lambda: s.read(30))
+        s.step("open the folder in a file manager", 0, s.open_in_file_manager)
+        s.step("copy 30 photos in", s.copy_floor(30), lambda: s.copy_in(30, tmp_path / "src"))
+        s.step("search", 1, s.search)
+        log = next((tmp_path / "c").glob("*/aionfs.log")).read_text()
+    finally:
+        s.unmount()
+    report = "\n".join(f"{st.action}: {st.requests} requests (floor {st.floor}), "
+                       f"{st.seconds:.1f} s {st.errors} {st.calls}" for st in s.steps)
+    assert all(not st.errors for st in s.steps), report
+    assert all(st.within for st in s.steps), report
+    assert 429 not in [e["status"] for e in emulator.requests(lib.key)], report
+    assert " ERROR " not in log and "EIO" not in log, log

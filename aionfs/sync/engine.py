@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 
 #: the share of the plan's budget that keeping up with remote changes may use
 POLL_SHARE = 0.1
+#: a tree fetched this recently (seconds) is not fetched again to start a crawl
+#: (the mount fetches it to answer the first `ls`; the crawl follows at once)
+TREE_FRESH = 30.0
 
 Subscriber = Callable[[list[Event]], None]
 
@@ -103,6 +106,7 @@ class Syncer:
         self._wake = trio.Event()
         self._round_done = trio.Event()
         self._tree_generation = 0
+        self._tree_at: float | None = None  # (monotonic) when the tree was last fetched
         self.poll_interval: float | None = None  # run()'s, changeable (SIGHUP)
         self.revalidate_interval: float | None = None
         #: uploads in flight from this mount: (filename, size) before the API names
@@ -142,6 +146,7 @@ class Syncer:
             folders = await self.client.folder_tree(priority=priority)
             if generation == self._tree_generation:
                 break
+        self._tree_at = time.monotonic()
         report = SyncReport()
         async with self._lock("tree"):
             if generation != self._tree_generation:
@@ -405,7 +410,8 @@ class Syncer:
         if not open_pass:
             with self.store.transaction():
                 self.store.set_meta("crawl_open", str(crawl))
-        report.merge_counts(await self.refresh_tree(priority))
+        if self._tree_at is None or time.monotonic() - self._tree_at > TREE_FRESH:
+            report.merge_counts(await self.refresh_tree(priority))
         done = self.store.crawl_done(crawl)
         folders = self.store.folders()
         if self.progress:
