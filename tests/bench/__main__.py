@@ -1,6 +1,6 @@
 """`make bench`: figures for the client and the emulator, each beside a baseline.
 
-    python -m tests.bench [--quick]
+    python -m tests.bench [--quick] [--requests]
 
 1. decode     list pages decoded into typed models (msgspec) vs json.loads into dicts
 2. overhead   one API request through AionClient vs a raw httpx call, same emulator
@@ -16,6 +16,9 @@
               cold and warm, against native copies; the daemon's peak RSS
 9. file mgr   (tests/bench/filemanager.py) PCManFM under Xvfb opening 200 photos on the
               mount: bytes, requests and seconds to pictures, seeded vs not seeded
+10. requests  (tests/bench/requests.py) a new user's session on FREE and PROFESSIONAL:
+              API requests per action beside each floor (docs/requests.md), errors, and
+              the FREE session's wall time beside the time its requests need at 10/min
 
 Each line prints the figure, the baseline measured in the same run, and the ratio.
 """
@@ -316,6 +319,11 @@ async def main() -> None:
                              "--processing-delay", "0")
         try:
             print(f"{'benchmark':<34} {'figure':>12} {'unit':<10}")
+            if "--requests" in sys.argv:  # only the request table (a few minutes of FREE)
+                from .requests import bench_requests
+
+                await trio.to_thread.run_sync(bench_requests, row, emu)
+                return
             template = await bench_listing(emu.base_url, emu.api_key)
             bench_decode(template)
             await bench_overhead(emu.base_url, emu.api_key)
@@ -339,6 +347,9 @@ async def main() -> None:
             with tempfile.TemporaryDirectory() as cache:
                 key = await bench_full_sync(emu, cache)
                 await trio.to_thread.run_sync(bench_walks, row, emu, key, cache)
+            from .requests import bench_requests
+
+            await trio.to_thread.run_sync(bench_requests, row, emu)
         finally:
             stop_emulator(emu)
 
