@@ -73,7 +73,12 @@ def live_status(src: Sources) -> dict[str, Any]:
                 "last_error": stats.last_error if stats.reachable is False else None,
                 "requests": stats.requests, "retries": stats.retries},
         "sync": {"last_sync": _iso(src.syncer.last_sync), "last_error": src.syncer.last_error,
-                 "folders": library["folders"], "files": library["files"]},
+                 "folders": library["folders"], "files": library["files"],
+                 # files at the root are known once a first crawl has ended
+                 "root": "complete" if src.syncer.crawl_finished.is_set() else "partial",
+                 "crawl": (None if src.syncer.crawl_progress is None else
+                           dict(zip(("folders_listed", "folders"),
+                                    src.syncer.crawl_progress, strict=True)))},
         "uploads": counts,
         "queue": queue,
         "cache": {"used": src.cache.used(), "capacity": src.cache.capacity,
@@ -144,6 +149,11 @@ def format_status(report: dict[str, Any]) -> str:
         line += f"; last sync {sync['last_sync'] or 'not yet'}"
         if sync.get("last_error"):
             line += f" (failing: {sync['last_error']})"
+    if sync.get("root") == "partial":
+        crawl = sync.get("crawl") or {}
+        line += ("; first crawl running"
+                 + (f" ({crawl['folders_listed']} of {crawl['folders']} folders)" if crawl
+                    else "") + ": files at the root are not all shown yet")
     lines.append(line)
     if "cache" in report:
         c = report["cache"]

@@ -57,6 +57,9 @@ NAME_MAX = 255
 #: How long an `ls` waits for an answer to a folder's first listing before showing what
 #: is cached (time queued for the plan's request budget does not count).
 LIST_WAIT = 10.0
+#: how long the first listing of a fresh mount's root waits for the first crawl
+#: (hurried to interactive priority) before it is served partial (_first_root_listing)
+ROOT_WAIT = 10.0
 #: An image whose color analysis the service has not finished (pending, processing) is
 #: asked again at most this often (seconds): `getfattr -d` in a loop, a file manager's
 #: properties dialog reopened, must not cost a request each. Kept in memory only: a
@@ -184,15 +187,40 @@ class AionOperations(pyfuse3.Operations):
         if self.syncer.store.listing(key) is not None:
             self._listed.add(inode)
             return
+        if key == "" and not self.syncer.crawl_finished.is_set():
+            await self._first_root_listing()
+            return
         try:
             with answer_within(LIST_WAIT):
-                if key == "" and not self.syncer.store.folders():
-                    await self.syncer.refresh_tree(Priority.INTERACTIVE)
                 await self.syncer.ensure_listed(key, Priority.INTERACTIVE)
         except AuthError as exc:
             raise self._fail(exc, errno.EACCES, "listing") from exc
         except ApiError as exc:
             self._fail(exc, errno.EIO, "listing (serving the cached library)")
+
+    async def _first_root_listing(self) -> None:
+        """The root of a fresh mount, complete or said to be partial.
+
+        Files at the root are known only once every folder was listed (list
+        items carry no folder id and there is no root filter), so a root shown
+        before the first crawl ends lacks them, and a `find`, a backup or an
+        `rsync --delete` started right after the first mount would take that
+        for the truth. The first listing of the root hurries the crawl to
+        interactive priority and waits for it up to ROOT_WAIT; past that the
+        root is served with the folders and what is placed so far, the log
+        says so once, and `aionfs status` shows it as partial until the crawl
+        ends. Later listings never wait again (the kernel is told when the
+        root files arrive).
+        """
+        self._listed.add(ROOT_INODE)
+        self.syncer.hurry()
+        with trio.move_on_after(ROOT_WAIT):
+            await self.syncer.crawl_finished.wait()
+        if not self.syncer.crawl_finished.is_set():
+            done, total = self.syncer.crawl_progress or (0, 0)
+            log.warning("the root is shown before the first crawl placed its files "
+                        "(%d of %d folders listed): files at the root appear when it "
+                        "ends; `aionfs status` shows its progress", done, total)
 
     # -- lookups and attributes -----------------------------------------------------------
 

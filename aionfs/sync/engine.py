@@ -107,6 +107,14 @@ class Syncer:
         self._round_done = trio.Event()
         self._tree_generation = 0
         self._tree_at: float | None = None  # (monotonic) when the tree was last fetched
+        #: a user waits for the first crawl (the root's first listing): it runs at
+        #: interactive priority until it ends
+        self._hurry = False
+        self.crawl_finished = trio.Event()
+        if self.crawl_complete():
+            self.crawl_finished.set()
+        #: the crawl running now: (folders listed, folders to list)
+        self.crawl_progress: tuple[int, int] | None = None
         self.poll_interval: float | None = None  # run()'s, changeable (SIGHUP)
         self.revalidate_interval: float | None = None
         #: uploads in flight from this mount: (filename, size) before the API names
@@ -400,6 +408,19 @@ class Syncer:
 
     # -- whole passes ------------------------------------------------------------------
 
+    def crawl_complete(self) -> bool:
+        """A crawl has finished at least once: every file's place is known."""
+        return (self.store.get_meta("crawl_pass") is not None
+                and self.store.get_meta("crawl_open") is None)
+
+    def hurry(self) -> None:
+        """Someone waits for the crawl (a fresh mount's first `ls` of the root, whose
+        files are known only once every folder was listed): the rest of it runs at
+        interactive priority, and starts now if the loop was pausing."""
+        if not self.crawl_finished.is_set():
+            self._hurry = True
+            self._wake.set()
+
     async def full_sync(self, priority: Priority = Priority.BACKGROUND) -> SyncReport:
         """List everything; resumes a crawl that was interrupted."""
         started = time.monotonic()
@@ -410,25 +431,30 @@ class Syncer:
         if not open_pass:
             with self.store.transaction():
                 self.store.set_meta("crawl_open", str(crawl))
+        def now() -> Priority:
+            return Priority.INTERACTIVE if self._hurry else priority
+
         if self._tree_at is None or time.monotonic() - self._tree_at > TREE_FRESH:
-            report.merge_counts(await self.refresh_tree(priority))
+            report.merge_counts(await self.refresh_tree(now()))
         done = self.store.crawl_done(crawl)
         folders = self.store.folders()
         if self.progress:
             self.progress("folders_total", len(folders))
+        self.crawl_progress = (len(done & set(folders)), len(folders))
         for fid in sorted(folders, key=lambda f: (folders[f]["parent_id"] or "", f)):
             if fid in done:
                 if self.progress:
                     self.progress("folders", 1)
                 continue
-            report.merge_counts(await self.list_folder(fid, priority))
+            report.merge_counts(await self.list_folder(fid, now()))
+            self.crawl_progress = (self.crawl_progress[0] + 1, len(folders))
             with self.store.transaction():
                 self.store.mark_crawled(crawl, fid)
             if self.progress:
                 self.progress("folders", 1)
         if ALL_FILES not in done:
-            plan = await self._fetch_listing(ALL_FILES, priority)
-            gone = await self._find_gone(plan.vanished, priority) if plan.vanished else set()
+            plan = await self._fetch_listing(ALL_FILES, now())
+            gone = await self._find_gone(plan.vanished, now()) if plan.vanished else set()
             self._guard(gone)
             report.merge_counts(self._apply_listing(ALL_FILES, plan, gone))
             all_complete = plan.complete and all(
@@ -443,6 +469,8 @@ class Syncer:
                 self.store.mark_crawled(crawl, ALL_FILES)
         with self.store.transaction():
             self.store.db.execute("DELETE FROM meta WHERE key='crawl_open'")
+        self._hurry, self.crawl_progress = False, None
+        self.crawl_finished.set()
         report.requests = self.client.stats.requests - requests_before
         report.seconds = time.monotonic() - started
         self.last_sync = time.time()
@@ -528,8 +556,7 @@ class Syncer:
         self.poll_interval, self.revalidate_interval = poll_interval, revalidate_interval
         task_status.started()
         backoff = poll_interval
-        crawled = self.store.get_meta("crawl_pass") is not None and \
-            self.store.get_meta("crawl_open") is None
+        crawled = self.crawl_complete()
         while True:
             asked, self._wake = self._wake.is_set(), trio.Event()
             done, self._round_done = self._round_done, trio.Event()
