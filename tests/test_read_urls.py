@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from aionfs.api import AionClient, UploadItem
+from aionfs.cache.content import LISTED_REFUSALS
 from tests.conftest import EmulatorProcess
 from tests.media import noise_jpeg
 from tests.mounting import Mount, api_call, mount
@@ -99,8 +100,8 @@ def test_list_urls_that_are_renditions_are_refused_and_then_not_tried(
         emulator: EmulatorProcess, lib: Lib, tmp_path: Path) -> None:
     """The other reading of the vendor's documents: a list item's full_url is the
     1024 px variant. Its answer does not prove the original, so no byte of it is
-    kept: each image is read through the download endpoint, and after the first
-    refusal the listed URLs are not tried again."""
+    kept: each image is read through the download endpoint, and after three
+    refusals the listed URLs of images are not tried again."""
     emulator.url_policy(lib.key, list_full_url="large")
     m = mount(emulator, lib.key, tmp_path / "m", tmp_path / "c")
     try:
@@ -111,7 +112,31 @@ def test_list_urls_that_are_renditions_are_refused_and_then_not_tried(
         m.unmount()
     images = len(lib.sums) - 1
     assert downloads(emulator, lib.key, before) == images  # the document's URL is the original
-    assert len(blobs) == len(lib.sums) + 1  # one refused rendition, then originals only
+    assert len(blobs) == len(lib.sums) + LISTED_REFUSALS  # renditions refused, then originals
+
+
+def test_a_first_read_past_the_end_of_a_rendition_falls_back(
+        emulator: EmulatorProcess, lib: Lib, mounted: Mount) -> None:
+    """A reader that starts in the middle (a seek, `tail -c`): the listed URL is a
+    smaller rendition, so storage answers 416 to the range; the read takes the
+    download endpoint and gets the original's bytes."""
+    emulator.url_policy(lib.key, list_full_url="large")
+    before = len(emulator.requests(lib.key))
+    mounted_file = mounted.path / "Photos" / "IMG_002.jpg"
+    # the listing the mount holds predates the policy: list the folder again
+    os.utime(mounted.path / "Photos")  # (no-op on the remote; poll relists within 1 s)
+    time.sleep(2)
+    size = mounted_file.stat().st_size
+    fd = os.open(mounted_file, os.O_RDONLY)
+    try:
+        tail = os.pread(fd, 4096, size - 4096)
+    finally:
+        os.close(fd)
+    whole = mounted_file.read_bytes()
+    assert hashlib.sha256(whole).hexdigest() == lib.sums["IMG_002.jpg"]
+    assert tail == whole[-4096:]
+    answers = [e["status"] for e in emulator.requests(lib.key, before) if e["kind"] == "blob"]
+    assert answers[0] == 416, answers  # the rendition could not give that range
 
 
 def test_a_kept_download_url_serves_rereads_after_eviction_and_remount(

@@ -58,6 +58,9 @@ URL_MARGIN = 120.0
 #: `.document` for `document_url`): whether their URLs proved to be the originals
 #: ("original": one did; "rendition": one did not, and none ever did: not tried again)
 LISTED_ORIGINALS = "listed_originals."
+#: list URLs of one media type refused as not the original (and none ever taken)
+#: before that type's list URLs are no longer tried
+LISTED_REFUSALS = 3
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,12 @@ class _Source:
     kind: str  # "kept" (a download URL from before) | "listed" | "api" (asked just now)
     expect: Expected | None = None  # what the answer must be (listed URLs: proven)
     media_type: str = ""
+
+
+def _refused(exc: ApiError) -> bool:
+    """Storage would not give these bytes through this URL (another URL may)."""
+    return isinstance(exc, (Forbidden, NotFound, NotTheObject)) or (
+        exc.status is not None and 400 <= exc.status < 500 and exc.status != 429)
 
 
 class CacheMiss(Exception):
@@ -161,6 +170,7 @@ class ContentCache:
         self._nursery: trio.Nursery | None = None
         self._listed = {media: store.get_meta(LISTED_ORIGINALS + media)
                         for media in ("image", "document")}
+        self._refusals: dict[str, int] = {}
         self.bytes_fetched = 0
         self.hits = 0
         self.misses = 0
@@ -353,8 +363,8 @@ class ContentCache:
         now = time.time()
         if "kept" not in tried:
             url = self.store.download_url(fid, now + URL_MARGIN)
-            if url:
-                return _Source(url, "kept")
+            if url:  # (its size checked too: the object behind it never changes)
+                return _Source(url, "kept", Expected(entry.size))
         if "listed" not in tried:
             url = self.store.listed_url(fid, "original_url", now - LISTED_URL_FRESH)
             row = self.store.file(fid) if url else None
@@ -374,11 +384,15 @@ class ContentCache:
         """A URL that did not give the bytes is dropped, so the next read does not
         try it again."""
         if source.kind == "kept" or source.kind == "api":
-            self.store.keep_download_url(entry.file_id, None)
+            self.store.forget_download_url(entry.file_id, source.url)
         else:
             self.store.forget_listed_url(entry.file_id, "original_url")
-        if isinstance(exc, NotTheObject) and source.kind == "listed" \
-                and self._listed.get(source.media_type) != "original":
+        media = source.media_type
+        if source.kind == "listed" and self._listed.get(media) != "original" and (
+                isinstance(exc, NotTheObject) or exc.status == 416):  # (416: smaller)
+            self._refusals[media] = self._refusals.get(media, 0) + 1
+        if self._refusals.get(media, 0) >= LISTED_REFUSALS \
+                and self._listed.get(media) is None:
             log.info("list items' URLs of %s originals are renditions here (%s): those "
                      "files are read through the download endpoint", source.media_type, exc)
             self._learn_listed(source.media_type, "rendition")
@@ -425,9 +439,13 @@ class ContentCache:
                                                  progress=advance, expect=source.expect)
                     self._fetched_from(source)
                     break
-                except (Forbidden, NotFound, NotTheObject) as exc:
-                    # expired early, gone from storage, or not the original: the next
-                    # URL; a fresh one from the API is asked for at most twice
+                except ApiError as exc:
+                    # refused by storage (expired early, gone, a range beyond a smaller
+                    # object: 403/404/416) or not the original: the next URL; a fresh
+                    # one from the API is asked for at most twice. (Network errors and
+                    # server failures are not the URL's fault: they end the transfer.)
+                    if not _refused(exc):
+                        raise
                     self._failed_source(entry, source, exc)
                     tried.append(source.kind)
                     if tried.count("api") == 2:

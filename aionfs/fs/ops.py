@@ -108,6 +108,7 @@ class AionOperations(pyfuse3.Operations):
         self._view_listings: dict[int, tuple[float, list[tuple[bytes, Any]]]] = {}
         views.queries.on_change = self._view_listings.clear
         self._xattr_names: dict[int, list[bytes]] = {}
+        self._root_deadline: float | None = None  # the first root listing's wait (trio time)
         #: file id → when (trio clock) the service last said its colors are not ready
         self._colors_pending: dict[str, float] = {}
         #: file id → set when the one request in flight for its colors has ended
@@ -212,11 +213,15 @@ class AionOperations(pyfuse3.Operations):
         ends. Later listings never wait again (the kernel is told when the
         root files arrive).
         """
-        self._listed.add(ROOT_INODE)
-        self.syncer.hurry()
-        with trio.move_on_after(ROOT_WAIT):
+        first = self._root_deadline is None
+        if first:
+            self._root_deadline = trio.current_time() + ROOT_WAIT
+            self.syncer.hurry()
+        with trio.move_on_at(self._root_deadline):  # (every caller until then waits too)
             await self.syncer.crawl_finished.wait()
-        if not self.syncer.crawl_finished.is_set():
+        self._listed.add(ROOT_INODE)
+        if first and not self.syncer.crawl_finished.is_set():
+            self.syncer.unhurry()
             done, total = self.syncer.crawl_progress or (0, 0)
             log.warning("the root is shown before the first crawl placed its files "
                         "(%d of %d folders listed): files at the root appear when it "

@@ -449,6 +449,9 @@ class Store:
         self.db.executemany(f"UPDATE files SET {sets}, listed_at_epoch=? WHERE id=?", updates)
         self.db.executemany("UPDATE files SET colors=NULL WHERE id=?",
                             [(fid,) for fid in content_changed])
+        # new bytes: a download URL kept for the old ones would serve those
+        self.db.executemany("DELETE FROM download_urls WHERE file_id=?",
+                            [(fid,) for fid in content_changed])
         self.db.executemany("UPDATE files SET listed_at_epoch=? WHERE id=?", touched)
         return new, meta_changed, content_changed
 
@@ -493,12 +496,17 @@ class Store:
                               "expires_epoch > ?", (file_id, fresh_until)).fetchone()
         return row[0] if row else None
 
-    def keep_download_url(self, file_id: str, url: str | None, expires_epoch: float = 0
-                          ) -> None:
-        """Remember a download URL until it expires (None: forget the file's)."""
+    def forget_download_url(self, file_id: str, url: str | None = None) -> None:
+        """That download URL failed (or, None: the file's bytes changed). Only that
+        one: another reader may have kept a fresh one meanwhile."""
         if url is None:
             self.db.execute("DELETE FROM download_urls WHERE file_id=?", (file_id,))
-            return
+        else:
+            self.db.execute("DELETE FROM download_urls WHERE file_id=? AND url=?",
+                            (file_id, url))
+
+    def keep_download_url(self, file_id: str, url: str, expires_epoch: float) -> None:
+        """Remember a download URL until it expires."""
         self.db.execute("INSERT OR REPLACE INTO download_urls(file_id, url, expires_epoch) "
                         "VALUES (?, ?, ?)", (file_id, url, expires_epoch))
 

@@ -110,6 +110,7 @@ class Syncer:
         #: a user waits for the first crawl (the root's first listing): it runs at
         #: interactive priority until it ends
         self._hurry = False
+        self._crawling = False
         self.crawl_finished = trio.Event()
         if self.crawl_complete():
             self.crawl_finished.set()
@@ -154,12 +155,12 @@ class Syncer:
             folders = await self.client.folder_tree(priority=priority)
             if generation == self._tree_generation:
                 break
-        self._tree_at = time.monotonic()
         report = SyncReport()
         async with self._lock("tree"):
             if generation != self._tree_generation:
                 log.debug("folders were made while the tree was fetched: applied next round")
                 return report
+            self._tree_at = time.monotonic()  # (applied: a crawl may start from it)
             remote = [folder_row(f) for f in folders]
             plan = plan_tree(self.store.folders(), remote)
             if plan.empty:
@@ -419,7 +420,12 @@ class Syncer:
         interactive priority, and starts now if the loop was pausing."""
         if not self.crawl_finished.is_set():
             self._hurry = True
-            self._wake.set()
+            if not self._crawling:  # (a running crawl takes the new priority at once;
+                self._wake.set()    # a wake would only add a round after it)
+
+    def unhurry(self) -> None:
+        """Nobody waits any more (the root was served partial): background share again."""
+        self._hurry = False
 
     async def full_sync(self, priority: Priority = Priority.BACKGROUND) -> SyncReport:
         """List everything; resumes a crawl that was interrupted."""
@@ -431,8 +437,18 @@ class Syncer:
         if not open_pass:
             with self.store.transaction():
                 self.store.set_meta("crawl_open", str(crawl))
+
         def now() -> Priority:
             return Priority.INTERACTIVE if self._hurry else priority
+
+        self._crawling = True
+        try:
+            return await self._crawl(crawl, priority, now, report, started, requests_before)
+        finally:
+            self._crawling = False
+
+    async def _crawl(self, crawl: int, priority: Priority, now: Callable[[], Priority],
+                     report: SyncReport, started: float, requests_before: int) -> SyncReport:
 
         if self._tree_at is None or time.monotonic() - self._tree_at > TREE_FRESH:
             report.merge_counts(await self.refresh_tree(now()))
