@@ -62,7 +62,7 @@ def test_status_comes_from_the_running_daemon(mounted: Mount) -> None:
         not in res.stdout
     assert report["sync"]["last_sync"] is not None
     assert set(report["cache"]) == {"used", "capacity", "pinned_files", "download_requests",
-                                    "kept_urls", "listed_urls"}
+                                    "kept_urls", "listed_urls", "streamed"}
     assert report["cache"]["capacity"] == 64 << 20
     assert report["rate_limit"]["per_minute"] is None  # --rpm 0: no limit
     text = aionfs("status", str(mounted.path), env=mounted.env)

@@ -52,6 +52,11 @@ CHUNK = 1 << 20
 RUN_CHUNKS = 32
 #: the first read-ahead of a file read from its start
 INITIAL_WINDOW = 4
+#: folder streaming (`tar -c`, `cp -r`, `cat *`): files fetched ahead of a reader
+#: that read the previous ones of a folder whole, in order, and the largest size so
+#: fetched (bigger files have their own read-ahead)
+STREAM_AHEAD = 2
+STREAM_MAX_SIZE = 16 << 20
 #: a kept download URL is used only if it stays valid this much longer (seconds)
 URL_MARGIN = 120.0
 #: store meta, per media type (`listed_originals.image` for list items' `full_url`,
@@ -96,6 +101,7 @@ class _Entry:
     inflight: dict[int, trio.Event] = field(default_factory=dict)
     last_error: str | None = None
     asking: int = 0  # fetches asking the API for a download URL (maybe queued for budget)
+    whole: bool = False  # read in order from its first byte so far (folder streaming)
 
     @property
     def n_chunks(self) -> int:
@@ -171,6 +177,12 @@ class ContentCache:
         self._listed = {media: store.get_meta(LISTED_ORIGINALS + media)
                         for media in ("image", "document")}
         self._refusals: dict[str, int] = {}
+        #: files expected to be read next by a reader going through a folder in order
+        self._expected: set[str] = set()
+        #: files fetched ahead of a reader and not opened yet: not evicted meanwhile
+        #: (at most a few, STREAM_MAX_SIZE each: a cache smaller than that may overrun)
+        self._fetched_ahead: set[str] = set()
+        self.streamed = 0  # files fetched ahead of such a reader
         self.bytes_fetched = 0
         self.hits = 0
         self.misses = 0
@@ -253,6 +265,7 @@ class ContentCache:
 
     def open(self, file_id: str) -> None:
         self._entry(file_id).open_count += 1
+        self._fetched_ahead.discard(file_id)
 
     def release(self, file_id: str) -> None:
         entry = self._entries.get(file_id)
@@ -284,9 +297,12 @@ class ContentCache:
         # Sequential is judged when a read arrives, not when it is answered: the
         # kernel sends its read-ahead requests while earlier ones are pending.
         sequential = off == 0 or off == entry.next_seq
+        entry.whole = off == 0 or (entry.whole and off == entry.next_seq)
         entry.next_seq = end
         if not sequential:
             entry.window = 0
+        if entry.whole and end == entry.size:
+            self._read_whole(entry.file_id)
         missing = [i for i in wanted if i not in entry.chunks]
         ahead = (self._ahead(entry, last)
                  if sequential and self.readahead and len(entry.chunks) < entry.n_chunks
@@ -312,6 +328,31 @@ class ContentCache:
                     raise CacheMiss(entry.last_error or
                                     f"no answer within {self.read_timeout:g}s")
         return os.pread(entry.fd, end - off, off)
+
+    def _read_whole(self, file_id: str) -> None:
+        """A file was read whole, in order. If it was the one expected after the
+        previous file of its folder, the reader is going through the folder: fetch
+        the next files now, so their bytes are here when it opens them (the storage
+        round trip of each file overlaps the reading of the one before). Otherwise
+        just note which file would confirm it: one file read is not a pattern."""
+        streaming = file_id in self._expected
+        self._expected.discard(file_id)
+        following = self.store.next_files(file_id, STREAM_AHEAD if streaming else 1)
+        for fid, size in following:
+            self._expected.add(fid)
+            if streaming and 0 < size <= STREAM_MAX_SIZE and self._nursery is not None:
+                try:
+                    entry = self._entries.get(fid) or self._entry(fid)
+                except FileNotFoundError:
+                    continue
+                if len(entry.chunks) < entry.n_chunks:
+                    self.streamed += 1
+                    self._fetched_ahead.add(fid)
+                    self._fetch(entry, list(range(entry.n_chunks)))
+        if len(self._expected) > 64:  # readers that stopped: forget their guesses
+            self._expected.clear()
+        if len(self._fetched_ahead) > 4 * STREAM_AHEAD:
+            self._fetched_ahead.clear()
 
     def _ahead(self, entry: _Entry, last: int) -> list[int]:
         """Chunks to fetch ahead of a sequential reader: one long transfer at a time.
@@ -500,7 +541,8 @@ class ContentCache:
             if used <= self.capacity:
                 break
             entry = self._entries.get(row[0])
-            if entry is not None and (entry.open_count or entry.inflight):
+            if (entry is not None and (entry.open_count or entry.inflight)) \
+                    or row[0] in self._fetched_ahead:
                 continue
             self.forget(row[0])
             used -= row[1]

@@ -282,6 +282,16 @@ class Store:
             "ON f.inode = e.inode WHERE e.parent_inode=? ORDER BY e.name", (parent_inode,))
         return [(Entry(r[0], r[1], bool(r[2])), None if r[2] else r) for r in rows]
 
+    def next_files(self, file_id: str, count: int) -> list[tuple[str, int]]:
+        """(id, size) of the files after this one in its folder's order (the order
+        `ls`, `tar` and `cp -r` read them in): one indexed range scan."""
+        rows = self.db.execute(
+            "SELECT f.id, f.size FROM entries e JOIN files f ON f.inode = e.inode "
+            "JOIN entries me ON me.inode = (SELECT inode FROM files WHERE id=?) "
+            "WHERE e.parent_inode = me.parent_inode AND e.name > me.name AND e.is_dir = 0 "
+            "AND f.media_type != 'link' ORDER BY e.name LIMIT ?", (file_id, count))
+        return [(r[0], r[1]) for r in rows]
+
     def files_named(self, name: str) -> list[tuple[int, int]]:
         """(inode, size) of the files shown under this name in any folder."""
         return [(r[0], r[1]) for r in self.db.execute(

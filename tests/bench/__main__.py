@@ -1,6 +1,6 @@
 """`make bench`: figures for the client and the emulator, each beside a baseline.
 
-    python -m tests.bench [--quick] [--requests]
+    python -m tests.bench [--quick] [--requests | --reads]
 
 1. decode     list pages decoded into typed models (msgspec) vs json.loads into dicts
 2. overhead   one API request through AionClient vs a raw httpx call, same emulator
@@ -323,6 +323,11 @@ async def main() -> None:
                 from .requests import bench_requests
 
                 await trio.to_thread.run_sync(bench_requests, row, emu)
+                return
+            if "--reads" in sys.argv:  # only the cold folder read
+                from .reads import bench_cold_folder
+
+                await trio.to_thread.run_sync(bench_cold_folder, row, emu)
                 return
             template = await bench_listing(emu.base_url, emu.api_key)
             bench_decode(template)

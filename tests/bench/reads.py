@@ -1,0 +1,140 @@
+"""Cold reads of a folder of photos: no API request per file, at the storage's speed.
+
+500 photos of about 1 MB on the emulator (unlimited rate), a fresh mount, the
+first crawl over; then every photo read once in sequence, as `cat` or
+`tar -c` does. Figures: the folder's throughput beside a plain httpx download
+of the same objects in sequence (one keep-alive client, the URLs the listing
+gives, no API request either), the time to the first 64 KiB of each cold file
+(p50 and max) beside the same for the plain download, and the API requests
+the reads cost (floor 0, docs/requests.md).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+from PIL import Image
+
+from aionfs.api import AionClient, ApiSettings, UploadItem
+
+from .mount import Row, _drop_caches, _mount, _read_through, _unmount
+
+PHOTOS = 500
+
+
+def _photo(i: int) -> bytes:
+    rng = random.Random(i)
+    img = Image.frombytes("RGB", (160, 120), rng.randbytes(160 * 120 * 3)).resize((1000, 750))
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+async def _upload(emu: Any, key: str, n: int) -> None:
+    settings = ApiSettings.from_env(api_key=key, base_url=emu.base_url, environ={},
+                                    plan="enterprise")
+    async with AionClient(settings, unlimited=True) as c:
+        folder = await c.create_folder("Photos")
+        for at in range(0, n, 100):
+            items = [UploadItem(f"P{i:04}.jpg", _photo(i), "image/jpeg")
+                     for i in range(at, min(n, at + 100))]
+            _, results = await c.upload_batch(items)
+            await c.move_files([r.image_id for r in results if r.image_id], folder.id)
+
+
+def _plain(emu: Any, key: str) -> tuple[list[float], float, int]:
+    """The baseline: the listing's URLs downloaded in sequence with plain httpx."""
+    with httpx.Client(base_url=emu.base_url + "/",
+                      headers={"Authorization": f"Bearer {key}"}) as api:
+        urls, offset = [], 0
+        while True:
+            page = api.get("user-files", params={"limit": 100, "offset": offset}).json()
+            urls += [f["full_url"] for f in page["files"]]
+            offset += 100
+            if not page["has_more"]:
+                break
+    firsts, total = [], 0
+    t0 = time.perf_counter()
+    with httpx.Client() as blob:
+        for url in urls:
+            t = time.perf_counter()
+            with blob.stream("GET", url) as resp:
+                first = True
+                for chunk in resp.iter_bytes(65536):
+                    if first:
+                        firsts.append(time.perf_counter() - t)
+                        first = False
+                    total += len(chunk)
+    return firsts, time.perf_counter() - t0, total
+
+
+def bench_cold_folder(row: Row, emu: Any, n: int = PHOTOS) -> None:
+    key = emu.new_tenant(plan="enterprise", rpm=0)
+    trio.run(_upload, emu, key, n)
+    with tempfile.TemporaryDirectory() as tmp:
+        mnt = Path(tmp) / "mnt"
+        pid, _env = _mount(emu, key, mnt, str(Path(tmp) / "cache"))
+        try:
+            folder = mnt / "Photos"
+            for _ in range(600):
+                try:
+                    if len(list(folder.iterdir())) == n:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.1)
+            paths = sorted(folder.iterdir())
+            for p in paths:
+                p.stat()
+            _drop_caches()
+            mark = len(emu.requests(key))
+            firsts, total = [], 0
+            t0 = time.perf_counter()
+            for p in paths:
+                first, _ = _read_through(p)
+                firsts.append(first)
+                total += p.stat().st_size
+            ours = time.perf_counter() - t0
+            api = sum(1 for e in emu.requests(key, mark) if e["kind"] == "api")
+        finally:
+            _unmount(mnt, pid)
+        # single cold files, in random order (nothing to fetch ahead): a fresh mount
+        pid, _env = _mount(emu, key, mnt, str(Path(tmp) / "cache2"))
+        try:
+            for _ in range(600):
+                try:
+                    if len(list(folder.iterdir())) == n:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.1)
+            shuffled = sorted(folder.iterdir())
+            random.Random(3).shuffle(shuffled)
+            for p in shuffled:
+                p.stat()
+            _drop_caches()
+            singles = [_read_through(p)[0] for p in shuffled[:100]]
+        finally:
+            _unmount(mnt, pid)
+    _drop_caches()
+    plain_firsts, plain, plain_total = _plain(emu, key)
+    mb = total / 1e6
+    row(f"cold read of {n} photos ({mb:.0f} MB)", mb / ours, "MB/s",
+        plain_total / 1e6 / plain, "plain httpx in sequence")
+    row("  first 64 KiB of a cold file, p50", statistics.median(firsts) * 1000, "ms",
+        statistics.median(plain_firsts) * 1000, "plain httpx", higher_is_better=False)
+    row("  first 64 KiB of a cold file, max", max(firsts) * 1000, "ms",
+        max(plain_firsts) * 1000, "plain httpx", higher_is_better=False)
+    row("  API requests for the reads", api, "requests", 0, "floor", higher_is_better=False)
+    row("first 64 KiB, single cold files, p50", statistics.median(singles) * 1000, "ms",
+        statistics.median(plain_firsts) * 1000, "plain httpx", higher_is_better=False)
+    row("first 64 KiB, single cold files, max", max(singles) * 1000, "ms",
+        max(plain_firsts) * 1000, "plain httpx", higher_is_better=False)
