@@ -324,10 +324,12 @@ async def main() -> None:
 
                 await trio.to_thread.run_sync(bench_requests, row, emu)
                 return
-            if "--reads" in sys.argv:  # only the cold folder read
+            if "--reads" in sys.argv:  # only the cold reads, and beside rclone mount
+                from .rclone import bench_rclone
                 from .reads import bench_cold_folder
 
                 await trio.to_thread.run_sync(bench_cold_folder, row, emu)
+                await trio.to_thread.run_sync(bench_rclone, row, emu)
                 return
             template = await bench_listing(emu.base_url, emu.api_key)
             bench_decode(template)
