@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_MOUNT ?= $(HOME)/Aion
 
-.PHONY: install sysdeps testdeps test demo bench lint clean vendor-spec units
+.PHONY: install sysdeps testdeps benchdeps test demo bench lint clean vendor-spec units
 
 install: $(STAMP)
 
@@ -54,7 +54,12 @@ test: install testdeps
 demo: install
 	$(BIN)/aionfs demo --mountpoint "$(DEMO_MOUNT)"
 
-bench: install testdeps
+# What only the benchmarks use: rclone, to compare with its mount on the same files.
+benchdeps:
+	@command -v rclone >/dev/null || { echo "installing rclone for the benchmarks"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone; }
+
+bench: install testdeps benchdeps
 	$(BIN)/python -m tests.bench
 
 lint: install
