@@ -42,7 +42,7 @@ from .errors import (
 from .ratelimit import Priority, RateLimiter
 from .retry import RetryPolicy, with_retries
 from .settings import ApiSettings
-from .transfer import BlobFetcher, Expected
+from .transfer import BlobFetcher, Expected, answer_total
 
 # Read sockets in 1 MiB pieces instead of httpcore's 64 KiB: each read is a
 # trip through trio and h11, and for file bytes through the mount this
@@ -466,7 +466,8 @@ class AionClient:
                 if resp.status_code not in (200, 206):
                     body = await resp.aread()
                     raise error_from_response(resp.status_code, body, resp.headers, what)
-                total = _total_size(resp)
+                total = answer_total(resp.status_code, resp.headers.get("content-range"),
+                                     resp.headers.get("content-length"))
                 offset = start if resp.status_code == 206 else 0
                 dl = Download(status=resp.status_code, total_size=total, offset=offset,
                               _response=resp)
@@ -733,11 +734,3 @@ def _chunks(seq: Sequence[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(seq), size):
         yield seq[i:i + size]
 
-
-def _total_size(resp: httpx.Response) -> int | None:
-    crange = resp.headers.get("content-range")  # bytes 0-99/1234
-    if crange and "/" in crange:
-        tail = crange.rsplit("/", 1)[1]
-        return int(tail) if tail.isdigit() else None
-    length = resp.headers.get("content-length")
-    return int(length) if length and length.isdigit() else None

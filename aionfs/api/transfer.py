@@ -65,7 +65,7 @@ def _media_type(value: str | None) -> str | None:
     return value.split(";", 1)[0].strip().lower() or None if value else None
 
 
-def _answer_total(status: int, content_range: str | None, length: str | None) -> int | None:
+def answer_total(status: int, content_range: str | None, length: str | None) -> int | None:
     """The object's total size as an answer states it (206: after the slash of
     Content-Range; 200: Content-Length)."""
     if status == 206:
@@ -287,7 +287,7 @@ class _Sink:
               content_type: str | None) -> None:
         """Before the first byte is written: the answer is the expected object."""
         if self.expect is not None:
-            self.expect.check(_answer_total(status, content_range, length), content_type)
+            self.expect.check(answer_total(status, content_range, length), content_type)
 
     @property
     def done(self) -> bool:

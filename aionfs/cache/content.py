@@ -41,7 +41,7 @@ import trio
 
 from ..api import AionClient, Priority
 from ..api.client import LISTED_URL_FRESH
-from ..api.errors import ApiError, Forbidden, NotFound, NotTheObject
+from ..api.errors import ApiError, NotTheObject
 from ..api.transfer import Expected
 from ..store import Store
 
@@ -80,7 +80,7 @@ class _Source:
 
 def _refused(exc: ApiError) -> bool:
     """Storage would not give these bytes through this URL (another URL may)."""
-    return isinstance(exc, (Forbidden, NotFound, NotTheObject)) or (
+    return isinstance(exc, NotTheObject) or (
         exc.status is not None and 400 <= exc.status < 500 and exc.status != 429)
 
 
@@ -547,8 +547,13 @@ class ContentCache:
             self.forget(row[0])
             used -= row[1]
 
+    def sources(self) -> dict[str, int]:
+        """Where transfers got their URLs: API requests, or none (kept, listed); and
+        files fetched ahead of a reader going through a folder (`aionfs status`)."""
+        return {"download_requests": self.url_requests, "kept_urls": self.kept_urls,
+                "listed_urls": self.listed_urls, "streamed": self.streamed}
+
     def statistics(self) -> dict[str, int]:
         return {"capacity": self.capacity, "used": self.used(), "hits": self.hits,
                 "misses": self.misses, "bytes_fetched": self.bytes_fetched,
-                "open_files": len(self._entries), "url_requests": self.url_requests,
-                "kept_urls": self.kept_urls, "listed_urls": self.listed_urls}
+                "open_files": len(self._entries), **self.sources()}

@@ -82,11 +82,7 @@ def live_status(src: Sources) -> dict[str, Any]:
         "uploads": counts,
         "queue": queue,
         "cache": {"used": src.cache.used(), "capacity": src.cache.capacity,
-                  "pinned_files": int(pinned),
-                  # where reads got their URLs: API requests, kept or listed (no request)
-                  "download_requests": src.cache.url_requests,
-                  "kept_urls": src.cache.kept_urls, "listed_urls": src.cache.listed_urls,
-                  "streamed": src.cache.streamed},
+                  "pinned_files": int(pinned), **src.cache.sources()},
         "plan": {"name": src.client.settings.plan, "from": src.client.plan_source},
         "rate_limit": {"per_minute": limiter.rate_per_minute or None,
                        "used_last_minute": limiter.used_in_window,

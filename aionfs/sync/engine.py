@@ -111,8 +111,9 @@ class Syncer:
         #: interactive priority until it ends
         self._hurry = False
         self._crawling = False
+        #: set once a crawl has ended (in this run or an earlier one: no crawl open)
         self.crawl_finished = trio.Event()
-        if self.crawl_complete():
+        if store.get_meta("crawl_pass") is not None and store.get_meta("crawl_open") is None:
             self.crawl_finished.set()
         #: the crawl running now: (folders listed, folders to list)
         self.crawl_progress: tuple[int, int] | None = None
@@ -409,11 +410,6 @@ class Syncer:
 
     # -- whole passes ------------------------------------------------------------------
 
-    def crawl_complete(self) -> bool:
-        """A crawl has finished at least once: every file's place is known."""
-        return (self.store.get_meta("crawl_pass") is not None
-                and self.store.get_meta("crawl_open") is None)
-
     def hurry(self) -> None:
         """Someone waits for the crawl (a fresh mount's first `ls` of the root, whose
         files are known only once every folder was listed): the rest of it runs at
@@ -427,8 +423,18 @@ class Syncer:
         """Nobody waits any more (the root was served partial): background share again."""
         self._hurry = False
 
+    def _crawl_priority(self, priority: Priority) -> Priority:
+        return Priority.INTERACTIVE if self._hurry else priority
+
     async def full_sync(self, priority: Priority = Priority.BACKGROUND) -> SyncReport:
         """List everything; resumes a crawl that was interrupted."""
+        self._crawling = True
+        try:
+            return await self._full_sync(priority)
+        finally:
+            self._crawling = False
+
+    async def _full_sync(self, priority: Priority) -> SyncReport:
         started = time.monotonic()
         requests_before = self.client.stats.requests
         report = SyncReport()
@@ -437,21 +443,8 @@ class Syncer:
         if not open_pass:
             with self.store.transaction():
                 self.store.set_meta("crawl_open", str(crawl))
-
-        def now() -> Priority:
-            return Priority.INTERACTIVE if self._hurry else priority
-
-        self._crawling = True
-        try:
-            return await self._crawl(crawl, priority, now, report, started, requests_before)
-        finally:
-            self._crawling = False
-
-    async def _crawl(self, crawl: int, priority: Priority, now: Callable[[], Priority],
-                     report: SyncReport, started: float, requests_before: int) -> SyncReport:
-
         if self._tree_at is None or time.monotonic() - self._tree_at > TREE_FRESH:
-            report.merge_counts(await self.refresh_tree(now()))
+            report.merge_counts(await self.refresh_tree(self._crawl_priority(priority)))
         done = self.store.crawl_done(crawl)
         folders = self.store.folders()
         if self.progress:
@@ -462,15 +455,15 @@ class Syncer:
                 if self.progress:
                     self.progress("folders", 1)
                 continue
-            report.merge_counts(await self.list_folder(fid, now()))
+            report.merge_counts(await self.list_folder(fid, self._crawl_priority(priority)))
             self.crawl_progress = (self.crawl_progress[0] + 1, len(folders))
             with self.store.transaction():
                 self.store.mark_crawled(crawl, fid)
             if self.progress:
                 self.progress("folders", 1)
         if ALL_FILES not in done:
-            plan = await self._fetch_listing(ALL_FILES, now())
-            gone = await self._find_gone(plan.vanished, now()) if plan.vanished else set()
+            plan = await self._fetch_listing(ALL_FILES, self._crawl_priority(priority))
+            gone = await self._find_gone(plan.vanished, self._crawl_priority(priority)) if plan.vanished else set()
             self._guard(gone)
             report.merge_counts(self._apply_listing(ALL_FILES, plan, gone))
             all_complete = plan.complete and all(
@@ -572,16 +565,14 @@ class Syncer:
         self.poll_interval, self.revalidate_interval = poll_interval, revalidate_interval
         task_status.started()
         backoff = poll_interval
-        crawled = self.crawl_complete()
         while True:
             asked, self._wake = self._wake.is_set(), trio.Event()
             done, self._round_done = self._round_done, trio.Event()
             priority = Priority.INTERACTIVE if asked else Priority.BACKGROUND
             before = self.client.stats.requests
             try:
-                if not crawled:
+                if not self.crawl_finished.is_set():
                     self.report = await self.full_sync(priority)
-                    crawled = True
                 else:
                     self.report = await self.poll(priority)
                     revalidated = await self.revalidate(

@@ -28,8 +28,8 @@ import trio
 
 from aionfs.api import AionClient, ApiSettings, UploadItem
 
-from .mount import Row, _drop_caches, _mount, _read_through, _unmount
-from .reads import _photo
+from .mount import Row, _drop_caches, _mount, _unmount
+from .reads import _photo, read_in_order
 
 FOLDERS, PER_FOLDER, AT_ROOT = 10, 30, 12
 
@@ -78,13 +78,7 @@ def _measure(root: Path) -> dict[str, float]:
         for p in files:
             p.stat()
     stats = 3 * len(files) / (time.perf_counter() - t)
-    firsts, total = [], 0
-    t = time.perf_counter()
-    for p in files:
-        first, _ = _read_through(p)
-        firsts.append(first)
-        total += p.stat().st_size
-    read = time.perf_counter() - t
+    firsts, total, read = read_in_order(files)
     return {"files": len(files), "walk": walk, "stats": stats, "mbps": total / 1e6 / read,
             "p50": statistics.median(firsts) * 1000, "max": max(firsts) * 1000}
 
