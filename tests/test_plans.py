@@ -101,18 +101,23 @@ async def test_the_client_reads_the_plan_name(client: AionClient) -> None:
 def test_a_new_users_session_on_the_free_plan_has_no_error_and_spends_the_floor(
         emulator: EmulatorProcess, tmp_path: Path) -> None:
     """A new user on FREE (the service enforcing 10 requests a minute; the mount
-    given no plan and no option): mount, browse, read 30 photos, open the folder in
-    a file manager, copy 30 photos in, search. No error anywhere, and each action
-    within its floor of API requests (docs/requests.md)."""
+    given no plan and no option): mount, browse, `cp -r` the folder out, open it in
+    a file manager, `cp -r` 30 photos in, search, colors, tags, rename, delete. No
+    error anywhere, and each action within its floor of API requests
+    (docs/requests.md)."""
     lib = make_library(emulator, "free", photos=30)
     s = Session(emulator, lib, tmp_path, "free")
     try:
         s.step("mount (first crawl)", s.mount_floor(), s.do_mount)
         s.step("browse the tree", 0, s.browse)
-        s.step("read 30 photos", 0, lambda: s.read(30))
+        s.step("cp -r the 30 photos out", 0, lambda: s.copy_out(tmp_path / "out"))
         s.step("open the folder in a file manager", 0, s.open_in_file_manager)
-        s.step("copy 30 photos in", s.copy_floor(30), lambda: s.copy_in(30, tmp_path / "src"))
+        s.step("cp -r 30 photos in", s.copy_floor(30), lambda: s.copy_in(30, tmp_path / "src"))
         s.step("search", 1, s.search)
+        s.step("colors", 2, s.colors)
+        s.step("tags", 0, s.tags)
+        s.step("rename", 1, s.rename)
+        s.step("delete", 1, s.delete)
         log = next((tmp_path / "c").glob("*/aionfs.log")).read_text()
     finally:
         s.unmount()

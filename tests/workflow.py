@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -192,6 +191,14 @@ class Session:
         for p in self.photos(n):
             assert len(p.read_bytes()) == p.stat().st_size
 
+    def copy_out(self, dest: Path) -> None:
+        """`cp -r` of the folder out of the mount, every byte checked."""
+        subprocess.run(["cp", "-r", str(self.folder), str(dest)], check=True, timeout=600)
+        copied = sorted(dest.iterdir())
+        assert len(copied) == self.lib.photos
+        for p in copied:
+            assert p.read_bytes() == (self.folder / p.name).read_bytes()
+
     def reread_after_eviction(self, n: int) -> None:
         Path("/proc/sys/vm/drop_caches").write_text("1")  # (the daemon's cache holds 1 byte)
         self.read(n)
@@ -219,10 +226,8 @@ class Session:
         source.mkdir(exist_ok=True)
         for i in range(n):
             (source / f"new_{i:03}.jpg").write_bytes(noise_jpeg((320, 240), seed=1000 + i))
-        dest = self.path / "Incoming"
-        dest.mkdir()
-        for f in sorted(source.iterdir()):
-            shutil.copy(f, dest / f.name)
+        subprocess.run(["cp", "-r", str(source), str(self.path / "Incoming")], check=True,
+                       timeout=120)
         res = subprocess.run([sys.executable, "-m", "aionfs", "flush", str(self.path),
                               "--timeout", "900"], env={**self.env,
                                                         "AIONVISION_API_KEY": self.lib.key},
