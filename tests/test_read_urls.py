@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from aionfs.api import AionClient, UploadItem
-from aionfs.cache.content import LISTED_REFUSALS, STREAM_AHEAD
+from aionfs.cache.content import INDEX_EVERY, LISTED_REFUSALS, STREAM_AHEAD
 from tests.conftest import EmulatorProcess
 from tests.media import noise_jpeg
 from tests.mounting import Mount, api_call, mount
@@ -227,3 +228,69 @@ def test_expired_urls_fall_back_and_reads_never_fail(
         str((e["kind"], e["path"][-30:], e["query"][-60:], e["status"])) for e in seen)
     assert downloads(emulator, lib.key, before) == 2 * len(lib.sums)
     assert "failed at byte" not in log
+
+
+def test_a_files_first_bytes_are_served_while_the_rest_is_still_coming(
+        emulator: EmulatorProcess, tmp_path: Path) -> None:
+    """A viewer, `file` or a thumbnailer wants a file's first bytes: they are
+    answered as soon as they have arrived, not once the whole first MiB has.
+    Here storage stalls every answer halfway (5 s) and reads give up after 1 s:
+    the start of a 1.9 MB file still reads (the bytes before the stall), and
+    the whole file is the original once the rest has come."""
+    key = emulator.new_tenant(rpm=0)
+    content = b"%PDF-1.4\n" + os.urandom(1_900_000) + b"\n%%EOF\n"
+
+    async def make(c: AionClient) -> None:
+        folder = await c.create_folder("Docs")
+        _, results = await c.upload_batch([UploadItem("big.pdf", content, "application/pdf")])
+        await c.move_files([r.image_id for r in results if r.image_id], folder.id)
+
+    api_call(emulator, Lib(key, {}), make)
+    m = mount(emulator, key, tmp_path / "m", tmp_path / "c", "--read-timeout", "1")
+    try:
+        path = m.path / "Docs" / "big.pdf"
+        assert path.stat().st_size == len(content)
+        emulator.set_faults(key, "stall:5s,blob-only:1")
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            assert os.pread(fd, 65536, 0) == content[:65536]
+        finally:
+            os.close(fd)
+        emulator.set_faults(key, "")
+        deadline = time.monotonic() + 30
+        while True:  # reads that end past the stall time out (EIO) until it is over
+            try:
+                assert path.read_bytes() == content
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the rest of the file never came"
+                time.sleep(0.5)
+    finally:
+        m.unmount()
+
+
+def test_a_daemon_killed_after_reads_serves_the_originals_and_keeps_what_was_indexed(
+        emulator: EmulatorProcess, lib: Lib, tmp_path: Path) -> None:
+    """The cache index is written once a second, not per file: a daemon killed
+    (kill -9) loses at most that second of it. Files read before it are served
+    from the cache after the restart; files read just before the kill may be
+    fetched again, and every byte is the original's either way."""
+    names = sorted(lib.sums)
+    m = mount(emulator, lib.key, tmp_path / "m", tmp_path / "c")
+    try:
+        for name in names[:3]:
+            (m.path / "Photos" / name).read_bytes()
+        time.sleep(2 * INDEX_EVERY + 0.5)
+        for name in names[3:]:
+            (m.path / "Photos" / name).read_bytes()
+        os.kill(m.pid, signal.SIGKILL)  # the daemon this test started
+    finally:
+        m.unmount()
+    again = mount(emulator, lib.key, tmp_path / "m", tmp_path / "c")
+    try:
+        before = len(emulator.requests(lib.key))
+        read_all(again, lib)
+        fetched = [e for e in emulator.requests(lib.key, before) if e["kind"] == "blob"]
+        assert len(fetched) <= len(names) - 3, "files indexed before the kill were fetched again"
+    finally:
+        again.unmount()

@@ -36,6 +36,10 @@ from .errors import ApiError, ApiTimeout, NetworkError, NotTheObject, error_from
 
 #: one `recv_into` target; the content cache's chunk size, so each read completes one chunk
 BUFFER = 1 << 20
+#: the first receive of a body: a reader waiting for a file's first 64 KiB (its
+#: first FUSE read is 128 KiB) is answered once these arrive, not the first MiB;
+#: receives then double up to BUFFER
+FIRST_RECEIVE = 128 << 10
 #: idle keep-alive connections kept per storage host
 IDLE_PER_HOST = 8
 
@@ -165,9 +169,11 @@ class BlobFetcher:
                        resp.headers.get("content-length"), resp.headers.get("content-type"))
             sink.at = sink.start if resp.status == 206 else 0
             view = memoryview(bytearray(BUFFER))
+            size = FIRST_RECEIVE
             while not sink.done:
                 try:
-                    n = resp.readinto(view[:min(BUFFER, sink.end + 1 - sink.at)])
+                    n = resp.readinto(view[:min(size, sink.end + 1 - sink.at)])
+                    size = min(2 * size, BUFFER)
                 except (OSError, http.client.HTTPException) as exc:
                     raise _network_error(exc) from exc
                 if not n:

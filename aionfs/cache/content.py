@@ -25,6 +25,13 @@ the trio thread that answers FUSE requests only completes chunk events.
 
 Eviction: when the bytes present exceed the capacity, the least recently
 used entries that are neither open nor pinned are removed.
+
+The index (`content_cache`) is written in one transaction a second
+(`INDEX_EVERY`), not per file: three upserts per cold file cost the thread
+that answers FUSE about a fifth of its time while reading a folder of
+photos. A daemon killed loses at most that second of index, which only
+means fetching those bytes again: a row is written after the bytes it
+claims, never before.
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ INITIAL_WINDOW = 4
 #: fetched (bigger files have their own read-ahead)
 STREAM_AHEAD = 2
 STREAM_MAX_SIZE = 16 << 20
+#: seconds between writes of the cache index (batched: see the module's docstring)
+INDEX_EVERY = 1.0
 #: a kept download URL is used only if it stays valid this much longer (seconds)
 URL_MARGIN = 120.0
 #: store meta, per media type (`listed_originals.image` for list items' `full_url`,
@@ -98,8 +107,13 @@ class _Entry:
     open_count: int = 0
     next_seq: int = -1
     window: int = 0  # read-ahead chunks, grown by sequential reads
-    inflight: dict[int, trio.Event] = field(default_factory=dict)
+    inflight: set[int] = field(default_factory=set)  # chunks on their way
+    # bytes [chunk start, filled[i]) of an in-flight chunk are in the file already:
+    # a read of a photo's first 64 KiB need not wait for its whole first chunk
+    filled: dict[int, int] = field(default_factory=dict)
+    moved: trio.Event = field(default_factory=trio.Event)  # set (and replaced) on progress
     last_error: str | None = None
+    recorded: int = 0  # the bytes present as the index (written or pending) says
     asking: int = 0  # fetches asking the API for a download URL (maybe queued for budget)
     whole: bool = False  # read in order from its first byte so far (folder streaming)
 
@@ -116,6 +130,16 @@ class _Entry:
     @property
     def cached(self) -> int:
         return sum(self.chunk_len(i) for i in self.chunks)
+
+    def covers(self, first: int, last: int, end: int) -> bool:
+        """Whether bytes up to `end` of chunks first..last are all in the file."""
+        return all(i in self.chunks or self.filled.get(i, -1) >= min(end, self.chunk_end(i))
+                   for i in range(first, last + 1))
+
+    def wake(self) -> None:
+        """Readers waiting for bytes look again."""
+        self.moved.set()
+        self.moved = trio.Event()
 
 
 def validator_of(row: Any) -> str:
@@ -183,6 +207,8 @@ class ContentCache:
         #: (at most a few, STREAM_MAX_SIZE each: a cache smaller than that may overrun)
         self._fetched_ahead: set[str] = set()
         self.streamed = 0  # files fetched ahead of such a reader
+        self._dirty: dict[str, dict[str, Any]] = {}  # index rows not written yet
+        self._used: int | None = None  # bytes present, kept current by _save/_remove
         self.bytes_fetched = 0
         self.hits = 0
         self.misses = 0
@@ -192,15 +218,47 @@ class ContentCache:
         self.listed_urls = 0
 
     def start(self, nursery: trio.Nursery) -> None:
-        """Fetches run in this nursery (the daemon's)."""
+        """Fetches and the index writer run in this nursery (the daemon's)."""
         self._nursery = nursery
+        nursery.start_soon(self._write_index_every, INDEX_EVERY)
+
+    def close(self) -> None:
+        """At unmount: the index written, the open files closed."""
+        self.flush()
+        for entry in self._entries.values():
+            os.close(entry.fd)
+        self._entries.clear()
+
+    async def _write_index_every(self, interval: float) -> None:
+        while True:
+            await trio.sleep(interval)
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending index rows, in one transaction."""
+        if not self._dirty:
+            return
+        rows = list(self._dirty.values())
+        with self.store.transaction():
+            self.store.db.executemany(
+                "INSERT INTO content_cache(file_id, size, validator, ranges, cached, pinned, "
+                "last_access) VALUES (:file_id,:size,:validator,:ranges,:cached,0,"
+                ":last_access) ON CONFLICT(file_id) DO UPDATE SET size=excluded.size, "
+                "validator=excluded.validator, ranges=excluded.ranges, "
+                "cached=excluded.cached, last_access=excluded.last_access",  # pin: pin_files
+                rows)
+        self._dirty.clear()
 
     # -- bookkeeping ---------------------------------------------------------------
 
     def used(self) -> int:
-        row = self.store.db.execute("SELECT coalesce(sum(cached), 0) FROM content_cache"
-                                    ).fetchone()
-        return int(row[0])
+        """Bytes present (only this process changes them: `aionfs pin` sets flags)."""
+        if self._used is None:
+            self.flush()
+            row = self.store.db.execute("SELECT coalesce(sum(cached), 0) FROM content_cache"
+                                        ).fetchone()
+            self._used = int(row[0])
+        return self._used
 
     def _entry(self, file_id: str) -> _Entry:
         entry = self._entries.get(file_id)
@@ -213,8 +271,8 @@ class ContentCache:
         if entry is not None:  # the file changed while we had it: start over
             self._drop(entry)
         path = self.dir / file_id
-        cached = self.store.db.execute("SELECT * FROM content_cache WHERE file_id=?",
-                                       (file_id,)).fetchone()
+        cached = self._dirty.get(file_id) or self.store.db.execute(
+            "SELECT * FROM content_cache WHERE file_id=?", (file_id,)).fetchone()
         chunks: set[int] = set()
         if cached is not None and cached["validator"] == validator and path.exists():
             chunks = _from_ranges(json.loads(cached["ranges"]))
@@ -223,20 +281,22 @@ class ContentCache:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         if os.fstat(fd).st_size != row["size"]:
             os.ftruncate(fd, row["size"])
-        entry = _Entry(file_id, row["size"], validator, fd, chunks)
+        entry = _Entry(file_id, row["size"], validator, fd, chunks,
+                       recorded=cached["cached"] if cached is not None else 0)
         self._entries[file_id] = entry
         self._save(entry)
         return entry
 
     def _save(self, entry: _Entry) -> None:
-        self.store.db.execute(
-            "INSERT INTO content_cache(file_id, size, validator, ranges, cached, pinned, "
-            "last_access) VALUES (?,?,?,?,?,?,?) ON CONFLICT(file_id) DO UPDATE SET "
-            "size=excluded.size, validator=excluded.validator, ranges=excluded.ranges, "
-            "cached=excluded.cached, last_access=excluded.last_access",  # pin: pin_files
-            (entry.file_id, entry.size, entry.validator,
-             json.dumps(_to_ranges(entry.chunks, entry.size)), entry.cached,
-             0, time.time()))
+        """Record the entry's chunks (written with the next flush)."""
+        cached = entry.cached
+        if self._used is not None:
+            self._used += cached - entry.recorded
+        entry.recorded = cached
+        self._dirty[entry.file_id] = {
+            "file_id": entry.file_id, "size": entry.size, "validator": entry.validator,
+            "ranges": json.dumps(_to_ranges(entry.chunks, entry.size)), "cached": cached,
+            "last_access": time.time()}
 
     def _drop(self, entry: _Entry) -> None:
         os.close(entry.fd)
@@ -246,6 +306,12 @@ class ContentCache:
     def _remove(self, file_id: str) -> None:
         """Delete the bytes; a pinned file keeps its pin (and is fetched again)."""
         (self.dir / file_id).unlink(missing_ok=True)
+        if file_id in self._dirty:
+            self.flush()
+        row = self.store.db.execute("SELECT cached FROM content_cache WHERE file_id=?",
+                                    (file_id,)).fetchone()
+        if row is not None and self._used is not None:
+            self._used -= row[0]
         self.store.db.execute("DELETE FROM content_cache WHERE file_id=? AND pinned=0",
                               (file_id,))
         self.store.db.execute("UPDATE content_cache SET ranges='[]', cached=0 WHERE file_id=?",
@@ -315,11 +381,10 @@ class ContentCache:
             self.misses += 1
             while True:
                 with trio.move_on_after(self.read_timeout):
-                    for i in wanted:
-                        event = entry.inflight.get(i)
-                        if event is not None:
-                            await event.wait()
-                if all(i in entry.chunks for i in wanted):
+                    while (not entry.covers(first, last, end)
+                           and any(i in entry.inflight for i in wanted)):
+                        await entry.moved.wait()
+                if entry.covers(first, last, end):
                     break
                 # Queued for the plan's request budget is not "no answer": the read
                 # waits for its turn (the limiter logs the wait once), it never fails.
@@ -387,8 +452,7 @@ class ContentCache:
             else:
                 runs.append([i])
         for run in runs:
-            for i in run:
-                entry.inflight[i] = trio.Event()
+            entry.inflight.update(run)
             self._nursery.start_soon(self._download, entry, run)
 
     async def _source(self, entry: _Entry, tried: list[str]) -> _Source:
@@ -467,8 +531,12 @@ class ContentCache:
             self.bytes_fetched += to - pos
             pos = to
             while next_chunk <= run[-1] and entry.chunk_end(next_chunk) <= pos:
+                entry.filled.pop(next_chunk, None)
                 self._complete(entry, next_chunk)
                 next_chunk += 1
+            if next_chunk <= run[-1] and pos > next_chunk * CHUNK:
+                entry.filled[next_chunk] = pos
+            entry.wake()
 
         tried: list[str] = []
         try:
@@ -496,10 +564,10 @@ class ContentCache:
                 log.warning("fetching %s failed at byte %d: %s", entry.file_id, pos, exc)
             entry.last_error = str(exc)
         finally:
+            entry.inflight.difference_update(run)
             for i in run:
-                event = entry.inflight.pop(i, None)
-                if event is not None:
-                    event.set()
+                entry.filled.pop(i, None)
+            entry.wake()
             if self._entries.get(entry.file_id) is entry:  # not dropped meanwhile
                 if not self._close_if_idle(entry):
                     self._save(entry)
@@ -508,13 +576,12 @@ class ContentCache:
     def _complete(self, entry: _Entry, chunk: int) -> None:
         entry.chunks.add(chunk)
         entry.last_error = None
-        event = entry.inflight.pop(chunk, None)
-        if event is not None:
-            event.set()
+        entry.inflight.discard(chunk)
 
     # -- pinning and eviction ------------------------------------------------------------------
 
     def pinned_missing(self) -> list[str]:
+        self.flush()
         return [r[0] for r in self.store.db.execute(
             "SELECT c.file_id FROM content_cache c JOIN files f ON f.id = c.file_id "
             "WHERE c.pinned=1 AND f.media_type != 'link' AND (c.cached < f.size OR "
@@ -535,6 +602,7 @@ class ContentCache:
         used = self.used()
         if used <= self.capacity:
             return
+        self.flush()  # (last access and bytes present as they are now)
         for row in self.store.db.execute(
                 "SELECT file_id, cached FROM content_cache WHERE pinned=0 ORDER BY last_access"
         ).fetchall():

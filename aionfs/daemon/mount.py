@@ -346,6 +346,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
             notifier.stopping()
             pyfuse3.close(unmount=not unmounted_cleanly)
             pidfile.unlink(missing_ok=True)
+            cache.close()
             store.close()
             notifier.close()
             lock.release()

@@ -179,12 +179,14 @@ class FaultAndLogMiddleware:
             await empty(scope, receive, send)
             return
         reset = action == "reset"
+        stall = faults.stall if faults and kind != "admin" and not (
+            faults.api_only if kind == "blob" else faults.blob_only) else 0.0
         state = {"sent": 0, "limit": None}
 
         async def counting_send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 entry["status"] = message["status"]
-                if reset:
+                if reset or stall:
                     length = dict(message.get("headers", [])).get(b"content-length")
                     state["limit"] = max(0, int(length) // 2) if length else 0
                 scope["state"].setdefault("request_id", None)
@@ -202,6 +204,13 @@ class FaultAndLogMiddleware:
                         entry["bytes"] += max(room, 0)
                         entry["status"] = "reset"
                         raise EmulatedFault("emulated reset mid-body")
+                if stall and state["limit"] is not None:
+                    room = state["limit"] - state["sent"]
+                    if 0 <= room < len(body):  # the halfway point is in this piece
+                        await send({"type": "http.response.body", "body": body[:room],
+                                    "more_body": True})
+                        await trio.sleep(stall)
+                        message = {**message, "body": body[room:]}
                 state["sent"] += len(body)
                 entry["bytes"] += len(body)
             await send(message)

@@ -3,6 +3,8 @@
 Spec (`--faults`, or per tenant through the admin API), comma-separated:
 
     latency:20ms     add this much latency to every request (ms or s)
+    stall:3s         pause every answer's body halfway for this long (ms or s): a
+                     slow storage host, or one that stalls mid-transfer
     500:0.1          answer 10 % of requests with a 5xx (500, 502 or 503)
     reset:0.05       break 5 % of connections off mid-body
     429:0.02         start a burst of 429s (Retry-After: 1) on 2 % of requests
@@ -33,6 +35,7 @@ class EmulatedFault(ConnectionResetError):
 @dataclass
 class Faults:
     latency: float = 0.0
+    stall: float = 0.0
     error_rate: float = 0.0
     reset_rate: float = 0.0
     empty_rate: float = 0.0
@@ -60,9 +63,9 @@ class Faults:
                 continue
             name, _, value = part.partition(":")
             try:
-                if name == "latency":
-                    f.latency = (float(value[:-2]) / 1000 if value.endswith("ms")
-                                 else float(value.rstrip("s")))
+                if name in ("latency", "stall"):
+                    setattr(f, name, float(value[:-2]) / 1000 if value.endswith("ms")
+                            else float(value.rstrip("s")))
                 elif name in ("500", "5xx"):
                     f.error_rate = _rate(value)
                 elif name == "reset":
@@ -89,7 +92,7 @@ class Faults:
 
     @property
     def active(self) -> bool:
-        return bool(self.latency or self.error_rate or self.reset_rate or self.burst_rate
+        return bool(self.latency or self.stall or self.error_rate or self.reset_rate or self.burst_rate
                     or self.empty_rate or self.down)
 
     def decide(self, is_blob: bool, is_listing: bool = False) -> str | None:

@@ -32,9 +32,10 @@ PHOTOS = 500
 
 def _photo(i: int) -> bytes:
     rng = random.Random(i)
-    img = Image.frombytes("RGB", (160, 120), rng.randbytes(160 * 120 * 3)).resize((1000, 750))
+    # 1600×1200, about 1 MB (0.9–1.1): noise enlarged, as detailed as a photo
+    img = Image.frombytes("RGB", (600, 450), rng.randbytes(600 * 450 * 3)).resize((1600, 1200))
     buf = io.BytesIO()
-    img.save(buf, "JPEG", quality=92)
+    img.save(buf, "JPEG", quality=85)
     return buf.getvalue()
 
 
