@@ -14,16 +14,18 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__
+from .config import SETTINGS, ConfigError, Profile, Setting, shown_default
+from .vendor import PLAN_LIMITS
 
 if TYPE_CHECKING:
     from .api import ApiSettings
-    from .config import Profile
     from .daemon.control import Daemon
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -114,17 +116,53 @@ profile_option = click.option(
     "--profile", "profile_name", default=None, metavar="NAME",
     help="Profile of ~/.config/aionfs/config.toml (default: $AIONFS_PROFILE, the file's "
          "default_profile, or 'default').")
-cache_dir_option = click.option(
-    "--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Where the metadata store and content cache live (default: the XDG cache dir).")
-rpm_option = click.option(
-    "--rpm", type=click.IntRange(0), default=None,
-    help="Requests per minute instead of the plan's (0: no limit, for servers without "
-         "one such as the emulator).")
-plan_option = click.option(
-    "--plan", type=click.Choice(["free", "starter", "professional", "enterprise"]),
-    default=None, help="Your plan (sets the request budget); default $AIONFS_PLAN, else the "
-                       "mount and doctor ask the service (other commands: free).")
+
+
+class _SettingValue(click.ParamType):
+    """A flag's text checked by its setting's own parser, the config file's too."""
+
+    def __init__(self, setting: Setting) -> None:
+        self.setting = setting
+        self.name = setting.kind
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.setting.parse(value)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def setting_option(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The flag of a setting, from its declaration (config.Profile)."""
+    setting = SETTINGS[name]
+    flag = "--" + name.replace("_", "-")
+    env = f" ${setting.env}, else the profile's, else" if setting.env else ""
+    help_text = f"{setting.help} Default:{env} {shown_default(name)}."
+    if setting.kind == "bool":
+        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text)
+    if setting.kind == "plan":
+        return click.option(flag, name, type=click.Choice(list(PLAN_LIMITS)), default=None,
+                            help=help_text)
+    return click.option(flag, name, type=_SettingValue(setting), default=None,
+                        metavar=setting.metavar, help=help_text)
+
+
+def setting_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for name in reversed(names):
+            fn = setting_option(name)(fn)
+        return fn
+    return decorate
+
+
+cache_dir_option = setting_option("cache_dir")
+rpm_option = setting_option("rpm")
+plan_option = setting_option("plan")
+#: the settings `aionfs mount` takes as flags (plan, rpm and cache_dir first, as elsewhere)
+MOUNT_FLAGS = tuple(name for name, s in SETTINGS.items() if s.flag)
 
 
 @main.command()
@@ -220,53 +258,12 @@ def _ask_daemon(daemon: Daemon, command: str, **args: object) -> int:
 @main.command()
 @click.argument("mountpoint", required=False, type=click.Path(file_okay=False, path_type=Path))
 @profile_option
-@cache_dir_option
-@plan_option
-@rpm_option
+@setting_options(*MOUNT_FLAGS)
 @click.option("--foreground", "-f", is_flag=True, help="Stay in the foreground (systemd).")
 @click.option("--mkdir", is_flag=True, help="Create the mountpoint if it is missing.")
-@click.option("--read-only", is_flag=True, default=None,
-              help="Mount read-only: every write gets EROFS, and file managers watching a "
-                   "folder no longer see remote changes live.")
-@click.option("--write-back-delay", default=None, type=click.FloatRange(0),
-              help="Seconds a closed file waits before upload (a file rewritten meanwhile "
-                   "is uploaded once). Default 3.")
-@click.option("--cache-size", default=None, metavar="SIZE",
-              help="Content cache cap, e.g. 2G (default: 10% of the free space, at most 20G).")
-@click.option("--poll-interval", default=None, type=click.FloatRange(0.1),
-              help="Seconds between checks for remote changes. Default 60.")
-@click.option("--revalidate-interval", default=None, type=click.FloatRange(0.1),
-              help="Seconds after which a listed folder is listed again (renames, retags). "
-                   "Default 900.")
-@click.option("--read-timeout", default=None, type=click.FloatRange(0.1),
-              help="Seconds a read waits for bytes not yet cached before failing (EIO). "
-                   "Default 5.")
-@click.option("--rank-names", is_flag=True, default=None,
-              help="Prefix search results with their rank (001 name.jpg), so that file "
-                   "managers sorting by name show the best match first.")
-@click.option("--hide-views", is_flag=True, default=None,
-              help="Leave search/, text/, colors/, tags/ and by-date/ out of the root "
-                   "listing (they stay reachable by path).")
-@click.option("--query-ttl", default=None, type=click.FloatRange(1),
-              help="Seconds a query's results are served before being asked again. "
-                   "Default 600.")
-@click.option("--thumbnails/--no-thumbnails", default=None,
-              help="Seed file managers' thumbnails of listed folders from the API's small "
-                   "renditions, so they never read whole images. Default on.")
-@click.option("--thumbnail-sizes", default=None, metavar="B1,B2",
-              help="Thumbnail buckets to seed: normal, large, x-large, xx-large (default "
-                   "normal,large: one small variant per image).")
-@click.option("--thumbnail-wait", default=None, type=click.FloatRange(0), metavar="S",
-              help="Seconds a file manager's opening of a folder waits for its thumbnails "
-                   "(the rest follow in the background). Default 5.")
 @click.option("--ready-fd", type=int, default=None, hidden=True)
-def mount(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | None,
-          plan: str | None, rpm: int | None, foreground: bool, mkdir: bool,
-          read_only: bool | None, cache_size: str | None, poll_interval: float | None,
-          revalidate_interval: float | None, read_timeout: float | None,
-          write_back_delay: float | None, rank_names: bool | None, hide_views: bool | None,
-          query_ttl: float | None, thumbnails: bool | None, thumbnail_sizes: str | None,
-          thumbnail_wait: float | None, ready_fd: int | None) -> None:
+def mount(mountpoint: Path | None, profile_name: str | None, foreground: bool, mkdir: bool,
+          ready_fd: int | None, **flags: Any) -> None:
     """Mount the library at MOUNTPOINT (default: the profile's mountpoint).
 
     Without --foreground it returns once the mount answers (or fails with
@@ -282,27 +279,11 @@ def mount(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | N
     """
     import shutil
 
-    from .config import ConfigError, parse_size
-    from .config import thumbnail_sizes as config_thumbnail_sizes
     from .daemon.mount import MountError, check_mountpoint, is_mounted
     from .daemon.options import MountOptions
 
-    try:
-        size = parse_size(cache_size) if cache_size is not None else None
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="--cache-size") from None
-    try:
-        sizes = None if thumbnail_sizes is None else config_thumbnail_sizes(
-            [b.strip() for b in thumbnail_sizes.split(",") if b.strip()])
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param_hint="--thumbnail-sizes") from None
     profile = _profile(profile_name, mountpoint=mountpoint.expanduser() if mountpoint else None,
-                       cache_dir=cache_dir, plan=plan, rpm=rpm, read_only=read_only,
-                       cache_size=size, poll_interval=poll_interval,
-                       revalidate_interval=revalidate_interval, read_timeout=read_timeout,
-                       write_back_delay=write_back_delay, rank_names=rank_names,
-                       hide_views=hide_views, query_ttl=query_ttl, thumbnails=thumbnails,
-                       thumbnail_sizes=sizes, thumbnail_wait=thumbnail_wait)
+                       **flags)
     if profile.mountpoint is None:
         raise click.UsageError("no mountpoint: give one (aionfs mount ~/Aion) or set "
                                f"mountpoint in [profiles.{profile.name}] of the config file")
@@ -637,7 +618,7 @@ def demo(mountpoint: Path, data_dir: Path | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535),
               help="Port to listen on (0: any free port).")
-@click.option("--plan", type=click.Choice(["free", "starter", "professional", "enterprise"]),
+@click.option("--plan", type=click.Choice(list(PLAN_LIMITS)),
               default="free", show_default=True, help="Plan of the default workspace.")
 @click.option("--rpm", type=click.IntRange(0), default=None,
               help="Requests per minute instead of the plan's (0: unlimited).")

@@ -41,7 +41,7 @@ from typing import Any
 
 import platformdirs
 
-from .api.settings import DEFAULT_BASE_URL, ENV_BASE_URL, ENV_KEY, PLAN_LIMITS
+from .vendor import DEFAULT_BASE_URL, ENV_BASE_URL, ENV_KEY, PLAN_LIMITS
 
 ENV_PROFILE = "AIONFS_PROFILE"
 ENV_PLAN = "AIONFS_PLAN"
@@ -87,28 +87,131 @@ class WatchSpec:
 
 
 @dataclass(frozen=True)
+class Setting:
+    """How one setting is given and checked, declared once beside its default (a
+    `Profile` field's metadata). The config-file key, the `mount` flag, the
+    environment variable, reload, `config show` and the settings table of
+    docs/operations.md all come from this, so they cannot disagree."""
+
+    help: str
+    kind: str  # seconds, size, bool, path, plan, count, text, buckets, watch
+    minimum: float = 0.0  # seconds: the least accepted
+    flag: bool = True  # a flag of `aionfs mount` (--poll-interval for poll_interval)
+    reload: bool = False  # a running mount takes a new value on reload (SIGHUP)
+    env: str | None = None  # an environment variable that sets it
+    shown: str = ""  # the default in words, where the value alone would mislead
+
+    @property
+    def metavar(self) -> str:
+        return {"seconds": "S", "size": "SIZE", "path": "DIR", "count": "N",
+                "buckets": "B1,B2"}.get(self.kind, "TEXT")
+
+    def parse(self, raw: Any) -> Any:
+        """A value from the config file (TOML types) or a flag (text) → the
+        setting's value; ConfigError says what it must be."""
+        kind, text = self.kind, isinstance(raw, str)
+        if kind == "seconds":
+            try:
+                value = float(raw) if text else float(_typed(raw, (int, float)))
+            except (TypeError, ValueError):
+                raise ConfigError(f"must be a number of seconds, not {raw!r}") from None
+            if not value >= self.minimum:  # (also refuses nan)
+                raise ConfigError(f"must be at least {self.minimum:g} seconds, not {raw!r}")
+            return value
+        if kind == "count":
+            try:
+                value = int(raw) if text else _typed(raw, int)
+            except (TypeError, ValueError):
+                raise ConfigError(f"must be a whole number, not {raw!r}") from None
+            if value < 0:
+                raise ConfigError(f"must be 0 or more, not {raw!r}")
+            return value
+        if kind == "size":
+            return parse_size(raw if text else _typed(raw, int))
+        if kind == "bool":
+            return _typed(raw, bool)
+        if kind == "path":
+            return _expand(_typed(raw, str))
+        if kind == "text":
+            return _typed(raw, str)
+        if kind == "plan":
+            if _typed(raw, str) not in PLAN_LIMITS:
+                raise ConfigError(f"unknown plan {raw!r} (one of {', '.join(PLAN_LIMITS)})")
+            return raw
+        if kind == "buckets":
+            sizes = [b.strip() for b in raw.split(",") if b.strip()] if text else raw
+            if not isinstance(sizes, list) or not sizes or not all(
+                    isinstance(x, str) and x in THUMBNAIL_SIZES for x in sizes):
+                raise ConfigError(f"choose from {', '.join(THUMBNAIL_SIZES)}, not {raw!r}")
+            return tuple(sizes)
+        if kind == "watch":
+            if not isinstance(raw, list):
+                raise ConfigError("must be a list of tables ([[...watch]])")
+            return tuple(_watch_spec(w, f"[{i}]") for i, w in enumerate(raw))
+        raise AssertionError(f"no parser for {kind}")
+
+
+def _setting(default: Any, help: str, kind: str, **how: Any) -> Any:
+    return field(default=default, metadata={"setting": Setting(help, kind, **how)})
+
+
+THUMBNAIL_SIZES = ("normal", "large", "x-large", "xx-large")
+
+
+@dataclass(frozen=True)
 class Profile:
     """Everything but the key. `source` says where each non-default value came from."""
 
     name: str = DEFAULT_PROFILE
-    base_url: str = DEFAULT_BASE_URL
-    plan: str = "free"
-    rpm: int | None = None  # requests per minute instead of the plan's (0: unlimited)
-    mountpoint: Path | None = None
-    cache_dir: Path | None = None
-    cache_size: int | None = None  # None: 10 % of the free space, at most 20 GiB
-    poll_interval: float = 60.0
-    revalidate_interval: float = 900.0
-    read_timeout: float = 5.0
-    write_back_delay: float = 3.0
-    query_ttl: float = 600.0
-    rank_names: bool = False
-    hide_views: bool = False
-    read_only: bool = False
-    thumbnails: bool = True
-    thumbnail_sizes: tuple[str, ...] = ("normal", "large")
-    thumbnail_wait: float = 5.0
-    watch: tuple[WatchSpec, ...] = ()
+    base_url: str = _setting(DEFAULT_BASE_URL, "The API's address (another server, such as "
+                             "the emulator).", "text", flag=False, env=ENV_BASE_URL)
+    plan: str = _setting("free", "Your plan, which sets the request budget.", "plan",
+                         env=ENV_PLAN, shown="asked of the service by mount and doctor, "
+                         "else free")
+    rpm: int | None = _setting(None, "Requests per minute instead of the plan's (0: no "
+                               "limit, for servers without one such as the emulator).",
+                               "count", shown="the plan's")
+    mountpoint: Path | None = _setting(None, "Where `aionfs mount` mounts without an "
+                                       "argument.", "path", flag=False, shown="none")
+    cache_dir: Path | None = _setting(None, "Where the metadata store, content cache and "
+                                      "staged uploads live.", "path",
+                                      shown="the XDG cache dir")
+    cache_size: int | None = _setting(None, "Content cache cap, e.g. 2G.", "size",
+                                      reload=True, shown="10 % of the free space, at most 20G")
+    poll_interval: float = _setting(60.0, "Seconds between checks for remote changes.",
+                                    "seconds", minimum=0.1, reload=True)
+    revalidate_interval: float = _setting(900.0, "Seconds after which a listed folder is "
+                                          "listed again (renames, retags).", "seconds",
+                                          minimum=0.1, reload=True)
+    read_timeout: float = _setting(5.0, "Seconds a read waits for bytes not yet cached "
+                                   "before failing (EIO); time queued for the plan's budget "
+                                   "is not counted.", "seconds", minimum=0.1, reload=True)
+    write_back_delay: float = _setting(3.0, "Seconds a closed file waits before its upload "
+                                       "(a file rewritten meanwhile is uploaded once).",
+                                       "seconds", reload=True)
+    query_ttl: float = _setting(600.0, "Seconds a query's results are served before being "
+                                "asked again.", "seconds", minimum=1, reload=True)
+    rank_names: bool = _setting(False, "Prefix search results with their rank (001 "
+                                "name.jpg), so that file managers sorting by name show the "
+                                "best match first.", "bool")
+    hide_views: bool = _setting(False, "Leave search/, text/, colors/, tags/ and by-date/ "
+                                "out of the root listing (they stay reachable by path).",
+                                "bool")
+    read_only: bool = _setting(False, "Mount read-only: every write gets EROFS, and file "
+                               "managers watching a folder no longer see remote changes "
+                               "live.", "bool")
+    thumbnails: bool = _setting(True, "Seed file managers' thumbnails of listed folders from "
+                                "the API's small renditions, so they never read whole "
+                                "images.", "bool")
+    thumbnail_sizes: tuple[str, ...] = _setting(("normal", "large"), "Thumbnail buckets to "
+                                                "seed: normal, large, x-large, xx-large.",
+                                                "buckets")
+    thumbnail_wait: float = _setting(5.0, "Seconds a file manager's opening of a folder "
+                                     "waits for its thumbnails (the rest follow in the "
+                                     "background).", "seconds", reload=True)
+    watch: tuple[WatchSpec, ...] = _setting((), "Watched folders the mount runs "
+                                            "([[profiles.NAME.watch]] tables).", "watch",
+                                            flag=False, reload=True)
     source: dict[str, str] = field(default_factory=dict, compare=False)
 
     def with_overrides(self, origin: str, **values: Any) -> Profile:
@@ -119,18 +222,29 @@ class Profile:
         return replace(self, **given, source={**self.source, **dict.fromkeys(given, origin)})
 
 
-_PATHS = ("mountpoint", "cache_dir")
-_FLOATS = ("poll_interval", "revalidate_interval", "read_timeout", "write_back_delay",
-           "query_ttl", "thumbnail_wait")
-_BOOLS = ("rank_names", "hide_views", "read_only", "thumbnails")
-THUMBNAIL_SIZES = ("normal", "large", "x-large", "xx-large")
+#: every setting, by name, in the order declared
+SETTINGS: dict[str, Setting] = {f.name: f.metadata["setting"] for f in fields(Profile)
+                                if "setting" in f.metadata}
+#: settings a reload (SIGHUP) can change while mounted; the others need a remount
+RELOADABLE = frozenset(name for name, s in SETTINGS.items() if s.reload)
 
 
-def thumbnail_sizes(sizes: list[Any]) -> tuple[str, ...]:
-    """The thumbnail buckets asked for (config list or the flag's comma list)."""
-    if not sizes or not all(isinstance(x, str) and x in THUMBNAIL_SIZES for x in sizes):
-        raise ConfigError(f"choose from {', '.join(THUMBNAIL_SIZES)}")
-    return tuple(sizes)
+def default_of(name: str) -> Any:
+    return next(f.default for f in fields(Profile) if f.name == name)
+
+
+def shown_default(name: str) -> str:
+    """A setting's default as help and the docs say it."""
+    default, shown = default_of(name), SETTINGS[name].shown
+    if shown:
+        return shown
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    if isinstance(default, tuple):
+        return ",".join(map(str, default)) or "none"
+    if isinstance(default, float):
+        return f"{default:g}"
+    return str(default)
 
 
 def _expand(value: str) -> Path:
@@ -141,57 +255,24 @@ def _profile_from_table(name: str, table: dict[str, Any], where: str) -> Profile
     values: dict[str, Any] = {}
     for key, raw in table.items():
         what = f"{where}: [profiles.{name}] {key}"
-        if key == "watch":
-            values["watch"] = tuple(_watch_spec(w, f"{what}[{i}]")
-                                    for i, w in enumerate(_as_list(raw, what)))
-        elif key in _PATHS:
-            values[key] = _expand(_typed(raw, str, what))
-        elif key in _FLOATS:
-            number = _typed(raw, (int, float), what)
-            if number <= 0:
-                raise ConfigError(f"{what} must be a positive number of seconds")
-            values[key] = float(number)
-        elif key in _BOOLS:
-            values[key] = _typed(raw, bool, what)
-        elif key == "cache_size":
-            try:
-                values[key] = parse_size(_typed(raw, (str, int), what))
-            except ConfigError as exc:
-                raise ConfigError(f"{what}: {exc}") from None
-        elif key == "thumbnail_sizes":
-            try:
-                values[key] = thumbnail_sizes(raw if isinstance(raw, list) else [None])
-            except ConfigError as exc:
-                raise ConfigError(f"{what}: {exc}") from None
-        elif key == "rpm":
-            values[key] = _typed(raw, int, what)
-        elif key == "plan":
-            plan = _typed(raw, str, what)
-            if plan not in PLAN_LIMITS:
-                raise ConfigError(f"{what}: unknown plan {plan!r} (one of "
-                                  f"{', '.join(PLAN_LIMITS)})")
-            values[key] = plan
-        elif key == "base_url":
-            values[key] = _typed(raw, str, what)
-        elif key in ("api_key", "key"):
+        if key in ("api_key", "key"):
             raise ConfigError(f"{what}: the API key does not belong in the config file; run "
                               "'aionfs login' (it keeps the key in a private file)")
-        else:
+        setting = SETTINGS.get(key)
+        if setting is None:
             raise ConfigError(f"{what}: unknown setting")
+        try:
+            values[key] = setting.parse(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"{what} {exc}") from None
     return Profile(name=name).with_overrides(f"config ({where})", **values)
 
 
-def _typed(value: Any, kind: type | tuple[type, ...], what: str) -> Any:
+def _typed(value: Any, kind: type | tuple[type, ...], what: str = "") -> Any:
     # bool is an int in Python; a number where a flag belongs (or back) is a mistake
     if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise ConfigError(f"{what} must be a {names}, not {value!r}")
-    return value
-
-
-def _as_list(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise ConfigError(f"{what} must be a list of tables ([[...watch]])")
+        raise ConfigError(f"{what + ' ' if what else ''}must be a {names}, not {value!r}")
     return value
 
 
@@ -248,11 +329,15 @@ def load_profile(name: str | None = None, *, environ: dict[str, str] | None = No
         raise ConfigError(f"no profile {chosen!r} in {path} (profiles there: {known})")
     else:
         profile = Profile()
-    plan = env.get(ENV_PLAN)
-    if plan is not None and plan not in PLAN_LIMITS:
-        raise ConfigError(f"{ENV_PLAN}={plan!r} is not a plan (one of {', '.join(PLAN_LIMITS)})")
-    return profile.with_overrides("environment", base_url=env.get(ENV_BASE_URL) or None,
-                                  plan=plan or None)
+    given = {}
+    for key, setting in SETTINGS.items():
+        raw = env.get(setting.env) if setting.env else None
+        if raw:
+            try:
+                given[key] = setting.parse(raw)
+            except ConfigError as exc:
+                raise ConfigError(f"{setting.env}={raw!r}: {exc}") from None
+    return profile.with_overrides("environment", **given)
 
 
 def describe(profile: Profile, key_origin: str | None, masked_key: str | None) -> list[
@@ -261,15 +346,29 @@ def describe(profile: Profile, key_origin: str | None, masked_key: str | None) -
     rows = [("profile", profile.name, ""),
             ("api_key", masked_key or "(none: run 'aionfs login' or set " + ENV_KEY + ")",
              key_origin or "")]
-    for f in fields(Profile):
-        if f.name in ("name", "source", "watch"):
+    for name in SETTINGS:
+        if name == "watch":
             continue
-        value = getattr(profile, f.name)
-        shown = "(default)" if value is None else str(value)
-        rows.append((f.name, shown, profile.source.get(f.name, "default")))
+        value = getattr(profile, name)
+        shown = f"({shown_default(name)})" if value is None else str(value)
+        rows.append((name, shown, profile.source.get(name, "default")))
     for i, w in enumerate(profile.watch):
         extra = (f" tags={','.join(w.tags)}" if w.tags else "") + (
             " delete-after-upload" if w.delete_after_upload else "")
         rows.append((f"watch[{i}]", f"{w.dir} → /{w.to}{extra}",
                      profile.source.get("watch", "")))
     return rows
+
+
+def settings_table() -> str:
+    """The settings as a Markdown table (docs/operations.md holds it verbatim)."""
+    rows = ["| setting (config key) | `aionfs mount` flag | default | on reload | what it does |",
+            "|---|---|---|---|---|"]
+    for name, s in SETTINGS.items():
+        flag = f"`--{name.replace('_', '-')}`" if s.flag else "—"
+        if s.env:
+            flag += f", ${s.env}"
+        unit = f" (≥ {s.minimum:g} s)" if s.kind == "seconds" and s.minimum else ""
+        rows.append(f"| `{name}` | {flag} | {shown_default(name)}{unit} | "
+                    f"{'applied' if s.reload else 'needs a remount'} | {s.help} |")
+    return "\n".join(rows) + "\n"

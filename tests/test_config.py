@@ -65,7 +65,7 @@ tags = ["scan"]
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("[profiles.a]\npoll_interval = 'soon'", "poll_interval must be a int or float"),
+    ("[profiles.a]\npoll_interval = 'soon'", "poll_interval must be a number of seconds"),
     ("[profiles.a]\nrank_names = 1", "rank_names must be a bool"),
     ("[profiles.a]\nplan = 'gold'", "unknown plan 'gold'"),
     ("[profiles.a]\napi_key = 'aion_x'", "does not belong in the config file"),
@@ -205,3 +205,47 @@ async def test_the_service_plan_or_why_not(answer: str | None | Exception, name:
     asked = await ask_service(_Asked(answer))  # type: ignore[arg-type]
     assert (asked.name, asked.why_not) == (name, why)
     assert asked.answered == (not isinstance(answer, Exception))
+
+
+def test_the_settings_table_in_the_docs_is_the_declaration() -> None:
+    from aionfs.config import settings_table
+    from tests.docs_tables import current
+
+    assert current("operations.md", "settings table") == settings_table(), \
+        "docs/operations.md is stale: run python -m tests.docs_tables"
+
+
+@pytest.mark.parametrize(("flag", "key", "value", "accepted"), [
+    ("--write-back-delay", "write_back_delay", "0", True),  # once refused by the file only
+    ("--thumbnail-wait", "thumbnail_wait", "0", True),
+    ("--poll-interval", "poll_interval", "0.05", False),
+    ("--query-ttl", "query_ttl", "0.5", False),
+    ("--read-timeout", "read_timeout", "soon", False),
+    ("--cache-size", "cache_size", "'lots'", False),
+    ("--thumbnail-sizes", "thumbnail_sizes", "'huge'", False),
+    ("--rpm", "rpm", "-1", False),
+])
+def test_a_flag_and_the_config_file_take_a_setting_the_same_way(
+        config_home: Path, tmp_path: Path, flag: str, key: str, value: str,
+        accepted: bool) -> None:
+    """Each setting is declared once: its flag and its config key accept the same
+    values and refuse the same ones with the same reason."""
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config_home),
+           "AIONVISION_API_KEY": KEY, "AIONVISION_BASE_URL": "http://127.0.0.1:9/api/v2"}
+    raw = value.strip("'")
+    toml = value if not value.replace(".", "").replace("-", "").isdigit() else raw
+    if key == "thumbnail_sizes":
+        toml = f"[{value}]"
+    if key == "read_timeout":
+        toml = "'soon'"
+    write_config(config_home, f"[profiles.a]\n{key} = {toml}\n")
+    shown = aionfs("config", "show", "--profile", "a", env=env)
+    # a missing mountpoint is the only complaint left when the flag is accepted
+    flagged = aionfs("mount", str(tmp_path / "nowhere"), flag, raw, env=env)
+    if accepted:
+        assert shown.returncode == 0, shown.stderr
+        assert "does not exist" in flagged.stderr and flagged.returncode != 2, flagged.stderr
+    else:
+        assert shown.returncode == 2 and flagged.returncode == 2, (shown.stderr, flagged.stderr)
+        reason = shown.stderr.strip().rsplit(f"{key} ", 1)[-1].split(", not")[0]
+        assert reason and reason in flagged.stderr, (shown.stderr, flagged.stderr)

@@ -13,19 +13,12 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-DEFAULT_BASE_URL = "https://api.aionvision.tech/api/v2"
-ENV_KEY = "AIONVISION_API_KEY"
-ENV_BASE_URL = "AIONVISION_BASE_URL"
+from ..vendor import DEFAULT_BASE_URL, ENV_BASE_URL, ENV_KEY, PLAN_LIMITS
+
+__all__ = ["DEFAULT_BASE_URL", "ENV_BASE_URL", "ENV_KEY", "PLAN_LIMITS", "ApiKey",
+           "ApiSettings", "SettingsError"]
 
 _KEY_RE = re.compile(r"^aion_[A-Za-z0-9_\-]{20,200}$")
-
-#: Requests per minute and stream-batch file limits by plan (the API reference).
-PLAN_LIMITS: dict[str, tuple[int, int]] = {
-    "free": (10, 10),
-    "starter": (30, 50),
-    "professional": (100, 100),
-    "enterprise": (500, 200),
-}
 
 
 class SettingsError(ValueError):

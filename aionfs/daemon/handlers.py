@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import trio
 
-from ..config import ConfigError, Profile, WatchSpec, load_profile
+from ..config import SETTINGS, ConfigError, WatchSpec, load_profile
 from ..upload.worker import Uploader
 from ..views import QueryCache
 from ..watch import Watches
@@ -27,11 +27,6 @@ from .options import MountOptions
 from .status import Sources, live_status, summary_line
 
 log = logging.getLogger(__name__)
-
-
-#: settings a SIGHUP can change while mounted; the others need a remount
-RELOADABLE = ("poll_interval", "revalidate_interval", "read_timeout", "write_back_delay",
-              "query_ttl", "cache_size", "thumbnail_wait")
 
 
 @dataclass
@@ -120,18 +115,18 @@ class Controls:
         current = self.opts.profile
         fresh = load_profile(current.name)
         changes, apply = [], {}
-        for f in fields(Profile):
-            if f.name in ("name", "source", "watch") or fresh.source.get(f.name) is None \
-                    or current.source.get(f.name) == "command line":
-                continue  # not a setting, not set by the file, or a flag (flags win)
-            old, new = getattr(current, f.name), getattr(fresh, f.name)
+        for name, setting in SETTINGS.items():
+            if name == "watch" or fresh.source.get(name) is None \
+                    or current.source.get(name) == "command line":
+                continue  # (below), not set by the file, or a flag (flags win)
+            old, new = getattr(current, name), getattr(fresh, name)
             if old == new:
                 continue
-            if f.name in RELOADABLE:
-                apply[f.name] = new
-                changes.append(f"{f.name} {old} → {new}")
+            if setting.reload:
+                apply[name] = new
+                changes.append(f"{name} {old} → {new}")
             else:
-                changes.append(f"{f.name} needs a remount")
+                changes.append(f"{name} needs a remount")
         self.opts.profile = p = current.with_overrides("config (reloaded)", **apply)
         syncer, cache = self.sources.syncer, self.sources.cache
         syncer.poll_interval, syncer.revalidate_interval = p.poll_interval, p.revalidate_interval
