@@ -14,14 +14,24 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__
-from .config import SETTINGS, ConfigError, Profile, Setting, shown_default
+from .cliargs import (
+    MOUNT_FLAGS,
+    api_settings,
+    cache_dir_option,
+    plan_option,
+    profile_for,
+    profile_option,
+    rpm_option,
+    setting_options,
+    workspace_store,
+)
+from .setupcli import SETUP_COMMANDS
 from .vendor import PLAN_LIMITS
 
 if TYPE_CHECKING:
@@ -77,92 +87,6 @@ def main(log_level: str) -> None:
     _setup_logging(log_level)
 
 
-def _profile(name: str | None, **flags: object) -> Profile:
-    """The profile's settings with the command line's flags on top."""
-    from .config import ConfigError, load_profile
-
-    try:
-        return load_profile(name).with_overrides("command line", **flags)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def _settings(profile: Profile) -> ApiSettings:
-    from .api import ApiSettings, SettingsError
-    from .credentials import CredentialsError, require_key
-
-    try:
-        return ApiSettings(api_key=require_key(profile.name), base_url=profile.base_url,
-                           plan=profile.plan, requests_per_minute=profile.rpm or None)
-    except (SettingsError, CredentialsError) as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def _store_path(settings: ApiSettings, cache_dir: Path | None) -> Path:
-    """One store per workspace: named by a hash of the base URL and key (never the key)."""
-    import hashlib
-
-    import platformdirs
-
-    root = cache_dir or Path(platformdirs.user_cache_dir("aionfs"))
-    digest = hashlib.sha256(
-        f"{settings.base_url}\0{settings.api_key.reveal()}".encode()).hexdigest()[:16]
-    path = root / digest
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path / "metadata.sqlite3"
-
-
-profile_option = click.option(
-    "--profile", "profile_name", default=None, metavar="NAME",
-    help="Profile of ~/.config/aionfs/config.toml (default: $AIONFS_PROFILE, the file's "
-         "default_profile, or 'default').")
-
-
-class _SettingValue(click.ParamType):
-    """A flag's text checked by its setting's own parser, the config file's too."""
-
-    def __init__(self, setting: Setting) -> None:
-        self.setting = setting
-        self.name = setting.kind
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> Any:
-        if not isinstance(value, str):
-            return value
-        try:
-            return self.setting.parse(value)
-        except ConfigError as exc:
-            self.fail(str(exc), param, ctx)
-
-
-def setting_option(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The flag of a setting, from its declaration (config.Profile)."""
-    setting = SETTINGS[name]
-    flag = "--" + name.replace("_", "-")
-    env = f" ${setting.env}, else the profile's, else" if setting.env else ""
-    help_text = f"{setting.help} Default:{env} {shown_default(name)}."
-    if setting.kind == "bool":
-        return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help_text)
-    if setting.kind == "plan":
-        return click.option(flag, name, type=click.Choice(list(PLAN_LIMITS)), default=None,
-                            help=help_text)
-    return click.option(flag, name, type=_SettingValue(setting), default=None,
-                        metavar=setting.metavar, help=help_text)
-
-
-def setting_options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        for name in reversed(names):
-            fn = setting_option(name)(fn)
-        return fn
-    return decorate
-
-
-cache_dir_option = setting_option("cache_dir")
-rpm_option = setting_option("rpm")
-plan_option = setting_option("plan")
-#: the settings `aionfs mount` takes as flags (plan, rpm and cache_dir first, as elsewhere)
-MOUNT_FLAGS = tuple(name for name, s in SETTINGS.items() if s.flag)
 
 
 @main.command()
@@ -191,9 +115,9 @@ def sync(profile_name: str | None, cache_dir: Path | None, plan: str | None, rpm
     """
     from .synccli import run_sync
 
-    profile = _profile(profile_name, plan=plan, rpm=rpm, cache_dir=cache_dir)
-    settings = _settings(profile)
-    store_path = _store_path(settings, profile.cache_dir)
+    profile = profile_for(profile_name, plan=plan, rpm=rpm, cache_dir=cache_dir)
+    settings = api_settings(profile)
+    store_path = workspace_store(settings, profile.cache_dir)
     daemon = _daemon_for(store_path)
     if daemon is not None:
         sys.exit(_ask_daemon(daemon, "sync", full=full))
@@ -220,8 +144,8 @@ def ls_command(profile_name: str | None, cache_dir: Path | None, long: bool, pat
     """
     from .synccli import run_ls
 
-    profile = _profile(profile_name, cache_dir=cache_dir)
-    sys.exit(run_ls(_store_path(_settings(profile), profile.cache_dir), path, long=long))
+    profile = profile_for(profile_name, cache_dir=cache_dir)
+    sys.exit(run_ls(workspace_store(api_settings(profile), profile.cache_dir), path, long=long))
 
 
 def _daemon_for(store_path: Path) -> Daemon | None:
@@ -282,13 +206,13 @@ def mount(mountpoint: Path | None, profile_name: str | None, foreground: bool, m
     from .daemon.mount import MountError, check_mountpoint, is_mounted
     from .daemon.options import MountOptions
 
-    profile = _profile(profile_name, mountpoint=mountpoint.expanduser() if mountpoint else None,
+    profile = profile_for(profile_name, mountpoint=mountpoint.expanduser() if mountpoint else None,
                        **flags)
     if profile.mountpoint is None:
         raise click.UsageError("no mountpoint: give one (aionfs mount ~/Aion) or set "
                                f"mountpoint in [profiles.{profile.name}] of the config file")
-    settings = _settings(profile)
-    store_path = _store_path(settings, profile.cache_dir)
+    settings = api_settings(profile)
+    store_path = workspace_store(settings, profile.cache_dir)
     if profile.cache_size is None:
         free = shutil.disk_usage(store_path.parent).free
         profile = profile.with_overrides("default", cache_size=min(free // 10, 20 << 30))
@@ -380,7 +304,7 @@ def unmount(mountpoint: Path | None, profile_name: str | None, timeout: float, n
                        "and keeps them for the next mount)", err=True)
 
     if mountpoint is None:
-        mountpoint = _profile(profile_name).mountpoint
+        mountpoint = profile_for(profile_name).mountpoint
         if mountpoint is None:
             raise click.UsageError("no mountpoint: give one, or set mountpoint in the profile")
     try:
@@ -419,8 +343,8 @@ def status(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | 
             raise click.ClickException(f"{mountpoint} is not mounted by aionfs")
         store_path = daemon.store_path
     else:
-        profile = _profile(profile_name, cache_dir=cache_dir)
-        store_path = _store_path(_settings(profile), profile.cache_dir)
+        profile = profile_for(profile_name, cache_dir=cache_dir)
+        store_path = workspace_store(api_settings(profile), profile.cache_dir)
         daemon = find_daemon(store_path=store_path)
     report = None
     if daemon is not None:
@@ -461,8 +385,8 @@ def flush(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | N
     if mountpoint is not None:
         daemon = find_daemon(mountpoint=mountpoint.expanduser().absolute())
     else:
-        profile = _profile(profile_name, cache_dir=cache_dir)
-        daemon = find_daemon(store_path=_store_path(_settings(profile), profile.cache_dir))
+        profile = profile_for(profile_name, cache_dir=cache_dir)
+        daemon = find_daemon(store_path=workspace_store(api_settings(profile), profile.cache_dir))
     if daemon is None:
         raise click.ClickException("no aionfs mount is running (uploads resume when one is)")
     sys.exit(_ask_daemon(daemon, "flush", timeout=timeout))
@@ -483,8 +407,8 @@ def _pin(paths: tuple[Path, ...], profile_name: str | None, cache_dir: Path | No
                 ids.append(os.getxattr(target, "user.aion.id").decode())
             except OSError:
                 raise click.ClickException(f"{target} is not in an aionfs mount") from None
-    profile = _profile(profile_name, cache_dir=cache_dir)
-    store = Store(_store_path(_settings(profile), profile.cache_dir))
+    profile = profile_for(profile_name, cache_dir=cache_dir)
+    store = Store(workspace_store(api_settings(profile), profile.cache_dir))
     try:
         count = pin_files(store, ids, pinned)
     finally:
@@ -563,7 +487,7 @@ def watch(directory: Path | None, to: str | None, tags: str | None,
     from .config import WatchSpec
     from .watch.standalone import WatchError, run_watch
 
-    profile = _profile(profile_name, cache_dir=cache_dir, plan=plan, rpm=rpm)
+    profile = profile_for(profile_name, cache_dir=cache_dir, plan=plan, rpm=rpm)
     if directory is not None:
         specs: tuple[WatchSpec, ...] = (WatchSpec(
             dir=directory.absolute(), to=(to or "").strip("/"),
@@ -576,8 +500,8 @@ def watch(directory: Path | None, to: str | None, tags: str | None,
         if not specs:
             raise click.UsageError(f"no DIRECTORY given and profile {profile.name!r} has no "
                                    "watch entries")
-    settings = _settings(profile)
-    store_path = _store_path(settings, profile.cache_dir)
+    settings = api_settings(profile)
+    store_path = workspace_store(settings, profile.cache_dir)
     daemon = _daemon_for(store_path)
     if daemon is not None:
         codes = [_ask_daemon(daemon, "watch", dir=str(s.dir), to=s.to, tags=list(s.tags),
@@ -607,7 +531,7 @@ def demo(mountpoint: Path, data_dir: Path | None) -> None:
     Example:
       aionfs demo --mountpoint ~/Aion
     """
-    from .demo import run_demo
+    from .democli import run_demo
 
     sys.exit(run_demo(mountpoint.expanduser().absolute(), data_dir))
 
@@ -664,8 +588,8 @@ def emulator(data_dir: Path, host: str, port: int, plan: str, rpm: int | None, d
     trio.run(run, opts)
 
 
-# The setup commands (login, config, doctor, service) register themselves on `main`.
-from . import setupcli  # noqa: E402, F401
+for _command in SETUP_COMMANDS:  # login, config, doctor, service
+    main.add_command(_command)
 
 if __name__ == "__main__":
     main()

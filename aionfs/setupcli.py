@@ -1,7 +1,6 @@
 """The setup commands of `aionfs`: login, config show, doctor, service install/uninstall.
 
-They register on the `main` group of cli.py (which imports this module last);
-like every command, they import their machinery lazily and report errors a
+cli.py adds them to the `aionfs` group (SETUP_COMMANDS); like every command, they import their machinery lazily and report errors a
 user can fix in one line.
 """
 
@@ -13,10 +12,10 @@ import sys
 
 import click
 
-from .cli import _profile, _store_path, main, plan_option, profile_option
+from .cliargs import plan_option, profile_for, profile_option, workspace_store
 
 
-@main.command()
+@click.command()
 @profile_option
 @click.option("--no-check", is_flag=True,
               help="Store the key without asking the API whether it works.")
@@ -37,7 +36,7 @@ def login(profile_name: str | None, no_check: bool) -> None:
     from .credentials import CredentialsError, key_path, save_key
     from .doctor import check_api
 
-    profile = _profile(profile_name)
+    profile = profile_for(profile_name)
     if sys.stdin.isatty():
         text = click.prompt("API key (input hidden)", hide_input=True, err=True)
     else:
@@ -62,7 +61,7 @@ def login(profile_name: str | None, no_check: bool) -> None:
                    "key", err=True)
 
 
-@main.group()
+@click.group()
 def config() -> None:
     """The configuration: ~/.config/aionfs/config.toml and its profiles.
 
@@ -88,7 +87,7 @@ def config_show(profile_name: str | None, as_json: bool) -> None:
     from .config import config_path, describe
     from .credentials import CredentialsError, find_key
 
-    profile = _profile(profile_name)
+    profile = profile_for(profile_name)
     try:
         found = find_key(profile.name)
         masked, origin = (found[0].masked(), found[1]) if found else (None, None)
@@ -106,7 +105,7 @@ def config_show(profile_name: str | None, as_json: bool) -> None:
         click.echo(f"{k:<{width}}  {v}" + (f"   [{o}]" if o else ""))
 
 
-@main.command()
+@click.command()
 @profile_option
 @plan_option
 def doctor(profile_name: str | None, plan: str | None) -> None:
@@ -122,7 +121,7 @@ def doctor(profile_name: str | None, plan: str | None) -> None:
     """
     from .doctor import run_checks
 
-    checks = run_checks(_profile(profile_name, plan=plan), lambda s: _store_path(s, None))
+    checks = run_checks(profile_for(profile_name, plan=plan), lambda s: workspace_store(s, None))
     for c in checks:
         click.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
         if not c.ok and c.fix:
@@ -130,7 +129,7 @@ def doctor(profile_name: str | None, plan: str | None) -> None:
     sys.exit(0 if all(c.ok for c in checks) else 1)
 
 
-@main.group()
+@click.group()
 def service() -> None:
     """The systemd user service that mounts the library at every login.
 
@@ -174,7 +173,7 @@ def service_install(profile_name: str | None, enable: bool, bookmark: bool) -> N
     from .credentials import CredentialsError, find_key
     from .daemon.service import add_bookmark, bookmarks_file, install, unit_name
 
-    profile = _profile(profile_name)
+    profile = profile_for(profile_name)
     if profile.mountpoint is None:
         raise click.UsageError(f"profile {profile.name!r} has no mountpoint: set mountpoint "
                                f"in [profiles.{profile.name}] of the config file")
@@ -216,7 +215,7 @@ def service_uninstall(profile_name: str | None) -> None:
     from .daemon.service import remove_bookmark, uninstall, unit_name
 
     name = unit_name(profile_name)
-    mountpoint = _profile(profile_name).mountpoint
+    mountpoint = profile_for(profile_name).mountpoint
     if mountpoint is not None and remove_bookmark(mountpoint.absolute()):
         click.echo("removed the bookmark")
     if shutil.which("systemctl"):
@@ -229,3 +228,6 @@ def service_uninstall(profile_name: str | None) -> None:
         click.echo(f"removed {path}")
     if not removed:
         click.echo(f"{name} was not installed")
+
+
+SETUP_COMMANDS = (login, config, doctor, service)

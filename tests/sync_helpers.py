@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aionfs.api import AionClient
-from aionfs.store import ALL_FILES, ROOT_INODE, Store
+from aionfs.store import ROOT_INODE, ROOT_KEY, Store
 
 
 @dataclass
@@ -25,14 +25,14 @@ async def remote_shape(client: AionClient) -> Shape:
     for fid in folders:
         files[fid] = {f.id async for f in client.iter_files(folder_id=fid)}
         placed |= files[fid]
-    files[ALL_FILES] = set(everything) - placed
+    files[ROOT_KEY] = set(everything) - placed
     titles = {k: (v.title, tuple(v.tags)) for k, v in everything.items()}
     return Shape(folders, files, titles)
 
 
 def store_shape(store: Store) -> Shape:
     folders = {k: (r["name"], r["parent_id"]) for k, r in store.folders().items()}
-    files = {key: set(store.members(key)) for key in [*folders, ALL_FILES]}
+    files = {key: set(store.members(key)) for key in [*folders, ROOT_KEY]}
     titles = {}
     import json
 

@@ -14,7 +14,7 @@ drained:
 
 Then POSIX details applications rely on: open-unlinked files, EFBIG, folder
 renames over folders, depth limits, links; and two mounts of one workspace.
-See the brief ("Nothing a user wrote is ever lost") and docs/writes.md.
+See docs/writes.md ("The journal and the guarantees").
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from aionfs.api import AionClient, Priority
-from aionfs.store import ALL_FILES, ROOT_INODE, Event, Store
+from aionfs.store import ROOT_INODE, ROOT_KEY, Event, Store
 from aionfs.sync import InconsistentAnswers, MassDeleteRefused, Syncer, SyncOptions
 from tests.conftest import EmulatorProcess, make_client
 from tests.media import image_bytes
@@ -177,16 +177,16 @@ async def test_root_is_all_files_minus_folder_members(client: AionClient, store:
     ids = await populate(client)
     syncer = Syncer(client, store)
     await syncer.full_sync()
-    assert set(store.members(ALL_FILES)) == {ids["r1.jpg"], ids["r2.gif"]}
+    assert set(store.members(ROOT_KEY)) == {ids["r1.jpg"], ids["r2.gif"]}
     # A root file moved into a folder leaves the root.
     await client.move_files([ids["r1.jpg"]], ids["gamma"])
     await syncer.poll()
-    assert set(store.members(ALL_FILES)) == {ids["r2.gif"]}
+    assert set(store.members(ROOT_KEY)) == {ids["r2.gif"]}
     assert set(store.members(ids["gamma"])) == {ids["r1.jpg"]}
     # A folder file moved to the root arrives there.
     await client.move_files([ids["a1.jpg"]], None)
     await syncer.poll()
-    assert set(store.members(ALL_FILES)) == {ids["r2.gif"], ids["a1.jpg"]}
+    assert set(store.members(ROOT_KEY)) == {ids["r2.gif"], ids["a1.jpg"]}
 
 
 async def test_mass_delete_guard(client: AionClient, store: Store,
@@ -318,7 +318,7 @@ async def test_a_tree_fetched_before_a_folder_was_made_does_not_delete_it(
         folder = await client.create_folder("Made")
         with store.transaction():
             store.upsert_folders([folder_row(folder)])
-            store.rename_dir(ALL_FILES)
+            store.rename_dir(ROOT_KEY)
         syncer.folders_made()
         proceed.set()
     assert "Made" not in {f.name for f in made}

@@ -22,7 +22,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..store import ALL_FILES, ROOT_INODE, Store
+from ..store import ROOT_INODE, ROOT_KEY, Store
 from ..upload.journal import MAX_SIZE, Journal, LocalFile
 from .view import FsError
 
@@ -57,7 +57,7 @@ class LocalFiles:
 
     def parent_of(self, f: LocalFile) -> int:
         """The directory inode a local file is shown in."""
-        return ROOT_INODE if f.folder_key == ALL_FILES else self.store.dir_inode(f.folder_key)
+        return ROOT_INODE if f.folder_key == ROOT_KEY else self.store.dir_inode(f.folder_key)
 
     def _index(self, f: LocalFile) -> None:
         self._by_dir.setdefault(self.parent_of(f), {})[f.name] = f
@@ -266,7 +266,7 @@ class LocalFiles:
             while self.lookup(ROOT_INODE, name) is not None:
                 stem, ext = os.path.splitext(name)
                 name = f"{stem} (from a deleted folder){ext}"
-            self.rename(f, ROOT_INODE, ALL_FILES, name)
+            self.rename(f, ROOT_INODE, ROOT_KEY, name)
         return moved
 
     def rekey(self, old: str, new: str) -> None:

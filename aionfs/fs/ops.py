@@ -608,7 +608,7 @@ class AionOperations(pyfuse3.Operations):
         await self._write_op("removing an attribute", self.writer.set_xattr(
             inode, name.decode("utf-8", "replace"), b""))
 
-    # -- writes: refused (writing is not built yet), except the echo worker's -------------
+    # -- writes: new files stay local until uploaded (fs/local.py), copies into tags/ tag --
 
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: Any) -> Any:
@@ -940,11 +940,6 @@ class AionOperations(pyfuse3.Operations):
         self._xattr_names.pop(f.inode, None)
         if self.mounted:
             pyfuse3.invalidate_entry_async(parent, os.fsencode(f.name), ignore_enoent=True)
-
-    def statistics(self) -> dict[str, Any]:
-        return {"known_inodes": len(self.lookups), "open_dirs": len(self._dirs),
-                "open_files": len(self._files), "unlinked_open": len(self._unlinked)}
-
 
 def _forget_deleted(parent: int, name: str, inode: int) -> None:
     """Blocking delete notification, for the echo worker's thread (see fs/echo.py)."""

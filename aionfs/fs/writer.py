@@ -1,6 +1,6 @@
 """Changes made through the mount, without FUSE types: the write side of the model.
 
-Each method does what the brief's operation table says, through the API,
+Each method does what the table below says, through the API,
 then applies the result to the store and returns the events for the
 kernel's caches (the adapter invalidates them; these changes are not
 replayed for inotify, the kernel saw them happen). Failures are `FsError`s
@@ -29,7 +29,7 @@ import trio
 
 from ..api import answer_after
 from ..api.errors import ApiError, Conflict, NotFound, TransientError, ValidationFailed
-from ..store import ALL_FILES, Event, naming
+from ..store import ROOT_KEY, Event, naming
 from ..store.db import LOCAL_PREFIX, folder_row
 from ..sync import Syncer
 from ..upload import content_type, is_scratch
@@ -340,7 +340,7 @@ class Writer:
 
     def _rename_dirs_of(self, file_ids: list[str]) -> list[Event]:
         """Names again in the folders showing these files (replaced: no longer named)."""
-        keys = {row["folder_id"] or ALL_FILES for fid in file_ids
+        keys = {row["folder_id"] or ROOT_KEY for fid in file_ids
                 if (row := self.store.file(fid)) is not None and row["placement"] != "unknown"}
         events: list[Event] = []
         with self.store.transaction():
@@ -432,7 +432,7 @@ class Writer:
                 row["id"], title=text))
             with self.store.transaction():
                 self.store.db.execute("UPDATE files SET title=? WHERE id=?", (text, row["id"]))
-                events = self.store.rename_dir(row["folder_id"] or ALL_FILES) \
+                events = self.store.rename_dir(row["folder_id"] or ROOT_KEY) \
                     if row["placement"] != "unknown" else []
             return [*events, Event("attr", inode)]
         tags = [t.strip() for t in text.replace("\n", ",").split(",") if t.strip()]

@@ -1,6 +1,6 @@
 """The metadata store: the library in SQLite, as the mount shows it."""
 
-from .db import ALL_FILES, Entry, Event, Store
+from .db import ROOT_KEY, Entry, Event, Store
 from .schema import ROOT_INODE, SCHEMA_VERSION
 
-__all__ = ["ALL_FILES", "ROOT_INODE", "SCHEMA_VERSION", "Entry", "Event", "Store"]
+__all__ = ["ROOT_KEY", "ROOT_INODE", "SCHEMA_VERSION", "Entry", "Event", "Store"]

@@ -25,7 +25,10 @@ from typing import Any, NamedTuple
 from . import naming
 from .schema import ROOT_INODE, migrate
 
-ALL_FILES = ""  # folder_key of the all-files listing
+#: The root's folder key. The API has no filter for "outside any folder", so the
+#: root's files are found in the listing of all files (kept under this key) and
+#: placed at the root once no folder claims them (docs/store-and-sync.md).
+ROOT_KEY = ""
 
 
 @dataclass(frozen=True)
@@ -239,7 +242,7 @@ class Store:
 
     def members(self, folder_key: str) -> dict[str, sqlite3.Row]:
         """Files shown in a folder ('' = the root)."""
-        if folder_key == ALL_FILES:
+        if folder_key == ROOT_KEY:
             rows = self.db.execute("SELECT * FROM files WHERE placement='root'")
         else:
             rows = self.db.execute("SELECT * FROM files WHERE placement='folder' AND "
@@ -473,7 +476,7 @@ class Store:
         moved: dict[str, str | None] = {}
         if folder_key is None:
             placement, folder = "unknown", None
-        elif folder_key == ALL_FILES:
+        elif folder_key == ROOT_KEY:
             placement, folder = "root", None
         else:
             placement, folder = "folder", folder_key
@@ -484,7 +487,7 @@ class Store:
                 continue
             self.db.execute("UPDATE files SET placement=?, folder_id=? WHERE id=?",
                             (placement, folder, fid))
-            moved[fid] = {"root": ALL_FILES, "folder": row[1]}.get(row[0])
+            moved[fid] = {"root": ROOT_KEY, "folder": row[1]}.get(row[0])
         return moved
 
     def listed_url(self, file_id: str, kind: str, fresh_after: float) -> str | None:
@@ -536,7 +539,7 @@ class Store:
     # -- names -------------------------------------------------------------------
 
     def dir_inode(self, folder_key: str) -> int:
-        if folder_key == ALL_FILES:
+        if folder_key == ROOT_KEY:
             return ROOT_INODE
         row = self.db.execute("SELECT inode FROM folders WHERE id=?", (folder_key,)).fetchone()
         return int(row[0]) if row else 0
@@ -550,7 +553,7 @@ class Store:
         is_dir: dict[int, bool] = {}
         subfolders = self.db.execute(
             "SELECT id, inode, name, created_at FROM folders WHERE parent_id IS ?",
-            (None if folder_key == ALL_FILES else folder_key,))
+            (None if folder_key == ROOT_KEY else folder_key,))
         for r in subfolders:
             children.append(naming.Child(r["inode"], naming.folder_name(r["name"]),
                                          r["created_at"], r["id"]))

@@ -1,6 +1,6 @@
 """How library objects are named on the mount (pure functions, no I/O).
 
-Rules (the brief's "What users see"):
+Rules (docs/store-and-sync.md, "Names"):
 
 * a file is named by its title if set, else its original filename, keeping
   the real extension (appended when the title lacks it); a saved link is

@@ -37,7 +37,7 @@ import trio
 from ..api import AionClient, Priority
 from ..api.errors import ApiError, NotFound
 from ..api.ratelimit import WINDOW
-from ..store import ALL_FILES, Event, Store, naming
+from ..store import ROOT_KEY, Event, Store, naming
 from ..store.db import file_row, folder_row
 from .plan import ListingPlan, MassDeleteRefused, check_deletions, plan_listing, plan_tree
 
@@ -172,7 +172,7 @@ class Syncer:
                 changed = self.store.upsert_folders(plan.upserts)
                 gone = self.store.delete_folders(plan.deletes)
                 events += self.store.remove_entries_of(gone)
-                parents = {ALL_FILES if p is None else p for p in (
+                parents = {ROOT_KEY if p is None else p for p in (
                     [r["parent_id"] for r in plan.upserts if r["id"] in changed]
                     + [old[f]["parent_id"] for f in changed if f in old]
                     + [old[f]["parent_id"] for f in plan.deletes])}
@@ -194,7 +194,7 @@ class Syncer:
         content: set[str] = set()
         filters: dict[str, Any] = {"sort_by": "created_at", "sort_order": "asc",
                                    "priority": priority, "page_size": self.options.page_size}
-        if folder_key != ALL_FILES:
+        if folder_key != ROOT_KEY:
             filters["folder_id"] = folder_key
         batch: list[dict[str, Any]] = []
 
@@ -219,7 +219,7 @@ class Syncer:
                 self.progress("files", len(rows))
         if batch:
             flush()
-        if folder_key == ALL_FILES:
+        if folder_key == ROOT_KEY:
             # At least the files the folders hold (counts fresh from the tree).
             local = self.store.all_file_ids()
             expected = sum(f["file_count"] for f in self.store.folders().values())
@@ -251,7 +251,7 @@ class Syncer:
         report.added, report.updated = len(new), len(changed)
         with self.store.transaction():
             touched_dirs = {folder_key} | self._shown_in(changed)
-            if folder_key != ALL_FILES:
+            if folder_key != ROOT_KEY:
                 moved = self.store.place_files(plan.ids, folder_key)
                 moved.update(self.store.place_files(plan.vanished - gone, None))
                 report.moved = len([f for f in moved if f not in new])
@@ -275,7 +275,7 @@ class Syncer:
         for fid in file_ids:
             row = self.store.file(fid)
             if row is not None and row["placement"] != "unknown":
-                keys.add(row["folder_id"] if row["placement"] == "folder" else ALL_FILES)
+                keys.add(row["folder_id"] if row["placement"] == "folder" else ROOT_KEY)
         return keys
 
     def _changed(self, dirs: Iterable[str], changed: set[str], content: set[str]
@@ -388,8 +388,8 @@ class Syncer:
         """Show unplaced files at the root (not uploads of ours still in flight)."""
         candidates = [c for c in candidates if not self._claimed_file(c)]
         with self.store.transaction():
-            moved = self.store.place_files(candidates, ALL_FILES)
-            events = self.store.rename_dir(ALL_FILES) if moved else []
+            moved = self.store.place_files(candidates, ROOT_KEY)
+            events = self.store.rename_dir(ROOT_KEY) if moved else []
         self._publish(events)
         return len(moved)
 
@@ -399,7 +399,7 @@ class Syncer:
         in_folders = sum(f["file_count"] for f in folders.values())
         expected_root = all_files_total - in_folders
         unplaced = self.store.unplaced()
-        known_root = len(self.store.members(ALL_FILES))
+        known_root = len(self.store.members(ROOT_KEY))
         mismatched = [fid for fid, f in folders.items()
                       if f["file_count"] != len(self.store.members(fid))]
         if not mismatched and known_root + len(unplaced) == expected_root:
@@ -461,11 +461,11 @@ class Syncer:
                 self.store.mark_crawled(crawl, fid)
             if self.progress:
                 self.progress("folders", 1)
-        if ALL_FILES not in done:
-            plan = await self._fetch_listing(ALL_FILES, self._crawl_priority(priority))
+        if ROOT_KEY not in done:
+            plan = await self._fetch_listing(ROOT_KEY, self._crawl_priority(priority))
             gone = await self._find_gone(plan.vanished, self._crawl_priority(priority)) if plan.vanished else set()
             self._guard(gone)
-            report.merge_counts(self._apply_listing(ALL_FILES, plan, gone))
+            report.merge_counts(self._apply_listing(ROOT_KEY, plan, gone))
             all_complete = plan.complete and all(
                 (row := self.store.listing(fid)) is not None and row["complete"]
                 for fid in self.store.folders())
@@ -475,7 +475,7 @@ class Syncer:
             else:
                 self.reconcile_root(plan.total)
             with self.store.transaction():
-                self.store.mark_crawled(crawl, ALL_FILES)
+                self.store.mark_crawled(crawl, ROOT_KEY)
         with self.store.transaction():
             self.store.db.execute("DELETE FROM meta WHERE key='crawl_open'")
         self._hurry, self.crawl_progress = False, None
@@ -519,7 +519,7 @@ class Syncer:
                 report.merge_counts(await self.list_folder(fid, priority))
         if total is not None and not self.reconcile_root(total):
             # Counts disagree at the root: a root or unplaced file moved or went away.
-            suspects = set(self.store.members(ALL_FILES)) | set(self.store.unplaced())
+            suspects = set(self.store.members(ROOT_KEY)) | set(self.store.unplaced())
             if suspects:
                 report.merge_counts(await self._delete_missing(suspects, priority))
             self.reconcile_root(total)
@@ -549,7 +549,7 @@ class Syncer:
         """List again the folders listed longest ago (renames, retags, deletes)."""
         report = SyncReport()
         for key in self.store.stale_listings(time.time() - older_than)[:limit]:
-            if key == ALL_FILES or self.store.folder(key) is not None:
+            if key == ROOT_KEY or self.store.folder(key) is not None:
                 report.merge_counts(await self.list_folder(key, priority))
         return report
 

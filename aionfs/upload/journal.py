@@ -56,7 +56,7 @@ SCRATCH = re.compile(r"""^(?:
     | tmp\.[A-Za-z0-9]{10}      # mktemp
     )$""", re.VERBOSE | re.IGNORECASE)
 
-#: What the API accepts (the brief): extension → content type.
+#: What the API accepts (its upload reference): extension → content type.
 ACCEPTED = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".jpe": "image/jpeg",
             ".png": "image/png", ".webp": "image/webp", ".gif": "image/gif",
             ".pdf": "application/pdf",

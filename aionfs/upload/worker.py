@@ -40,7 +40,7 @@ from ..api.errors import (
     QuotaExceeded,
     TransientError,
 )
-from ..store import ALL_FILES, Event, naming
+from ..store import ROOT_KEY, Event, naming
 from ..store.db import LOCAL_PREFIX, file_row
 from ..sync import Syncer
 from .journal import Journal, LocalFile, content_type
@@ -195,7 +195,7 @@ class Uploader:
                     raise TransientError(f"folder {row['name']!r} exists, cannot be found") from None
             with self.store.transaction():
                 dropped = self.store.rekey_folder(row["id"], new_id)
-                events = self.store.rename_dir(parent or ALL_FILES)
+                events = self.store.rename_dir(parent or ROOT_KEY)
                 events += [Event("gone", inode) for inode in dropped]
             self.syncer.folders_made()
             self.rekeyed(row["id"], new_id)
@@ -445,7 +445,7 @@ class Uploader:
         for f in files:
             by_folder.setdefault(f.folder_key, []).append(f)
         for key, group in by_folder.items():
-            if key != ALL_FILES:  # uploads land at the root
+            if key != ROOT_KEY:  # uploads land at the root
                 try:
                     await self.client.move_files([f.remote_id  # type: ignore[misc]
                                                   for f in group], key, priority=Priority.UPLOAD)
@@ -454,7 +454,7 @@ class Uploader:
                     # root, where the upload put them, rather than being lost.
                     log.warning("the folder of %s is gone; %d files stay at the root",
                                 group[0].name, len(group))
-                    key = ALL_FILES
+                    key = ROOT_KEY
             with self.store.transaction():
                 for f in group:
                     # (moved or changed meanwhile: uploaded anew, this copy replaced)

@@ -40,7 +40,7 @@ from ..config import WatchSpec
 from ..fs.local import LocalFiles
 from ..fs.view import FsError
 from ..fs.writer import Writer
-from ..store import ALL_FILES, ROOT_INODE, Event, Store
+from ..store import ROOT_INODE, ROOT_KEY, Event, Store
 from ..upload.journal import MAX_SIZE, Journal, LocalFile, content_type, is_scratch
 from .events import FolderEvents
 
@@ -304,7 +304,7 @@ class WatchedFolder:
         """The library folder a file of this subfolder goes to, made if missing."""
         parts = [p for p in self.spec.to.split("/") if p]
         parts += [p for p in rel_dir.split(os.sep) if p and p != "."]
-        inode, key = ROOT_INODE, ALL_FILES
+        inode, key = ROOT_INODE, ROOT_KEY
         for part in parts:
             entry = self.store.lookup(inode, part)
             if entry is not None and not entry.is_dir:
