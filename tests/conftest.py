@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -170,3 +171,50 @@ def _no_real_api_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("AIONVISION_API_KEY", "AIONVISION_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     os.environ.setdefault("NO_COLOR", "1")
+
+
+#: what a daemon's log may say at WARNING or above without failing its test:
+#: `@pytest.mark.daemon_log(r"pattern", ...)` on tests that provoke it on purpose
+LOG_PROBLEM = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL) |^Traceback ")
+
+
+def daemon_logs(root: Path) -> list[Path]:
+    """The daemon logs of the caches directly under a test's tmp_path (cache dir,
+    then one directory per workspace), never walking into a mountpoint."""
+    found = []
+    for first in _dirs(root):
+        for second in _dirs(first):
+            log = second / "aionfs.log"
+            if log.is_file():
+                found.append(log)
+    return found
+
+
+def _dirs(path: Path) -> list[Path]:
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return []
+    return [Path(e.path) for e in entries
+            if e.is_dir(follow_symlinks=False) and not os.path.ismount(e.path)]
+
+
+@pytest.fixture(autouse=True)
+def _daemon_logs_hold_no_surprise(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that mounted: every WARNING/ERROR line (and traceback) of its
+    daemons' logs is one the test declared with @pytest.mark.daemon_log."""
+    yield
+    tmp = request.node.funcargs.get("tmp_path")
+    if tmp is None:
+        return
+    allowed = [re.compile(p) for mark in request.node.iter_markers("daemon_log")
+               for p in mark.args]
+    surprises = []
+    for log in daemon_logs(tmp):
+        for line in log.read_text(errors="replace").splitlines():
+            if LOG_PROBLEM.search(line) and not any(p.search(line) for p in allowed):
+                surprises.append(f"{log.parent.parent.name}/…/aionfs.log: {line[:300]}")
+    if surprises:
+        pytest.fail("the daemon logged what this test does not expect (declare it with "
+                    "@pytest.mark.daemon_log if it is the point):\n" + "\n".join(surprises),
+                    pytrace=False)
