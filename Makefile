@@ -47,9 +47,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
+# The unit tier first (no FUSE, no network: seconds), then the mount tier.
 test: install testdeps
 	$(BIN)/ruff check aionfs tests
-	$(BIN)/pytest -q -p no:cacheprovider --durations=8
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+	$(BIN)/pytest -q -p no:cacheprovider --durations=8 --ignore=tests/unit
 
 demo: install
 	$(BIN)/aionfs demo --mountpoint "$(DEMO_MOUNT)"

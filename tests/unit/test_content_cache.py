@@ -1,0 +1,142 @@
+"""The content cache on its own: reads, partial chunks, shared transfers, the
+index across restarts, eviction. Storage is FakeStorage; the store is real."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+import trio.testing
+
+from aionfs.cache.content import CHUNK, ContentCache
+from aionfs.store import Store
+from tests.unit.fakes import FakeStorage, file_item
+
+
+def _library(tmp_path: Path, sizes: dict[str, int]) -> tuple[Store, FakeStorage]:
+    store = Store(tmp_path / "metadata.sqlite3")
+    storage = FakeStorage()
+    with store.transaction():
+        store.upsert_files([file_item(fid, size) for fid, size in sizes.items()])
+    for i, (fid, size) in enumerate(sizes.items()):
+        storage.put(fid, bytes([i + 1]) * 7 + os.urandom(size - 7))
+    return store, storage
+
+
+@asynccontextmanager
+async def running(tmp_path: Path, store: Store, storage: FakeStorage,
+                  capacity: int = 1 << 30) -> AsyncIterator[ContentCache]:
+    cache = ContentCache(tmp_path, store, storage, capacity=capacity,  # type: ignore[arg-type]
+                         read_timeout=5)
+    async with trio.open_nursery() as nursery:
+        cache.start(nursery)
+        yield cache
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_cold_read_fetches_once_and_rereads_are_hits(tmp_path: Path) -> None:
+    store, storage = _library(tmp_path, {"a": 3 * CHUNK + 5})
+    async with running(tmp_path, store, storage) as cache:
+        cache.open("a")
+        assert await cache.read("a", 0, 3 * CHUNK + 5) == storage.objects["a"]
+        assert await cache.read("a", CHUNK, 100) == storage.objects["a"][CHUNK:CHUNK + 100]
+        cache.release("a")
+    assert storage.url_requests == 1 and len(storage.transfers) == 1
+    assert cache.hits >= 1
+
+
+async def test_a_files_first_bytes_are_answered_before_its_first_chunk_is_complete(
+        tmp_path: Path) -> None:
+    store, storage = _library(tmp_path, {"a": 2 * CHUNK})
+    storage.hold_at = 128 << 10
+    async with running(tmp_path, store, storage) as cache:
+        cache.open("a")
+        assert await cache.read("a", 0, 65536) == storage.objects["a"][:65536]
+        later: list[bytes] = []
+
+        async def tail() -> None:
+            later.append(await cache.read("a", CHUNK - 10, 20))
+
+        async with trio.open_nursery() as n:
+            n.start_soon(tail)
+            await trio.testing.wait_all_tasks_blocked()
+            assert later == []  # bytes past the held point are not there yet
+            storage.release.set()
+        assert later == [storage.objects["a"][CHUNK - 10:CHUNK + 10]]
+        cache.release("a")
+
+
+async def test_concurrent_readers_of_a_chunk_share_one_transfer(tmp_path: Path) -> None:
+    store, storage = _library(tmp_path, {"a": CHUNK})
+    got: list[bytes] = []
+    async with running(tmp_path, store, storage) as cache:
+        cache.open("a")
+
+        async def reader(off: int) -> None:
+            got.append(await cache.read("a", off, 4096))
+
+        async with trio.open_nursery() as n:
+            for off in (0, 8192, 500_000, CHUNK - 4096):
+                n.start_soon(reader, off)
+        cache.release("a")
+    assert len(storage.transfers) == 1 and len(got) == 4
+
+
+async def test_the_index_survives_a_restart_and_a_lost_index_only_costs_a_fetch(
+        tmp_path: Path) -> None:
+    store, storage = _library(tmp_path, {"a": CHUNK + 1, "b": 2 * CHUNK})
+    async with running(tmp_path, store, storage) as cache:
+        for fid in ("a", "b"):
+            cache.open(fid)
+            await cache.read(fid, 0, 3 * CHUNK)
+            cache.release(fid)
+        cache.flush()  # (the daemon's writer does this once a second, and at unmount)
+    async with running(tmp_path, store, storage) as again:
+        again.open("a")
+        assert await again.read("a", 0, CHUNK + 1) == storage.objects["a"]
+        again.release("a")
+    assert len(storage.transfers) == 2, "an indexed file was fetched again"
+    # a daemon killed before its index was written: the bytes are fetched again, right
+    store.db.execute("DELETE FROM content_cache WHERE file_id='b'")
+    async with running(tmp_path, store, storage) as third:
+        third.open("b")
+        assert await third.read("b", 0, 2 * CHUNK) == storage.objects["b"]
+        third.release("b")
+    assert len(storage.transfers) == 3
+
+
+async def test_the_least_recently_used_files_go_when_the_cache_is_over_its_cap(
+        tmp_path: Path) -> None:
+    sizes = {f: CHUNK for f in ("a", "b", "c", "d")}
+    store, storage = _library(tmp_path, sizes)
+    async with running(tmp_path, store, storage, capacity=2 * CHUNK) as cache:
+        for fid in sizes:
+            cache.open(fid)
+            await cache.read(fid, 0, CHUNK)
+            cache.release(fid)
+            await trio.sleep(0.01)  # distinct last-access times
+        assert cache.used() <= 2 * CHUNK
+        cache.flush()
+        kept = {r[0] for r in store.db.execute(
+            "SELECT file_id FROM content_cache WHERE cached > 0")}
+        assert kept == {"c", "d"}
+        assert not (tmp_path / "content" / "a").exists()
+
+
+async def test_a_file_that_changed_remotely_is_not_served_from_its_old_bytes(
+        tmp_path: Path) -> None:
+    store, storage = _library(tmp_path, {"a": 1000})
+    async with running(tmp_path, store, storage) as cache:
+        cache.open("a")
+        await cache.read("a", 0, 1000)
+        cache.release("a")
+        storage.put("a", b"new bytes, longer than before" * 100)
+        with store.transaction():
+            store.upsert_files([file_item("a", len(storage.objects["a"]),
+                                          created_at="2026-02-02T00:00:00+00:00")])
+        cache.open("a")
+        assert await cache.read("a", 0, 1 << 20) == storage.objects["a"]
+        cache.release("a")
