@@ -408,11 +408,21 @@ def _pin(paths: tuple[Path, ...], profile_name: str | None, cache_dir: Path | No
             except OSError:
                 raise click.ClickException(f"{target} is not in an aionfs mount") from None
     profile = profile_for(profile_name, cache_dir=cache_dir)
-    store = Store(workspace_store(api_settings(profile), profile.cache_dir))
+    path = workspace_store(api_settings(profile), profile.cache_dir)
+    store = Store(path)
     try:
         count = pin_files(store, ids, pinned)
     finally:
         store.close()
+    daemon = _daemon_for(path)
+    if pinned and daemon is not None:  # the mount fetches them now, not at its next look
+        from .daemon.control import ControlError, call
+
+        try:
+            list(call(daemon.socket, "pinned"))
+        except ControlError as exc:
+            click.echo(f"aionfs pin: the mount was not told ({exc}); it fetches them "
+                       "within a minute", err=True)
     click.echo(f"{'pinned' if pinned else 'unpinned'} {count} files"
                + (" (the daemon fetches them in the background)" if pinned else ""))
 

@@ -66,6 +66,8 @@ STREAM_AHEAD = 2
 STREAM_MAX_SIZE = 16 << 20
 #: seconds between writes of the cache index (batched: see the module's docstring)
 INDEX_EVERY = 1.0
+#: seconds between looks for pinned files missing bytes, when nothing says so sooner
+PINS_EVERY = 60.0
 #: a kept download URL is used only if it stays valid this much longer (seconds)
 URL_MARGIN = 120.0
 #: store meta, per media type (`listed_originals.image` for list items' `full_url`,
@@ -207,6 +209,7 @@ class ContentCache:
         #: (at most a few, STREAM_MAX_SIZE each: a cache smaller than that may overrun)
         self._fetched_ahead: set[str] = set()
         self.streamed = 0  # files fetched ahead of such a reader
+        self._pins = trio.Event()  # set when pins may have changed (aionfs pin)
         self._dirty: dict[str, dict[str, Any]] = {}  # index rows not written yet
         self._used: int | None = None  # bytes present, kept current by _save/_remove
         self.bytes_fetched = 0
@@ -587,16 +590,25 @@ class ContentCache:
             "WHERE c.pinned=1 AND f.media_type != 'link' AND (c.cached < f.size OR "
             "c.validator != f.created_at || '|' || ifnull(f.updated_at, 'None') || '|' || f.size)")]
 
-    async def keep_pinned(self, interval: float = 2.0) -> None:
-        """Fetch pinned files completely, in the background, as long as we run."""
+    def pins_changed(self) -> None:
+        """`aionfs pin` marked files (in the store, from its own process), or the API
+        answers again: fetch what pinned files miss now."""
+        self._pins.set()
+
+    async def keep_pinned(self, interval: float = PINS_EVERY) -> None:
+        """Fetch pinned files completely, in the background, as long as we run: when
+        told (`pins_changed`), else every `interval` (a pinned file changed remotely,
+        a fetch that failed offline)."""
         while True:
+            self._pins = trio.Event()
             for fid in self.pinned_missing():
                 try:
                     entry = self._entry(fid)
                 except FileNotFoundError:
                     continue
                 self._fetch(entry, list(range(entry.n_chunks)))
-            await trio.sleep(interval)
+            with trio.move_on_after(interval):
+                await self._pins.wait()
 
     def _evict(self) -> None:
         used = self.used()

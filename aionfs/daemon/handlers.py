@@ -45,7 +45,12 @@ class Controls:
 
     def handlers(self) -> dict[str, Handler]:
         return {"status": self._status, "sync": self._sync, "flush": self._flush,
-                "reload": self._reload, "watch": self._watch}
+                "reload": self._reload, "watch": self._watch, "pinned": self._pinned}
+
+    async def _pinned(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """`aionfs pin` marked files in the store: fetch them now."""
+        self.sources.cache.pins_changed()
+        yield {"result": "fetching pinned files"}
 
     async def _watch(self, request: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """`aionfs watch` while this mount runs: the mount watches (until it stops)."""

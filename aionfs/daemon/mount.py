@@ -275,7 +275,8 @@ async def serve(settings: ApiSettings, opts: MountOptions,
         uploader = Uploader(journal, syncer, delay=opts.profile.write_back_delay, busy=local.busy,
                             settled=local.settled, shared=local.shared, rekeyed=local.rekey)
         writer = Writer(view, syncer, local, uploader.wake)
-        client.on_reachable += [syncer.wake, uploader.wake]  # back online: catch up now
+        # back online: catch up now
+        client.on_reachable += [syncer.wake, uploader.wake, cache.pins_changed]
         echoes = Echoes(opts.mountpoint.resolve(), store.dir_path, enabled=not opts.profile.read_only)
         queries = QueryCache(syncer, ttl=opts.profile.query_ttl)
         views = VirtualTree(store, queries, view, rank_names=opts.profile.rank_names,

@@ -40,6 +40,7 @@ from ..api.errors import (
     QuotaExceeded,
     TransientError,
 )
+from ..api.retry import Backoff
 from ..store import ROOT_KEY, Event, naming
 from ..store.db import LOCAL_PREFIX, file_row
 from ..sync import Syncer
@@ -74,15 +75,20 @@ class Uploader:
         self.shared = shared  # the instance the filesystem shows (states seen at once)
         self.rekeyed = rekeyed  # a folder made offline got its remote id
         self._wake = trio.Event()
+        self._changed = trio.Event()  # set (and replaced) when the queue may have changed
         self._batch: int | None = None
         self._flushing = 0  # `aionfs flush` callers waiting: no write-back delay meanwhile
         self._in_flight = journal.in_flight  # journal ids of the batches being taken
         self._versions: dict[int, float] = {}  # journal id → its version when taken
-        self._backoff = 0.5  # seconds; doubled by each transient failure in a row
+        self._backoff = Backoff(0.5, 30.0)  # no new batch for a while after failures
         self._hold_until = 0.0  # trio time before which no new batch starts
 
     def wake(self) -> None:
+        """The queue changed (a file closed, a batch ended): the loop looks again,
+        and so do `flush` callers."""
         self._wake.set()
+        self._changed.set()
+        self._changed = trio.Event()
 
     async def flush(self, seconds: float) -> AsyncIterator[int]:
         """Upload what is queued now, without the write-back delay; yields how many
@@ -94,13 +100,15 @@ class Uploader:
             deadline = trio.current_time() + seconds
             last = -1
             while True:
+                changed = self._changed  # (taken before counting: no change is missed)
                 left = self.journal.queued()
                 if left != last or not left or trio.current_time() >= deadline:
                     yield left
                     last = left
                 if not left or trio.current_time() >= deadline:
                     return
-                await trio.sleep(0.2)
+                with trio.move_on_after(deadline - trio.current_time()):
+                    await changed.wait()
         finally:
             self._flushing -= 1
 
@@ -151,15 +159,16 @@ class Uploader:
     def _hold(self, progress: bool) -> None:
         """A transient failure: no new batch for a while (doubling, up to 30 s;
         short again when some files of the batch got through)."""
-        self._backoff = 0.5 if progress else min(self._backoff * 2, 30.0)
-        self._hold_until = trio.current_time() + self._backoff
+        if progress:
+            self._backoff.reset()
+        self._hold_until = trio.current_time() + self._backoff.next()
 
     async def _take(self, batch: list[LocalFile], slots: trio.Semaphore) -> None:
         """One batch through its steps; failures recorded, never raised."""
         before = [(f.step, f.state) for f in batch]
         try:
             await self.process(batch)
-            self._backoff = 0.5
+            self._backoff.reset()
         except TransientError as exc:
             log.info("%d uploads wait for the API (%s)", len(batch), exc)
             for f in batch:

@@ -128,6 +128,7 @@ class WatchedFolder:
     settle: float = 2.0
     _candidates: dict[str, _Candidate] = field(default_factory=dict)
     _told: set[str] = field(default_factory=set)
+    _wake: trio.Event = field(default_factory=trio.Event)  # a file event came in
 
     @property
     def root(self) -> str:
@@ -155,12 +156,26 @@ class WatchedFolder:
             nursery.start_soon(self._take_events, changes)
             last_scan = 0.0
             while True:
+                self._wake = trio.Event()  # (before looking: no event is missed)
                 if time.monotonic() - last_scan >= RESCAN_INTERVAL:
                     await self._scan()
                     last_scan = time.monotonic()
                 await self._process()
-                self._remove_uploaded()
-                await trio.sleep(min(0.5, self.settle / 2))
+                uploading = self._remove_uploaded()
+                with trio.move_on_after(self._next_look(last_scan, uploading)):
+                    await self._wake.wait()
+
+    def _next_look(self, last_scan: float, uploading: bool) -> float:
+        """Seconds until something may be due: the first candidate settled, the
+        next rescan, or (files to remove once uploaded) a second; a new event
+        wakes the loop sooner."""
+        now = time.monotonic()
+        wait = last_scan + RESCAN_INTERVAL - now
+        for c in self._candidates.values():
+            wait = min(wait, c.seen + self.settle - now)
+        if uploading:
+            wait = min(wait, 1.0)
+        return max(wait, 0.05)
 
     async def _take_events(self, changes: trio.MemoryReceiveChannel[tuple[bool, str]]) -> None:
         async for is_dir, path in changes:
@@ -178,6 +193,7 @@ class WatchedFolder:
             self._candidates[rel] = _Candidate(time.monotonic())
         else:
             c.seen = time.monotonic()
+        self._wake.set()
 
     async def _scan(self, below: str | None = None) -> None:
         """Every file not taken yet (or changed since) becomes a candidate."""
@@ -332,14 +348,18 @@ class WatchedFolder:
             key = folder["id"]
         return key
 
-    def _remove_uploaded(self) -> None:
-        """delete_after_upload: the local file goes once the workspace has it."""
+    def _remove_uploaded(self) -> bool:
+        """delete_after_upload: the local file goes once the workspace has it.
+        Returns whether files of this folder are still on their way up."""
         if not self.spec.delete_after_upload:
-            return
+            return False
         rows = self.store.db.execute(
-            "SELECT relpath, size, mtime_ns FROM watched_files WHERE watch_dir=? AND "
-            "state='uploaded'", (self.root,)).fetchall()
-        for rel, size, mtime_ns in rows:
+            "SELECT relpath, size, mtime_ns, state FROM watched_files WHERE watch_dir=? AND "
+            "state IN ('uploaded', 'queued')", (self.root,)).fetchall()
+        uploading = any(r[3] == "queued" for r in rows)
+        for rel, size, mtime_ns, state in rows:
+            if state != "uploaded":
+                continue
             path = os.path.join(self.root, rel)
             try:
                 st = os.stat(path)
@@ -357,3 +377,4 @@ class WatchedFolder:
                 self.store.db.execute(
                     "UPDATE watched_files SET state='removed', at_epoch=? WHERE watch_dir=? "
                     "AND relpath=?", (time.time(), self.root, rel))
+        return uploading
