@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-import httpcore._async.http11
 import httpx
 import msgspec
 import trio
@@ -43,11 +42,6 @@ from .ratelimit import Priority, RateLimiter
 from .retry import RetryPolicy, with_retries
 from .settings import ApiSettings
 from .transfer import BlobFetcher, Expected, answer_total
-
-# Read sockets in 1 MiB pieces instead of httpcore's 64 KiB: each read is a
-# trip through trio and h11, and for file bytes through the mount this
-# doubled cold-read throughput (docs/mount.md). httpcore is pinned for it.
-httpcore._async.http11.AsyncHTTP11Connection.READ_NUM_BYTES = 1 << 20
 
 log = logging.getLogger(__name__)
 
@@ -166,9 +160,7 @@ class ClientStats:
 def _map_transport_error(exc: httpx.HTTPError, what: str) -> ApiError:
     not_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
     cls = ApiTimeout if isinstance(exc, httpx.TimeoutException) else NetworkError
-    err = cls(f"{what}: {type(exc).__name__}: {exc or 'connection failed'}")
-    err.not_sent = not_sent  # type: ignore[attr-defined]
-    return err
+    return cls(f"{what}: {type(exc).__name__}: {exc or 'connection failed'}", not_sent=not_sent)
 
 
 class AionClient:

@@ -63,7 +63,14 @@ class TransientError(ApiError):
 
 
 class NetworkError(TransientError):
-    """The exchange broke off: refused, reset, or a truncated body."""
+    """The exchange broke off: refused, reset, or a truncated body.
+
+    `not_sent`: the connection never opened, so the request cannot have been
+    delivered (safe to send again even when it changes state)."""
+
+    def __init__(self, message: str, *, not_sent: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.not_sent = not_sent
 
 
 class ApiTimeout(NetworkError):

@@ -1,4 +1,5 @@
-"""The one retry policy of the client.
+"""The one retry policy of the client, and the one backoff of every loop that
+waits after failures (`Backoff`: uploads, sync rounds, thumbnails, watches).
 
 Only `TransientError`s are retried (network errors, timeouts, 5xx, 429), and
 only for requests that are safe to send twice: the caller says so with
@@ -34,11 +35,35 @@ class RetryPolicy:
 
     def delay(self, attempt: int, error: Exception, rng: random.Random) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        wait = rng.uniform(backoff / 2, backoff)
+        wait = _jittered(min(self.max_delay, self.base_delay * 2 ** (attempt - 1)), rng)
         if isinstance(error, RateLimited) and error.retry_after is not None:
             wait = max(wait, min(error.retry_after, self.max_delay * 4))
         return wait
+
+
+def _jittered(backoff: float, rng: random.Random | None) -> float:
+    """Full jitter's upper half: clients that failed together do not come back
+    together, and none comes back sooner than half its backoff."""
+    return (rng or random).uniform(backoff / 2, backoff)
+
+
+class Backoff:
+    """The pause after failures in a row: `first`, doubled by each further failure
+    up to `cap`; a success (`reset`) starts over. Jittered unless told otherwise
+    (a loop that is the only one of its kind, such as the sync rounds)."""
+
+    def __init__(self, first: float, cap: float, *, jitter: bool = True) -> None:
+        self.first, self.cap, self.jitter = first, cap, jitter
+        self._next = first
+
+    def next(self) -> float:
+        wait, self._next = self._next, min(self._next * 2, self.cap)
+        return _jittered(wait, None) if self.jitter else wait
+
+    def reset(self, first: float | None = None) -> None:
+        if first is not None:
+            self.first = first
+        self._next = self.first
 
 
 def is_retryable(error: BaseException, idempotent: bool) -> bool:
@@ -49,7 +74,7 @@ def is_retryable(error: BaseException, idempotent: bool) -> bool:
     if idempotent:
         return True
     # A connection that never opened cannot have delivered the request.
-    return isinstance(error, NetworkError) and getattr(error, "not_sent", False)
+    return isinstance(error, NetworkError) and error.not_sent
 
 
 async def with_retries(

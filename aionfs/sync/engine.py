@@ -37,6 +37,7 @@ import trio
 from ..api import AionClient, Priority
 from ..api.errors import ApiError, NotFound
 from ..api.ratelimit import WINDOW
+from ..api.retry import Backoff
 from ..store import ROOT_KEY, Event, Store, naming
 from ..store.db import file_row, folder_row
 from .plan import ListingPlan, MassDeleteRefused, check_deletions, plan_listing, plan_tree
@@ -564,7 +565,8 @@ class Syncer:
         """
         self.poll_interval, self.revalidate_interval = poll_interval, revalidate_interval
         task_status.started()
-        backoff = poll_interval
+        failures = Backoff(poll_interval, MAX_BACKOFF, jitter=False)
+        pause = poll_interval
         while True:
             asked, self._wake = self._wake.is_set(), trio.Event()
             done, self._round_done = self._round_done, trio.Event()
@@ -578,21 +580,22 @@ class Syncer:
                     revalidated = await self.revalidate(
                         older_than=0 if asked else self.revalidate_interval, priority=priority)
                     self.report.merge_counts(revalidated)
-                backoff = self._paced(self.poll_interval, self.client.stats.requests - before)
+                pause = self._paced(self.poll_interval, self.client.stats.requests - before)
+                failures.reset(self.poll_interval)
                 self.last_error = None
                 self.last_sync = time.time()
             except (ApiError, MassDeleteRefused) as exc:
                 if str(exc) != self.last_error:
                     log.warning("sync failed, keeping the cached library: %s", exc)
                 self.last_error = str(exc)
-                backoff = min(max(backoff * 2, self.poll_interval), MAX_BACKOFF)
+                pause = failures.next()
             except Exception as exc:  # a bug here must not take the mount down with it
                 if repr(exc) != self.last_error:
                     log.exception("sync failed unexpectedly, keeping the cached library")
                 self.last_error = repr(exc)
-                backoff = min(max(backoff * 2, self.poll_interval), MAX_BACKOFF)
+                pause = failures.next()
             done.set()
-            with trio.move_on_after(backoff):
+            with trio.move_on_after(pause):
                 await self._wake.wait()
 
     def _paced(self, interval: float, requests: int) -> float:

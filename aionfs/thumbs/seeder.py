@@ -42,6 +42,7 @@ from PIL import Image
 from ..api import AionClient, Priority
 from ..api.client import LISTED_URL_FRESH
 from ..api.errors import ApiError, TransientError
+from ..api.retry import Backoff
 from ..cache.content import validator_of
 from ..fs.view import LibraryView
 from ..store import Event, Store
@@ -61,7 +62,6 @@ log = logging.getLogger(__name__)
 #: the variant that covers a bucket without scaling up
 VARIANT_FOR = {"normal": "small_256", "large": "small_256", "x-large": "medium_750",
                "xx-large": "large_1024"}
-RETRY_PAUSE = 30.0
 PARALLEL = 16  # variant fetches at once for a folder being opened
 #: the variants list items carry a presigned URL of (the column of `file_urls`)
 LISTED_URL = {"small_256": "thumbnail_url", "medium_750": "medium_url"}
@@ -157,12 +157,16 @@ class Thumbnails:
     # -- the task ------------------------------------------------------------------------------
 
     async def run(self) -> None:
+        backoff = Backoff(2.0, 60.0)
         async for rel_dir, items in self._receive:
             try:
                 await self._seed_folder(rel_dir, items)
+                backoff.reset()
             except TransientError as exc:
-                log.info("thumbnails for /%s wait for the API (%s)", rel_dir, exc)
-                await trio.sleep(RETRY_PAUSE)
+                pause = backoff.next()
+                log.info("thumbnails for /%s wait for the API (%s; again in %.0fs)",
+                         rel_dir, exc, pause)
+                await trio.sleep(pause)
                 self._send.send_nowait((rel_dir, items))
             except Exception:  # thumbnails are a nicety: never the mount's end
                 log.exception("seeding the thumbnails of /%s failed", rel_dir)

@@ -13,12 +13,12 @@ from typing import Any
 
 import trio
 
+from ..api.retry import Backoff
 from ..config import WatchSpec
 from .folder import WatchedFolder
 
 log = logging.getLogger(__name__)
 
-RETRY_PAUSE = 30.0
 
 
 class Watches:
@@ -67,15 +67,17 @@ class Watches:
 
     async def _one(self, spec: WatchSpec, folder: WatchedFolder, scope: trio.CancelScope
                    ) -> None:
+        backoff = Backoff(5.0, 300.0)
         with scope:
             while True:
                 try:
                     await folder.run()
                     break  # the folder is missing: said so once
                 except Exception:
+                    pause = backoff.next()
                     log.exception("watching %s failed; trying again in %.0fs", spec.dir,
-                                  RETRY_PAUSE)
-                await trio.sleep(RETRY_PAUSE)
+                                  pause)
+                await trio.sleep(pause)
         if self._running.get(spec, (None,))[0] is folder:
             del self._running[spec]
 
