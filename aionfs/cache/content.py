@@ -51,6 +51,7 @@ from ..api.client import LISTED_URL_FRESH
 from ..api.errors import ApiError, NotTheObject
 from ..api.transfer import Expected
 from ..store import Store
+from ..store.content_index import ContentIndex, validator_of
 
 log = logging.getLogger(__name__)
 
@@ -144,10 +145,6 @@ class _Entry:
         self.moved = trio.Event()
 
 
-def validator_of(row: Any) -> str:
-    return f"{row['created_at']}|{row['updated_at']}|{row['size']}"
-
-
 def _to_ranges(chunks: set[int], size: int) -> list[list[int]]:
     out: list[list[int]] = []
     for i in sorted(chunks):
@@ -170,22 +167,10 @@ def pin_files(store: Store, file_ids: list[str], pinned: bool) -> int:
     """Keep files offline (never evicted, fetched whole), or let them go again.
 
     The flag lives in the store, so `aionfs pin` in another process sets it
-    and the daemon's `ContentCache.keep_pinned` loop fetches what is missing.
-    Returns how many files were (un)pinned.
+    and tells the daemon, whose `ContentCache.keep_pinned` fetches what is
+    missing. Returns how many files were (un)pinned.
     """
-    done = 0
-    with store.transaction():
-        for fid in file_ids:
-            row = store.file(fid)
-            if row is None:
-                continue
-            store.db.execute(
-                "INSERT INTO content_cache(file_id, size, validator, ranges, cached, pinned,"
-                " last_access) VALUES (?,?,?,'[]',0,?,?) ON CONFLICT(file_id) DO UPDATE "
-                "SET pinned=excluded.pinned", (fid, row["size"], validator_of(row),
-                                               int(pinned), time.time()))
-            done += 1
-    return done
+    return ContentIndex(store).pin(file_ids, pinned)
 
 
 class ContentCache:
@@ -194,6 +179,7 @@ class ContentCache:
         self.dir = root / "content"
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.store = store
+        self.index = ContentIndex(store)
         self.client = client
         self.capacity = capacity
         self.read_timeout = read_timeout
@@ -241,15 +227,7 @@ class ContentCache:
         """Write the pending index rows, in one transaction."""
         if not self._dirty:
             return
-        rows = list(self._dirty.values())
-        with self.store.transaction():
-            self.store.db.executemany(
-                "INSERT INTO content_cache(file_id, size, validator, ranges, cached, pinned, "
-                "last_access) VALUES (:file_id,:size,:validator,:ranges,:cached,0,"
-                ":last_access) ON CONFLICT(file_id) DO UPDATE SET size=excluded.size, "
-                "validator=excluded.validator, ranges=excluded.ranges, "
-                "cached=excluded.cached, last_access=excluded.last_access",  # pin: pin_files
-                rows)
+        self.index.write(self._dirty.values())
         self._dirty.clear()
 
     # -- bookkeeping ---------------------------------------------------------------
@@ -258,9 +236,7 @@ class ContentCache:
         """Bytes present (only this process changes them: `aionfs pin` sets flags)."""
         if self._used is None:
             self.flush()
-            row = self.store.db.execute("SELECT coalesce(sum(cached), 0) FROM content_cache"
-                                        ).fetchone()
-            self._used = int(row[0])
+            self._used = self.index.present()
         return self._used
 
     def _entry(self, file_id: str) -> _Entry:
@@ -274,8 +250,7 @@ class ContentCache:
         if entry is not None:  # the file changed while we had it: start over
             self._drop(entry)
         path = self.dir / file_id
-        cached = self._dirty.get(file_id) or self.store.db.execute(
-            "SELECT * FROM content_cache WHERE file_id=?", (file_id,)).fetchone()
+        cached = self._dirty.get(file_id) or self.index.get(file_id)
         chunks: set[int] = set()
         if cached is not None and cached["validator"] == validator and path.exists():
             chunks = _from_ranges(json.loads(cached["ranges"]))
@@ -311,14 +286,9 @@ class ContentCache:
         (self.dir / file_id).unlink(missing_ok=True)
         if file_id in self._dirty:
             self.flush()
-        row = self.store.db.execute("SELECT cached FROM content_cache WHERE file_id=?",
-                                    (file_id,)).fetchone()
-        if row is not None and self._used is not None:
-            self._used -= row[0]
-        self.store.db.execute("DELETE FROM content_cache WHERE file_id=? AND pinned=0",
-                              (file_id,))
-        self.store.db.execute("UPDATE content_cache SET ranges='[]', cached=0 WHERE file_id=?",
-                              (file_id,))
+        gone = self.index.remove(file_id)
+        if self._used is not None:
+            self._used -= gone
 
     def forget(self, file_id: str) -> None:
         """The file is gone or changed remotely: drop its bytes (unless open)."""
@@ -585,10 +555,7 @@ class ContentCache:
 
     def pinned_missing(self) -> list[str]:
         self.flush()
-        return [r[0] for r in self.store.db.execute(
-            "SELECT c.file_id FROM content_cache c JOIN files f ON f.id = c.file_id "
-            "WHERE c.pinned=1 AND f.media_type != 'link' AND (c.cached < f.size OR "
-            "c.validator != f.created_at || '|' || ifnull(f.updated_at, 'None') || '|' || f.size)")]
+        return self.index.pinned_missing()
 
     def pins_changed(self) -> None:
         """`aionfs pin` marked files (in the store, from its own process), or the API
@@ -615,17 +582,15 @@ class ContentCache:
         if used <= self.capacity:
             return
         self.flush()  # (last access and bytes present as they are now)
-        for row in self.store.db.execute(
-                "SELECT file_id, cached FROM content_cache WHERE pinned=0 ORDER BY last_access"
-        ).fetchall():
+        for file_id, cached in self.index.least_recently_used():
             if used <= self.capacity:
                 break
-            entry = self._entries.get(row[0])
+            entry = self._entries.get(file_id)
             if (entry is not None and (entry.open_count or entry.inflight)) \
-                    or row[0] in self._fetched_ahead:
+                    or file_id in self._fetched_ahead:
                 continue
-            self.forget(row[0])
-            used -= row[1]
+            self.forget(file_id)
+            used -= cached
 
     def sources(self) -> dict[str, int]:
         """Where transfers got their URLs: API requests, or none (kept, listed); and

@@ -62,7 +62,7 @@ def live_status(src: Sources) -> dict[str, Any]:
     counts, queue = _queue(src.journal)
     store = src.syncer.store
     library = store.counts()
-    pinned = store.db.execute("SELECT count(*) FROM content_cache WHERE pinned").fetchone()[0]
+    pinned = src.cache.index.pinned_count()
     return {
         "mount": {"state": "mounted", "mountpoint": str(src.mountpoint), "pid": os.getpid(),
                   "profile": src.profile, "read_only": src.read_only,

@@ -43,9 +43,9 @@ from ..api import AionClient, Priority
 from ..api.client import LISTED_URL_FRESH
 from ..api.errors import ApiError, TransientError
 from ..api.retry import Backoff
-from ..cache.content import validator_of
 from ..fs.view import LibraryView
 from ..store import Event, Store
+from ..store.content_index import validator_of
 from .consumer import Consumers
 from .standard import (
     BUCKETS,
