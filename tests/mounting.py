@@ -35,6 +35,15 @@ class Mount:
     env: dict[str, str]
     pid: int
 
+    def status(self) -> dict[str, Any]:
+        """`aionfs status --json` of this mount."""
+        import json
+
+        res = subprocess.run([sys.executable, "-m", "aionfs", "status", str(self.path),
+                              "--json"], env=self.env, capture_output=True, text=True,
+                             timeout=30, check=True)
+        return dict(json.loads(res.stdout))
+
     def unmount(self) -> None:
         if os.path.ismount(self.path):
             subprocess.run(["fusermount3", "-u", "-z", str(self.path)], check=False)

@@ -259,3 +259,18 @@ def test_repeated_listings_within_the_ttl_cost_no_requests(emulator: EmulatorPro
         assert spent == []
     finally:
         m.unmount()
+
+
+def test_virtual_folders_the_kernel_forgot_are_forgotten_here_too(mounted: Mount) -> None:
+    """Every name looked up under search/ is a virtual folder; once the kernel
+    drops them (memory pressure, here drop_caches), the daemon drops them too:
+    its memory follows what the kernel holds, not every name ever asked."""
+    for i in range(300):
+        os.stat(mounted.path / "search" / f"query {i}")
+    assert mounted.status()["inodes"]["virtual_folders"] >= 300
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("2")
+    except OSError as exc:
+        pytest.skip(f"cannot drop the kernel's caches: {exc}")
+    wait_for(lambda: mounted.status()["inodes"]["virtual_folders"] < 20)
+    assert (mounted.path / "search" / "query 7").is_dir()  # asked again: there again

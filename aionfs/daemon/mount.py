@@ -294,7 +294,8 @@ async def serve(settings: ApiSettings, opts: MountOptions,
             spec, store, journal, local, writer, uploader.wake, publish=syncer.publish,
             on_queued=ops.local_added))
         sources = Sources(opts.mountpoint, opts.profile.name, opts.profile.read_only, client, syncer,
-                          journal, cache, watches=watches.describe, thumbs=thumbs)
+                          journal, cache, watches=watches.describe, thumbs=thumbs,
+                          inodes=ops.inode_counts)
         daemon = Controls(opts, sources, uploader, queries, notifier, watches)
         fuse_options = set(pyfuse3.default_options)
         fuse_options |= {"fsname=aionfs:" + settings.base_url.split("//", 1)[1].split("/")[0],

@@ -52,6 +52,7 @@ class Sources:
     started: float = field(default_factory=time.time)
     watches: Callable[[], list[dict[str, Any]]] = lambda: []
     thumbs: Any = None  # thumbs.Thumbnails, when seeding
+    inodes: Callable[[], dict[str, int]] = lambda: {}  # what the filesystem keeps per inode
 
 
 def live_status(src: Sources) -> dict[str, Any]:
@@ -81,6 +82,7 @@ def live_status(src: Sources) -> dict[str, Any]:
                                     src.syncer.crawl_progress, strict=True)))},
         "uploads": counts,
         "queue": queue,
+        "inodes": src.inodes(),
         "cache": {"used": src.cache.used(), "capacity": src.cache.capacity,
                   "pinned_files": int(pinned), **src.cache.sources()},
         "plan": {"name": src.client.settings.plan, "from": src.client.plan_source},

@@ -306,15 +306,31 @@ class AionOperations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.ENOENT) from None
         except ViewError as exc:
             raise self._fail(exc, exc.errno, "a virtual folder") from None
+        if child is not None:
+            self.views.hold(child)
         return self._entry(attr, VIEW_ENTRY_TIMEOUT)
 
     async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+        """The kernel dropped these inodes: what was kept for them goes (a virtual
+        folder's node and listing, a folder's listing), so that memory follows what
+        the kernel holds, not every name ever looked up."""
         for inode, count in inode_list:
             left = self.lookups[inode] - count
             if left > 0:
                 self.lookups[inode] = left
-            else:
-                self.lookups.pop(inode, None)
+                continue
+            self.lookups.pop(inode, None)
+            self._listings.pop(inode, None)
+            if inode >= VIRTUAL_BASE:
+                self._view_listings.pop(inode, None)
+                parent = self.views.release(inode)
+                if parent is not None:  # (its kept listing names the node gone)
+                    self._view_listings.pop(parent, None)
+
+    def inode_counts(self) -> dict[str, int]:
+        """For status: inodes the kernel holds, virtual folders known, listings kept."""
+        return {"kernel": len(self.lookups), "virtual_folders": self.views.known(),
+                "listings": len(self._listings) + len(self._view_listings)}
 
     async def getattr(self, inode: int, ctx: Any = None) -> pyfuse3.EntryAttributes:
         local = self.local.by_inode(inode)

@@ -103,6 +103,28 @@ class VirtualTree:
     def node(self, inode: int) -> Node | None:
         return self._by_inode.get(inode)
 
+    def release(self, inode: int) -> int | None:
+        """The kernel forgot this folder: its node goes (the folders at the root
+        stay; a later lookup of the same path makes a new node). Returns the
+        inode of its parent folder, whose kept listing names it."""
+        node = self._by_inode.get(inode)
+        if node is None or len(node.path) == 1:
+            return None
+        del self._by_inode[inode]
+        if self._by_path.get(node.path) is node:
+            del self._by_path[node.path]
+        parent = self._by_path.get(node.path[:-1])
+        return parent.inode if parent is not None else None
+
+    def hold(self, node: Node) -> None:
+        """A lookup is answering with this node: it is known again if the kernel's
+        forget of it arrived while the lookup ran."""
+        self._by_inode.setdefault(node.inode, node)
+        self._by_path.setdefault(node.path, node)
+
+    def known(self) -> int:
+        return len(self._by_inode)
+
     def top(self, name: str) -> Node | None:
         """A virtual folder at the root (reachable by path even when hidden)."""
         return self._node((name,)) if name in ROOT_NAMES else None
