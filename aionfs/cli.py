@@ -41,6 +41,16 @@ if TYPE_CHECKING:
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
+def _interrupted_replies(record: logging.LogRecord) -> bool:
+    """pyfuse3 logs an error when it answers a request the kernel no longer waits
+    for (ENOENT: the caller was interrupted, e.g. a reader killed mid-read).
+    Nothing failed: such lines are kept for --log-level debug only."""
+    if "fuse_reply_" in record.getMessage() and "No such file or directory" in record.getMessage():
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+    return True
+
+
 def _setup_logging(level: str) -> None:
     # Under systemd, journald reads "<N>" priority prefixes from stderr.
     prefix = "<%(levelno_syslog)s>" if os.environ.get("JOURNAL_STREAM") else ""
@@ -60,6 +70,7 @@ def _setup_logging(level: str) -> None:
     root.setLevel(level.upper())
     # httpx logs every request at INFO with the full URL; ours is enough.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("pyfuse3").addFilter(_interrupted_replies)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

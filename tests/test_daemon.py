@@ -83,6 +83,7 @@ def test_flush_uploads_at_once_despite_the_write_back_delay(mounted: Mount) -> N
         assert os.getxattr(mounted.path / f"note {i}.txt", "user.aion.sync_state") == b"synced"
 
 
+@pytest.mark.daemon_log(r"upload of broken\.txt failed")
 def test_flush_reports_what_fails(mounted: Mount) -> None:
     (mounted.path / "broken.txt").write_bytes(b"\xff\xfe not text")  # the service refuses it
     res = aionfs("flush", str(mounted.path), env=mounted.env, timeout=120)
@@ -200,6 +201,7 @@ def test_notify_protocol_ready_watchdog_stopping(emulator: EmulatorProcess, tena
             proc.stderr.close()
 
 
+@pytest.mark.daemon_log(r"SIGHUP: the configuration was not reloaded")
 def test_sighup_reloads_the_profile(emulator: EmulatorProcess, tenant: str, tmp_path: Path,
                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """What can change while mounted changes; the rest is named; a broken file is refused

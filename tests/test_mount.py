@@ -278,6 +278,10 @@ def test_remote_changes_reach_the_mount(mounted: Mount, library: Library,
     wait_for(lambda: (mounted.path / "wide.webp").exists())
 
 
+@pytest.mark.daemon_log(
+    r"failed \(attempt \d/\d",
+    r"fetching \S+ failed at byte",
+    r"read of \S+ failed \(EIO\)")
 def test_offline_serves_the_cache_and_fails_fast(tmp_path: Path) -> None:
     """The server process stops: the cache keeps serving, uncached reads fail fast,
     and everything recovers when the server comes back, without a remount."""
@@ -391,6 +395,8 @@ def test_unmount_command_waits_for_the_daemon(emulator: EmulatorProcess, library
 
 
 
+@pytest.mark.daemon_log(r"failed \(attempt \d/\d", r"fetching \S+ failed at byte",
+                         r"read of \S+ failed \(EIO\)")
 def test_faults_during_reads_give_correct_bytes_or_eio(mounted: Mount, library: Library,
                                                        emulator: EmulatorProcess) -> None:
     emulator.set_faults(library.key, "500:0.2,reset:0.2,latency:5ms", seed=4)
@@ -411,6 +417,10 @@ def test_faults_during_reads_give_correct_bytes_or_eio(mounted: Mount, library: 
     assert outcomes
 
 
+@pytest.mark.daemon_log(
+    r"failed \(attempt \d/\d",
+    r"fetching \S+ failed at byte",
+    r"read of \S+ failed \(EIO\)")
 def test_warm_cache_survives_remount_and_pins(emulator: EmulatorProcess, library: Library,
                                               tmp_path: Path) -> None:
     m = mount(emulator, library.key, tmp_path / "m", tmp_path / "c")

@@ -230,6 +230,7 @@ def test_expired_urls_fall_back_and_reads_never_fail(
     assert "failed at byte" not in log
 
 
+@pytest.mark.daemon_log(r"read of \S+ failed \(EIO\): no answer within 1s")
 def test_a_files_first_bytes_are_served_while_the_rest_is_still_coming(
         emulator: EmulatorProcess, tmp_path: Path) -> None:
     """A viewer, `file` or a thumbnailer wants a file's first bytes: they are

@@ -92,6 +92,7 @@ def test_find_and_rsync_delete_right_after_the_first_mount_see_every_file(
     assert sync.get("root") == "complete"
 
 
+@pytest.mark.daemon_log(r"the root is shown before the first crawl placed its files")
 def test_a_root_the_plan_cannot_complete_in_time_is_served_and_said_partial(
         emulator: EmulatorProcess, tmp_path: Path) -> None:
     """On FREE the first crawl of 12 folders needs more than a minute of the plan:

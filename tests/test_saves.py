@@ -703,6 +703,7 @@ def test_an_open_unlinked_file_stays_usable_and_never_reaches_the_workspace(
     expect_workspace(emulator, tenant, {})
 
 
+@pytest.mark.daemon_log(r"writing failed \(EFBIG\)")
 def test_a_file_over_100_mb_gets_efbig_and_no_part_of_it_is_uploaded(
         mounts: StartMount, emulator: EmulatorProcess, tenant: str) -> None:
     m = mounts("--write-back-delay", str(QUICK))
@@ -749,6 +750,7 @@ def test_renaming_a_folder_over_an_empty_folder_replaces_it(
     assert folder_paths(emulator, tenant) == ["Final"]
 
 
+@pytest.mark.daemon_log(r"rename failed \(ENOTEMPTY\)")
 def test_renaming_a_folder_over_a_folder_with_entries_gets_enotempty(
         mounts: StartMount, emulator: EmulatorProcess, tenant: str) -> None:
     m = mounts("--write-back-delay", str(QUICK))
@@ -762,6 +764,7 @@ def test_renaming_a_folder_over_a_folder_with_entries_gets_enotempty(
                                         "Final/plan.md": b"# Final\n"}, settle=0)
 
 
+@pytest.mark.daemon_log(r"mkdir failed \(EMLINK\)")
 def test_a_folder_deeper_than_the_api_allows_is_refused_with_a_clear_errno(
         mounts: StartMount) -> None:
     """The API nests folders 10 levels deep; the 11th level fails at mkdir, and not
@@ -883,6 +886,7 @@ def test_a_file_removed_during_its_upload_stays_gone_across_kill_9(
     expect_workspace(emulator, tenant, {"gone.txt": b"second\n"}, [b"first\n"])
 
 
+@pytest.mark.daemon_log(r"rename failed \(EPERM\)")
 def test_a_refused_rename_changes_nothing(mounts: StartMount, emulator: EmulatorProcess,
                                           tenant: str) -> None:
     """A rename that fails (a type the workspace refuses, a name taken with
@@ -902,6 +906,10 @@ def test_a_refused_rename_changes_nothing(mounts: StartMount, emulator: Emulator
     expect_workspace(emulator, tenant, {"notes.md": b"notes\n"})
 
 
+@pytest.mark.daemon_log(
+    r"failed \(attempt \d/\d",
+    r"sync failed, keeping the cached library",
+    r"rename failed \(EIO\)")
 def test_renaming_over_a_waiting_file_while_offline_loses_neither(
         mounts: StartMount, emulator: EmulatorProcess, tenant: str) -> None:
     """`mv a.md b.md` where a.md is in the workspace and b.md waits for upload: with the

@@ -164,6 +164,7 @@ def test_saved_searches_persist_and_refresh(emulator: EmulatorProcess, lib: Lib,
         second.unmount()
 
 
+@pytest.mark.daemon_log(r"copying into a tag folder failed \(EPERM\)")
 def test_tag_folders_add_and_remove_tags_and_nothing_else(mounted: Mount, lib: Lib,
                                                           emulator: EmulatorProcess) -> None:
     m, sky = mounted.path, lib.ids["sky.png"]
@@ -221,6 +222,11 @@ def test_bad_input_gets_a_clear_errno(mounted: Mount) -> None:
     assert (m / "notes.txt").exists() and os.listdir(m / "Site")  # healthy, nothing lost
 
 
+@pytest.mark.daemon_log(
+    r"failed \(attempt \d/\d",
+    r"text \S+ failed \(",
+    r"sync failed, keeping the cached library",
+    r"listing a virtual folder failed \(EIO\)")
 def test_offline_views_serve_earlier_results(mounted: Mount, lib: Lib,
                                              emulator: EmulatorProcess) -> None:
     m = mounted.path

@@ -143,6 +143,7 @@ def drained_names(m: Path, names: tuple[str, ...]) -> bool:
         return False
 
 
+@pytest.mark.daemon_log(r"rmdir failed \(ENOTEMPTY\)")
 def test_renames_moves_and_deletes_reach_the_api_and_survive_a_remount(
         emulator: EmulatorProcess, tenant: str, tmp_path: Path) -> None:
     m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", "--write-back-delay", "0.2")
@@ -185,6 +186,10 @@ def test_renames_moves_and_deletes_reach_the_api_and_survive_a_remount(
 
 
 
+@pytest.mark.daemon_log(
+    r"creating \S+ failed \((EPERM|EINVAL)\)",
+    r"writing failed \(EFBIG\)",
+    r"rename failed \(EPERM\)")
 def test_bad_input_gets_a_clear_errno_and_nothing_is_lost(mounted: Mount) -> None:
     p = mounted.path
     expect_errno(errno.EPERM, lambda: (p / "setup.exe").write_bytes(b"MZ"))
@@ -266,6 +271,7 @@ def test_kill_9_loses_no_closed_file(emulator: EmulatorProcess, tenant: str, tmp
     assert max(ids.values()) == 1
 
 
+@pytest.mark.daemon_log(r"failed \(attempt \d/\d")
 def test_uploads_ride_out_faults_and_an_outage(mounted: Mount, tenant: str,
                                                emulator: EmulatorProcess,
                                                tmp_path: Path) -> None:
@@ -288,6 +294,7 @@ def test_uploads_ride_out_faults_and_an_outage(mounted: Mount, tenant: str,
     assert {k: v[1] for k, v in got.items()} == {f"Offline/{k}": v for k, v in expected.items()}
 
 
+@pytest.mark.daemon_log(r"upload of broken\.txt failed")
 def test_status_shows_the_queue_and_unmount_waits_for_it(emulator: EmulatorProcess, tenant: str,
                                                          tmp_path: Path) -> None:
     m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", "--write-back-delay", "2")
@@ -343,6 +350,7 @@ def test_editing_an_uploaded_file_replaces_it_under_the_same_inode(
     assert (p / "log.txt").read_bytes() == b"line 1\n"
 
 
+@pytest.mark.daemon_log(r"was written into a folder deleted remotely")
 def test_a_write_into_a_folder_deleted_remotely_is_kept(emulator: EmulatorProcess, tenant: str,
                                                         tmp_path: Path) -> None:
     m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", "--write-back-delay", "3")

@@ -617,10 +617,16 @@ class AionOperations(pyfuse3.Operations):
         return text.encode()
 
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
+        if not name.startswith(b"user."):
+            # ACLs and security labels: unsupported, as on any filesystem mounted
+            # without them; `sed -i`, `cp -a` and `rsync -A` expect that quietly
+            raise pyfuse3.FUSEError(errno.ENOTSUP)
         await self._write_op("setting an attribute", self.writer.set_xattr(
             inode, name.decode("utf-8", "replace"), value))
 
     async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
+        if not name.startswith(b"user."):
+            raise pyfuse3.FUSEError(errno.ENOTSUP)
         await self._write_op("removing an attribute", self.writer.set_xattr(
             inode, name.decode("utf-8", "replace"), b""))
 
