@@ -345,6 +345,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
             unmounted_cleanly = True
         finally:
             ops.mounted = False
+            ops.invalidations.close()
             notifier.stopping()
             pyfuse3.close(unmount=not unmounted_cleanly)
             pidfile.unlink(missing_ok=True)

@@ -41,6 +41,7 @@ from ..store import ROOT_INODE, Event
 from ..sync import Syncer
 from ..views import VIRTUAL_BASE, Node, ViewError, VirtualTree
 from .echo import Echoes
+from .invalidate import InodeInvalidator
 from .local import LocalFiles
 from .tagcopy import CopyRefused, TagCopy
 from .view import XATTRS, Attr, FsError, LibraryView, desktop_entry
@@ -97,6 +98,7 @@ class AionOperations(pyfuse3.Operations):
         self.writer = writer
         self.echoes = echoes
         echoes.forget = _forget_deleted
+        self.invalidations = InodeInvalidator()  # (never blocking the thread that answers)
         self.views = views
         self.syncer = syncer
         self.cache = cache
@@ -946,7 +948,7 @@ class AionOperations(pyfuse3.Operations):
                     pyfuse3.invalidate_entry_async(e.parent, os.fsencode(e.name),
                                                    ignore_enoent=True)
                 elif e.kind in ("attr", "content") and e.inode in self.lookups:
-                    pyfuse3.invalidate_inode(e.inode, attr_only=e.kind == "attr")
+                    self.invalidations.submit(e.inode, attr_only=e.kind == "attr")
                     if e.kind == "content":
                         row = self.syncer.store.file_by_inode(e.inode)
                         if row is not None:
