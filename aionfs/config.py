@@ -131,7 +131,10 @@ class Setting:
         if kind == "bool":
             return _typed(raw, bool)
         if kind == "path":
-            return _expand(_typed(raw, str))
+            path = _expand(_typed(raw, str))
+            if path.exists() and not path.is_dir():
+                raise ConfigError(f"{path} is not a directory")
+            return path
         if kind == "text":
             return _typed(raw, str)
         if kind == "plan":

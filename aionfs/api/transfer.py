@@ -34,7 +34,8 @@ import trio
 
 from .errors import ApiError, ApiTimeout, NetworkError, NotTheObject, error_from_response
 
-#: one `recv_into` target; the content cache's chunk size, so each read completes one chunk
+#: one `recv_into` target; the content cache's chunk size: receives end on chunk
+#: boundaries, so each completes a chunk as soon as its last byte is in
 BUFFER = 1 << 20
 #: the first receive of a body: a reader waiting for a file's first 64 KiB (its
 #: first FUSE read is 128 KiB) is answered once these arrive, not the first MiB;
@@ -172,7 +173,8 @@ class BlobFetcher:
             size = FIRST_RECEIVE
             while not sink.done:
                 try:
-                    n = resp.readinto(view[:min(size, sink.end + 1 - sink.at)])
+                    n = resp.readinto(view[:min(size, BUFFER - sink.at % BUFFER,
+                                                sink.end + 1 - sink.at)])
                     size = min(2 * size, BUFFER)
                 except (OSError, http.client.HTTPException) as exc:
                     raise _network_error(exc) from exc

@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,7 +222,10 @@ class ContentCache:
     async def _write_index_every(self, interval: float) -> None:
         while True:
             await trio.sleep(interval)
-            self.flush()
+            try:
+                self.flush()
+            except sqlite3.Error as exc:  # (disk full, store locked): kept, tried again
+                log.warning("writing the cache index failed (tried again): %s", exc)
 
     def flush(self) -> None:
         """Write the pending index rows, in one transaction."""
@@ -263,6 +267,8 @@ class ContentCache:
                        recorded=cached["cached"] if cached is not None else 0)
         self._entries[file_id] = entry
         self._save(entry)
+        if entry.recorded and not chunks:  # a row claimed bytes that are not there: it
+            self.flush()  # must not survive a crash (the next start would serve zeros)
         return entry
 
     def _save(self, entry: _Entry) -> None:

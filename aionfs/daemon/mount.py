@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import re
+import sqlite3
 import subprocess
 import threading
 from collections.abc import Callable
@@ -349,7 +350,11 @@ async def serve(settings: ApiSettings, opts: MountOptions,
             notifier.stopping()
             pyfuse3.close(unmount=not unmounted_cleanly)
             pidfile.unlink(missing_ok=True)
-            cache.close()
+            try:
+                cache.close()
+            except (sqlite3.Error, OSError) as exc:  # the rest must still be let go
+                log.error("writing the cache index at unmount failed (what was fetched "
+                          "since its last write is fetched again): %s", exc)
             store.close()
             notifier.close()
             lock.release()

@@ -36,9 +36,11 @@ class InodeInvalidator:
             self._thread.start()
         self._queue.put((inode, attr_only))
 
-    def close(self) -> None:
+    def close(self, timeout: float = 2.0) -> None:
+        """Before the FUSE session closes: the queue is drained (within `timeout`)."""
         if self._thread is not None:
             self._queue.put(None)
+            self._thread.join(timeout)
 
     def _run(self) -> None:
         while (item := self._queue.get()) is not None:

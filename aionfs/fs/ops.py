@@ -453,6 +453,8 @@ class AionOperations(pyfuse3.Operations):
             if not pyfuse3.readdir_reply(token, name, entry, index + 1):
                 break
             lookups[entry.st_ino] += 1
+            if entry.st_ino >= VIRTUAL_BASE:  # (forgotten since the listing was taken)
+                self.views.revive(entry.st_ino)
 
     async def releasedir(self, fh: int) -> None:
         self._dirs.pop(fh, None)

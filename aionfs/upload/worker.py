@@ -107,7 +107,8 @@ class Uploader:
                     last = left
                 if not left or trio.current_time() >= deadline:
                     return
-                with trio.move_on_after(deadline - trio.current_time()):
+                # (and a look a second: a queued file deleted says nothing to us)
+                with trio.move_on_after(min(1.0, deadline - trio.current_time())):
                     await changed.wait()
         finally:
             self._flushing -= 1

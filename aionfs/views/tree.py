@@ -23,6 +23,7 @@ import errno
 import itertools
 import json
 import stat
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,8 @@ from .queries import QueryCache, QueryFailed
 
 #: inodes of virtual directories start here (the store's are counted from 1)
 VIRTUAL_BASE = 1 << 48
+#: released virtual folders kept for revival (see VirtualTree._released)
+RELEASED_KEPT = 1024
 ROOT_NAMES = ("by-date", "colors", "search", "tags", "text")
 QUERY_KINDS = ("search", "text", "colors")
 VIEW_COLUMNS = ATTR_COLUMNS + ", f.filename, f.format"
@@ -81,6 +84,9 @@ class VirtualTree:
         self._inodes = itertools.count(VIRTUAL_BASE)
         self._by_path: dict[tuple[str, ...], Node] = {}
         self._by_inode: dict[int, Node] = {}
+        #: nodes released lately, revived if the kernel is handed one again (a listing
+        #: snapshot taken before its forget): at most RELEASED_KEPT, oldest dropped
+        self._released: OrderedDict[int, Node] = OrderedDict()
         #: names given in each virtual directory, kept so names stay stable
         self._tags: dict[str, str] | None = None  # shown name → tag
         self._bad_colors: set[str] = set()
@@ -101,7 +107,12 @@ class VirtualTree:
         return next(self._inodes)
 
     def node(self, inode: int) -> Node | None:
-        return self._by_inode.get(inode)
+        node = self._by_inode.get(inode)
+        if node is None:
+            node = self._released.pop(inode, None)
+            if node is not None:
+                self.hold(node)
+        return node
 
     def release(self, inode: int) -> int | None:
         """The kernel forgot this folder: its node goes (the folders at the root
@@ -113,6 +124,9 @@ class VirtualTree:
         del self._by_inode[inode]
         if self._by_path.get(node.path) is node:
             del self._by_path[node.path]
+        self._released[inode] = node
+        if len(self._released) > RELEASED_KEPT:
+            self._released.popitem(last=False)
         parent = self._by_path.get(node.path[:-1])
         return parent.inode if parent is not None else None
 
@@ -124,6 +138,10 @@ class VirtualTree:
 
     def known(self) -> int:
         return len(self._by_inode)
+
+    def revive(self, inode: int) -> None:
+        """A listing handed the kernel this inode (readdir counts it as looked up)."""
+        self.node(inode)
 
     def top(self, name: str) -> Node | None:
         """A virtual folder at the root (reachable by path even when hidden)."""

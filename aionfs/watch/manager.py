@@ -70,10 +70,13 @@ class Watches:
         backoff = Backoff(5.0, 300.0)
         with scope:
             while True:
+                started = trio.current_time()
                 try:
                     await folder.run()
                     break  # the folder is missing: said so once
                 except Exception:
+                    if trio.current_time() - started > backoff.cap:
+                        backoff.reset()  # it ran well for a while: a new failure
                     pause = backoff.next()
                     log.exception("watching %s failed; trying again in %.0fs", spec.dir,
                                   pause)
