@@ -279,6 +279,7 @@ def test_remote_changes_reach_the_mount(mounted: Mount, library: Library,
 
 
 @pytest.mark.daemon_log(
+    r"sync failed, keeping the cached library",
     r"failed \(attempt \d/\d",
     r"fetching \S+ failed at byte",
     r"read of \S+ failed \(EIO\)")
@@ -395,8 +396,11 @@ def test_unmount_command_waits_for_the_daemon(emulator: EmulatorProcess, library
 
 
 
-@pytest.mark.daemon_log(r"failed \(attempt \d/\d", r"fetching \S+ failed at byte",
-                         r"read of \S+ failed \(EIO\)")
+@pytest.mark.daemon_log(
+    r"sync failed, keeping the cached library",
+    r"failed \(attempt \d/\d",
+    r"fetching \S+ failed at byte",
+    r"read of \S+ failed \(EIO\)")
 def test_faults_during_reads_give_correct_bytes_or_eio(mounted: Mount, library: Library,
                                                        emulator: EmulatorProcess) -> None:
     emulator.set_faults(library.key, "500:0.2,reset:0.2,latency:5ms", seed=4)
@@ -418,6 +422,7 @@ def test_faults_during_reads_give_correct_bytes_or_eio(mounted: Mount, library: 
 
 
 @pytest.mark.daemon_log(
+    r"sync failed, keeping the cached library",
     r"failed \(attempt \d/\d",
     r"fetching \S+ failed at byte",
     r"read of \S+ failed \(EIO\)")

@@ -271,7 +271,7 @@ def test_kill_9_loses_no_closed_file(emulator: EmulatorProcess, tenant: str, tmp
     assert max(ids.values()) == 1
 
 
-@pytest.mark.daemon_log(r"failed \(attempt \d/\d")
+@pytest.mark.daemon_log(r"sync failed, keeping the cached library", r"failed \(attempt \d/\d")
 def test_uploads_ride_out_faults_and_an_outage(mounted: Mount, tenant: str,
                                                emulator: EmulatorProcess,
                                                tmp_path: Path) -> None:
