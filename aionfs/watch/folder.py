@@ -31,6 +31,7 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ from ..fs.local import LocalFiles
 from ..fs.view import FsError
 from ..fs.writer import Writer
 from ..store import ROOT_INODE, ROOT_KEY, Event, Store
+from ..store.watched import WatchedFiles
 from ..upload.journal import MAX_SIZE, Journal, LocalFile, content_type, is_scratch
 from .events import FolderEvents
 
@@ -134,12 +136,15 @@ class WatchedFolder:
     def root(self) -> str:
         return os.path.abspath(self.spec.dir)
 
+    @cached_property
+    def records(self) -> WatchedFiles:
+        """What this folder took or skipped (store/watched.py)."""
+        return WatchedFiles(self.store, self.root)
+
     # -- what status shows ---------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
-        counts = dict(self.store.db.execute(
-            "SELECT state, count(*) FROM watched_files WHERE watch_dir=? GROUP BY state",
-            (self.root,)).fetchall())
+        counts = self.records.counts()
         return {"dir": self.root, "to": self.spec.to, "tags": list(self.spec.tags),
                 "delete_after_upload": self.spec.delete_after_upload,
                 "uploaded": counts.get("uploaded", 0), "queued": counts.get("queued", 0),
@@ -197,9 +202,7 @@ class WatchedFolder:
 
     async def _scan(self, below: str | None = None) -> None:
         """Every file not taken yet (or changed since) becomes a candidate."""
-        known = {r[0]: (r[1], r[2]) for r in self.store.db.execute(
-            "SELECT relpath, size, mtime_ns FROM watched_files WHERE watch_dir=?",
-            (self.root,))}
+        known = self.records.seen()
         found = await trio.to_thread.run_sync(_walk, below or self.root, self.root)
         for rel, size, mtime_ns in found:
             if rel not in self._candidates and known.get(rel) != (size, mtime_ns):
@@ -223,11 +226,7 @@ class WatchedFolder:
         if rel not in self._told:
             log.info("watched file %s skipped: %s", rel, reason)
             self._told.add(rel)
-        with self.store.transaction():
-            self.store.db.execute(
-                "INSERT OR REPLACE INTO watched_files(watch_dir, relpath, size, mtime_ns, "
-                "state, reason, at_epoch) VALUES (?,?,?,?, 'skipped', ?, ?)",
-                (self.root, rel, st.st_size, st.st_mtime_ns, reason, time.time()))
+        self.records.skipped(rel, st.st_size, st.st_mtime_ns, reason)
 
     async def _consider(self, rel: str, c: _Candidate) -> bool:
         """Take the file if it is complete; True when nothing more is to be done."""
@@ -247,9 +246,7 @@ class WatchedFolder:
         if await trio.to_thread.run_sync(open_for_writing, path):
             c.seen = time.monotonic()
             return False
-        row = self.store.db.execute(
-            "SELECT size, mtime_ns, sha256, state FROM watched_files WHERE watch_dir=? AND "
-            "relpath=?", (self.root, rel)).fetchone()
+        row = self.records.get(rel)
         if row is not None and (row[0], row[1]) == (st.st_size, st.st_mtime_ns):
             return True  # taken before (or skipped before) as it is now
         if content_type(name) is None:
@@ -280,28 +277,17 @@ class WatchedFolder:
             self.journal.remove(f)  # touched, same bytes
             self._record(rel, st, sha)
             return True
-        renamed = self.store.db.execute(
-            "SELECT relpath FROM watched_files WHERE watch_dir=? AND sha256=? AND size=? AND "
-            "state IN ('queued', 'uploaded')", (self.root, sha, size)).fetchall()
-        for (old,) in renamed:
+        for old in self.records.with_bytes(sha, size):
             if not await trio.Path(self.root, old).exists():
                 self.journal.remove(f)  # the same bytes under a new name: moved, not new
-                with self.store.transaction():
-                    self.store.db.execute(
-                        "UPDATE OR REPLACE watched_files SET relpath=?, mtime_ns=? WHERE "
-                        "watch_dir=? AND relpath=?", (rel, st.st_mtime_ns, self.root, old))
+                self.records.renamed(old, rel, st.st_mtime_ns)
                 log.info("watched file %s was %s: not uploaded again", rel, old)
                 return True
         if self.spec.tags:
             self.journal.update(f, tags=json.dumps(list(self.spec.tags)))
 
-        def record(db: Any) -> None:
-            db.execute("INSERT OR REPLACE INTO watched_files(watch_dir, relpath, size, "
-                       "mtime_ns, sha256, journal_id, state, at_epoch) "
-                       "VALUES (?,?,?,?,?,?, 'queued', ?)",
-                       (self.root, rel, size, st.st_mtime_ns, sha, f.id, time.time()))
-
-        self.journal.commit(f, size, also=record)
+        self.journal.commit(f, size, also=lambda db: self.records.queued(
+            rel, size, st.st_mtime_ns, sha, f.id))
         queued = self.journal.get(f.id) or f
         self.local.adopt(queued)
         self.on_queued(queued)
@@ -311,10 +297,7 @@ class WatchedFolder:
         return True
 
     def _record(self, rel: str, st: os.stat_result, sha: str) -> None:
-        with self.store.transaction():
-            self.store.db.execute(
-                "UPDATE watched_files SET size=?, mtime_ns=?, sha256=? WHERE watch_dir=? AND "
-                "relpath=?", (st.st_size, st.st_mtime_ns, sha, self.root, rel))
+        self.records.touched(rel, st.st_size, st.st_mtime_ns, sha)
 
     async def _folder_for(self, rel_dir: str) -> str | None:
         """The library folder a file of this subfolder goes to, made if missing."""
@@ -353,9 +336,7 @@ class WatchedFolder:
         Returns whether files of this folder are still on their way up."""
         if not self.spec.delete_after_upload:
             return False
-        rows = self.store.db.execute(
-            "SELECT relpath, size, mtime_ns, state FROM watched_files WHERE watch_dir=? AND "
-            "state IN ('uploaded', 'queued')", (self.root,)).fetchall()
+        rows = self.records.in_flight_or_done()
         uploading = any(r[3] == "queued" for r in rows)
         for rel, size, mtime_ns, state in rows:
             if state != "uploaded":
@@ -373,8 +354,5 @@ class WatchedFolder:
             except OSError as exc:
                 log.warning("watched file %s: could not remove it: %s", rel, exc)
                 continue
-            with self.store.transaction():
-                self.store.db.execute(
-                    "UPDATE watched_files SET state='removed', at_epoch=? WHERE watch_dir=? "
-                    "AND relpath=?", (time.time(), self.root, rel))
+            self.records.removed(rel)
         return uploading
