@@ -615,8 +615,7 @@ class AionOperations(pyfuse3.Operations):
         text = "\n".join(f"{c.hex} {c.name or ''} {c.percentage:g}%".replace("  ", " ")
                          for c in dominant)
         with self.syncer.store.transaction():
-            self.syncer.store.db.execute("UPDATE files SET colors=? WHERE id=?",
-                                         (text, file_id))
+            self.syncer.store.set_file_fields(file_id, colors=text)
         self._xattr_names.pop(inode, None)  # known-none is listed no more
         return text.encode()
 

@@ -235,8 +235,7 @@ class Writer:
         with self.store.transaction():
             events += self.store.remove_entries_of(self.store.delete_files(replaced))
             if new_name != name:
-                self.store.db.execute("UPDATE files SET title=? WHERE id=?",
-                                      (new_name, row["id"]))
+                self.store.set_file_fields(row["id"], title=new_name)
             moved = self.store.place_files([row["id"]], new_key)
             for key in {new_key, self._key(parent), *(k for k in moved.values() if k)}:
                 events += self.store.rename_dir(key)
@@ -331,7 +330,7 @@ class Writer:
     def _subtree_depth(self, folder_id: str) -> int:
         """Levels of a folder and the folders below it (1: no subfolders)."""
         children: dict[str | None, list[str]] = {}
-        for fid, parent in self.store.db.execute("SELECT id, parent_id FROM folders"):
+        for fid, parent in self.store.folder_parents():
             children.setdefault(parent, []).append(fid)
 
         def depth(fid: str) -> int:
@@ -431,14 +430,13 @@ class Writer:
             await self._api("setting the title", lambda: self.client.update_file(
                 row["id"], title=text))
             with self.store.transaction():
-                self.store.db.execute("UPDATE files SET title=? WHERE id=?", (text, row["id"]))
+                self.store.set_file_fields(row["id"], title=text)
                 events = self.store.rename_dir(row["folder_id"] or ROOT_KEY) \
                     if row["placement"] != "unknown" else []
             return [*events, Event("attr", inode)]
         tags = [t.strip() for t in text.replace("\n", ",").split(",") if t.strip()]
         await self._api("setting tags", lambda: self.client.update_file(row["id"], tags=tags))
         with self.store.transaction():
-            self.store.db.execute("UPDATE files SET tags=? WHERE id=?",
-                                  (json.dumps(tags), row["id"]))
+            self.store.set_file_fields(row["id"], tags=json.dumps(tags))
         return [Event("attr", inode)]
 

@@ -295,6 +295,35 @@ class Store:
             "AND f.media_type != 'link' ORDER BY e.name LIMIT ?", (file_id, count))
         return [(r[0], r[1]) for r in rows]
 
+    def set_file_fields(self, file_id: str, **fields: str | None) -> None:
+        """Metadata the API accepted for a file through the mount (title, tags as
+        JSON, colors): kept until the next listing brings the same."""
+        bad = set(fields) - {"title", "tags", "colors"}
+        if bad:
+            raise ValueError(f"not settable here: {sorted(bad)}")
+        sets = ", ".join(f"{k}=?" for k in fields)
+        self.db.execute(f"UPDATE files SET {sets} WHERE id=?", (*fields.values(), file_id))
+
+    def files_by_inode(self, inodes: list[int]) -> dict[int, sqlite3.Row]:
+        """Rows of these files (one query), by inode."""
+        marks = ",".join("?" * len(inodes))
+        return {r["inode"]: r for r in self.db.execute(
+            f"SELECT * FROM files WHERE inode IN ({marks})", inodes)}
+
+    def folders_holding(self, name: str) -> set[str]:
+        """Ids of the folders that show a file under this name."""
+        return {r[0] for r in self.db.execute(
+            "SELECT DISTINCT fo.id FROM entries e JOIN folders fo ON fo.inode = e.parent_inode "
+            "WHERE e.name=? AND e.is_dir=0", (name,))}
+
+    def folder_parents(self) -> list[tuple[str, str | None]]:
+        """(id, parent id) of every folder."""
+        return [(r[0], r[1]) for r in self.db.execute("SELECT id, parent_id FROM folders")]
+
+    def end_crawl(self) -> None:
+        """The full crawl is over: a restart need not resume it."""
+        self.db.execute("DELETE FROM meta WHERE key='crawl_open'")
+
     def files_named(self, name: str) -> list[tuple[int, int]]:
         """(inode, size) of the files shown under this name in any folder."""
         return [(r[0], r[1]) for r in self.db.execute(

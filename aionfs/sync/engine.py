@@ -310,8 +310,7 @@ class Syncer:
     def note_tags(self, file_id: str, tags: list[str]) -> None:
         """The API accepted new tags for a file (changed through the mount)."""
         with self.store.transaction():
-            self.store.db.execute("UPDATE files SET tags=? WHERE id=?",
-                                  (json.dumps(tags), file_id))
+            self.store.set_file_fields(file_id, tags=json.dumps(tags))
             events = self._changed((), {file_id}, set())
         self._publish(events)
 
@@ -478,7 +477,7 @@ class Syncer:
             with self.store.transaction():
                 self.store.mark_crawled(crawl, ROOT_KEY)
         with self.store.transaction():
-            self.store.db.execute("DELETE FROM meta WHERE key='crawl_open'")
+            self.store.end_crawl()
         self._hurry, self.crawl_progress = False, None
         self.crawl_finished.set()
         report.requests = self.client.stats.requests - requests_before
@@ -537,12 +536,7 @@ class Syncer:
                  and (r["filename"], r["size"]) not in self._claims}
         out: set[str] = set()
         for name in names:
-            for (parent,) in self.store.db.execute(
-                    "SELECT DISTINCT parent_inode FROM entries WHERE name=? AND is_dir=0",
-                    (name,)):
-                folder = self.store.folder_by_inode(parent)
-                if folder is not None:
-                    out.add(folder["id"])
+            out |= self.store.folders_holding(name)
         return out
 
     async def revalidate(self, older_than: float, limit: int = 5,

@@ -172,9 +172,7 @@ class Thumbnails:
                 log.exception("seeding the thumbnails of /%s failed", rel_dir)
 
     def _rows(self, inodes: list[int]) -> dict[int, Any]:
-        marks = ",".join("?" * len(inodes))
-        return {r["inode"]: r for r in self.store.db.execute(
-            f"SELECT * FROM files WHERE inode IN ({marks})", inodes)}
+        return self.store.files_by_inode(inodes)
 
     async def _seed_folder(self, rel_dir: str, items: list[Item],
                            priority: Priority = Priority.BACKGROUND) -> None:
