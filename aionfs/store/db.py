@@ -320,6 +320,24 @@ class Store:
         """(id, parent id) of every folder."""
         return [(r[0], r[1]) for r in self.db.execute("SELECT id, parent_id FROM folders")]
 
+    def adopt_inode(self, inode: int, file_id: str) -> list[Event]:
+        """A file written here is now the library file `file_id`: its (local) inode
+        stands for it from now on. One that sync gave the file meanwhile goes."""
+        events: list[Event] = []
+        other = self.db.execute("SELECT inode FROM inodes WHERE kind='file' AND ref=?",
+                                (file_id,)).fetchone()
+        if other is not None and other[0] != inode:
+            events += self.remove_entries_of([other[0]])
+            self.db.execute("UPDATE files SET inode=? WHERE id=?", (inode, file_id))
+            self.db.execute("DELETE FROM inodes WHERE inode=?", (other[0],))
+        self.db.execute("UPDATE inodes SET kind='file', ref=? WHERE inode=?", (file_id, inode))
+        return events
+
+    def drop_names(self, inode: int) -> None:
+        """The names of an inode that goes on under another file (no events: the
+        names stay in the kernel's view, standing for the new file)."""
+        self.db.execute("DELETE FROM entries WHERE inode=?", (inode,))
+
     def end_crawl(self) -> None:
         """The full crawl is over: a restart need not resume it."""
         self.db.execute("DELETE FROM meta WHERE key='crawl_open'")

@@ -170,6 +170,40 @@ class Journal:
             "AND ifnull(j.folder_id, '') NOT LIKE 'local:%' "
             "ORDER BY j.updated_at_epoch", (now - delay,))]
 
+    def _of(self, columns: str, ids: list[int], where: str = "") -> list[sqlite3.Row]:
+        """These columns of these rows (one query)."""
+        return list(self.store.db.execute(
+            f"SELECT id, {columns} FROM upload_journal WHERE id IN "
+            f"({','.join('?' * len(ids))}){where}", ids))
+
+    def versions(self, ids: list[int]) -> dict[int, float]:
+        """Each row's version (updated_at_epoch): a later close or rename makes it newer."""
+        return {r[0]: r[1] for r in self._of("updated_at_epoch", ids)}
+
+    def outcomes(self, ids: list[int]) -> dict[int, tuple[Any, ...]]:
+        """What the uploader needs to judge a dropped row: (discard, remote_id, sha256,
+        uncertain_sha256, replaces_id, state, scratch) by id."""
+        return {r[0]: tuple(r[1:]) for r in self._of(
+            "discard, remote_id, sha256, uncertain_sha256, replaces_id, state, scratch", ids)}
+
+    def uncertain(self, ids: list[int]) -> list[tuple[int, str, float]]:
+        """(id, hashes of versions sent without a known outcome, created) where any."""
+        return [(r[0], r[1], r[2]) for r in self._of(
+            "uncertain_sha256, created_at_epoch", ids, " AND uncertain_sha256 IS NOT NULL")]
+
+    def sent_hashes(self, ids: list[int]) -> dict[int, tuple[str | None, int | None]]:
+        """(sha256 of the version being sent, known_new) by id."""
+        return {r[0]: (r[1], r[2]) for r in self._of("sha256, known_new", ids)}
+
+    def discarded(self) -> set[int]:
+        return {r[0] for r in self.store.db.execute(
+            "SELECT id FROM upload_journal WHERE discard=1")}
+
+    def settle(self, f: LocalFile) -> None:
+        """Uploaded and shown: the row goes (inside the caller's transaction, with the
+        store rows that show the file; the staging file is the caller's to remove)."""
+        self.store.db.execute("DELETE FROM upload_journal WHERE id=?", (f.id,))
+
     def newest_close(self) -> float:
         """When the most recent pending file was closed (0 if none is pending)."""
         row = self.store.db.execute("SELECT max(updated_at_epoch) FROM upload_journal "

@@ -229,9 +229,7 @@ class Uploader:
         move per folder, one listing to learn what landed."""
         # what each entry was when taken: a later close or rename makes it newer, and
         # every step is recorded only if it is not (journal.advance)
-        versions = {r[0]: r[1] for r in self.store.db.execute(
-            f"SELECT id, updated_at_epoch FROM upload_journal WHERE id IN "
-            f"({','.join('?' * len(files))})", [f.id for f in files])}
+        versions = self.journal.versions([f.id for f in files])
         self._versions.update(versions)
         claims = [(f.name, f.size) for f in files]
         for claim in claims:
@@ -269,10 +267,7 @@ class Uploader:
         answer (after a crash) goes on: its resumed upload learns the id to delete."""
         if not files:
             return files
-        rows = {r[0]: r[1:] for r in self.store.db.execute(
-            f"SELECT id, discard, remote_id, sha256, uncertain_sha256, replaces_id, state, "
-            f"scratch FROM upload_journal WHERE id IN ({','.join('?' * len(files))})",
-            [f.id for f in files])}
+        rows = self.journal.outcomes([f.id for f in files])
         keep = []
         for f in files:
             row = rows.get(f.id)
@@ -308,10 +303,7 @@ class Uploader:
         files of its name, and becomes one more file the new version replaces.
         Returns the copies found, per journal id."""
         out: dict[int, list[str]] = {}
-        rows = list(self.store.db.execute(
-            f"SELECT id, uncertain_sha256, created_at_epoch FROM upload_journal WHERE id IN "
-            f"({','.join('?' * len(files))}) AND uncertain_sha256 IS NOT NULL",
-            [f.id for f in files]))
+        rows = self.journal.uncertain([f.id for f in files])
         by_id = {f.id: f for f in files}
         for jid, hashes, created in rows:
             f = by_id[jid]
@@ -357,9 +349,7 @@ class Uploader:
                 f.title = row["title"] if shown == f.name else f.name
         data = {f.id: f.staging.read_bytes() for f in files}
         sha = {f.id: hashlib.sha256(data[f.id]).hexdigest() for f in files}
-        recorded = {r[0]: (r[1], r[2]) for r in self.store.db.execute(
-            f"SELECT id, sha256, known_new FROM upload_journal WHERE id IN "
-            f"({','.join('?' * len(files))})", [f.id for f in files])}
+        recorded = self.journal.sent_hashes([f.id for f in files])
         # a crash (or a lost answer) interrupted these very uploads: one at a time
         resumed = [f for f in files if recorded.get(f.id, (None,))[0] == sha[f.id]]
         fresh = [f for f in files if f not in resumed]
@@ -509,9 +499,7 @@ class Uploader:
             return
         # changed since taken (a new version, a new name): not shown, not settled; the
         # next version replaces this copy (journal._superseded_copies)
-        now = {r[0]: r[1] for r in self.store.db.execute(
-            f"SELECT id, updated_at_epoch FROM upload_journal WHERE id IN "
-            f"({','.join('?' * len(ready))})", [f.id for f, _ in ready])}
+        now = self.journal.versions([f.id for f, _ in ready])
         ready = [(f, item) for f, item in ready if now.get(f.id) == versions[f.id]]
         for f, _item in ready:
             for old_id in f.replaced:  # the new one is in place: the old ones go
@@ -519,8 +507,7 @@ class Uploader:
                     await self.client.delete_file(old_id, priority=Priority.UPLOAD)
         # dropped during those deletes: left for the next round (which deletes its copy);
         # from here on nothing awaits, so no operation on the mount comes in between
-        discarded = {r[0] for r in self.store.db.execute(
-            "SELECT id FROM upload_journal WHERE discard=1")}
+        discarded = self.journal.discarded()
         ready = [(f, item) for f, item in ready if f.id not in discarded]
         events: list[Event] = []
         finished: list[LocalFile] = []
@@ -531,7 +518,7 @@ class Uploader:
                 if current is None or current.changed_at != versions[f.id]:
                     continue  # changed during the deletes: as above
                 folders |= self._settle_one(f, item, events)
-                self.store.db.execute("DELETE FROM upload_journal WHERE id=?", (f.id,))
+                self.journal.settle(f)
                 finished.append(f)
             for key in folders:
                 events += self.store.rename_dir(key)
@@ -544,7 +531,7 @@ class Uploader:
         """The library files a new version replaced (deleted remotely) leave the store."""
         for inode in self.store.delete_files(f.replaced):
             if inode == f.inode:  # an edit: the same inode goes on, under the new id
-                self.store.db.execute("DELETE FROM entries WHERE inode=?", (f.inode,))
+                self.store.drop_names(f.inode)
             else:
                 events += self.store.remove_entries_of([inode])
 
@@ -553,15 +540,7 @@ class Uploader:
         self._drop_replaced(f, events)
         # The local inode now stands for the remote file. Sync may have met the
         # new file first and given it an inode of its own: that one goes.
-        other = self.store.db.execute("SELECT inode FROM inodes WHERE kind='file' AND "
-                                      "ref=?", (f.remote_id,)).fetchone()
-        if other is not None and other[0] != f.inode:
-            events += self.store.remove_entries_of([other[0]])
-            self.store.db.execute("UPDATE files SET inode=? WHERE id=?",
-                                  (f.inode, f.remote_id))
-            self.store.db.execute("DELETE FROM inodes WHERE inode=?", (other[0],))
-        self.store.db.execute("UPDATE inodes SET kind='file', ref=? WHERE inode=?",
-                              (f.remote_id, f.inode))
+        events += self.store.adopt_inode(f.inode, f.remote_id)  # type: ignore[arg-type]
         self.store.upsert_files([file_row(item)])
         moved = self.store.place_files([f.remote_id], f.folder_key)  # type: ignore[list-item]
         return {f.folder_key, *(k for k in moved.values() if k is not None)}
