@@ -304,6 +304,15 @@ class Store:
         sets = ", ".join(f"{k}=?" for k in fields)
         self.db.execute(f"UPDATE files SET {sets} WHERE id=?", (*fields.values(), file_id))
 
+    def known_files(self, ids: list[str]) -> set[str]:
+        """Which of these file ids the store has (a query per 500)."""
+        known: set[str] = set()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            known.update(r[0] for r in self.db.execute(
+                f"SELECT id FROM files WHERE id IN ({','.join('?' * len(chunk))})", chunk))
+        return known
+
     def files_by_inode(self, inodes: list[int]) -> dict[int, sqlite3.Row]:
         """Rows of these files (one query), by inode."""
         marks = ",".join("?" * len(inodes))

@@ -26,6 +26,7 @@ import trio
 from ..api import Priority, answer_after
 from ..api.errors import ApiError
 from ..store import Store
+from ..store.query_results import QueryResults
 from ..sync import Syncer
 from .colorspec import ColorQuery
 
@@ -47,6 +48,7 @@ class QueryCache:
     def __init__(self, syncer: Syncer, *, ttl: float = 600.0, wait: float = 10.0) -> None:
         self.syncer = syncer
         self.store: Store = syncer.store
+        self.kept = QueryResults(self.store)
         self.client = syncer.client
         self.ttl = ttl
         self.wait = wait
@@ -58,32 +60,23 @@ class QueryCache:
     # -- saved queries -------------------------------------------------------------
 
     def saved(self, kind: str) -> list[str]:
-        return [r[0] for r in self.store.db.execute(
-            "SELECT query FROM query_views WHERE kind=? AND saved=1 ORDER BY query", (kind,))]
+        return self.kept.saved(kind)
 
     def is_saved(self, kind: str, query: str) -> bool:
-        return self.store.db.execute("SELECT 1 FROM query_views WHERE kind=? AND query=? AND "
-                                     "saved=1", (kind, query)).fetchone() is not None
+        return self.kept.is_saved(kind, query)
 
     def save(self, kind: str, query: str) -> bool:
         """Keep a query (listed under its folder, refreshed); False if it already was."""
         if self.is_saved(kind, query):
             return False
-        with self.store.transaction():
-            self.store.db.execute(
-                "INSERT INTO query_views(kind, query, saved) VALUES (?,?,1) "
-                "ON CONFLICT(kind, query) DO UPDATE SET saved=1", (kind, query))
+        self.kept.save(kind, query)
         self.on_change()
         return True
 
     def forget(self, kind: str, query: str) -> bool:
         if not self.is_saved(kind, query):
             return False
-        with self.store.transaction():
-            self.store.db.execute("DELETE FROM query_views WHERE kind=? AND query=?",
-                                  (kind, query))
-            self.store.db.execute("DELETE FROM query_results WHERE kind=? AND query=?",
-                                  (kind, query))
+        self.kept.forget(kind, query)
         self.on_change()
         return True
 
@@ -91,15 +84,11 @@ class QueryCache:
 
     def cached(self, kind: str, query: str) -> tuple[list[str], bool] | None:
         """(file ids best first, still fresh) from the store; None if never fetched."""
-        row = self.store.db.execute(
-            "SELECT refreshed_at_epoch, expires_at_epoch FROM query_views WHERE kind=? AND "
-            "query=?", (kind, query)).fetchone()
-        if row is None or row[0] is None:
+        found = self.kept.cached(kind, query)
+        if found is None:
             return None
-        ids = [r[0] for r in self.store.db.execute(
-            "SELECT file_id FROM query_results WHERE kind=? AND query=? ORDER BY rank",
-            (kind, query))]
-        return ids, row[1] is not None and row[1] > time.time()
+        ids, expires = found
+        return ids, expires is not None and expires > time.time()
 
     async def results(self, kind: str, query: str, color: ColorQuery | None = None,
                       priority: Priority = Priority.INTERACTIVE) -> list[str]:
@@ -126,9 +115,7 @@ class QueryCache:
                 return cached[0]
 
     def _refreshed_at(self, kind: str, query: str) -> float:
-        row = self.store.db.execute("SELECT refreshed_at_epoch FROM query_views WHERE kind=? "
-                                    "AND query=?", (kind, query)).fetchone()
-        return float(row[0]) if row and row[0] else 0.0
+        return self.kept.refreshed_at(kind, query)
 
     async def _refresh(self, kind: str, query: str, color: ColorQuery | None,
                        priority: Priority) -> list[str]:
@@ -140,20 +127,7 @@ class QueryCache:
         ranked = await fetch[kind]()
         known = await self._ensure_known([fid for fid, _ in ranked], priority)
         ranked = [(fid, score) for fid, score in ranked if fid in known]
-        now = time.time()
-        with self.store.transaction():
-            self.store.db.execute(
-                "INSERT INTO query_views(kind, query, refreshed_at_epoch, expires_at_epoch) "
-                "VALUES (?,?,?,?) ON CONFLICT(kind, query) DO UPDATE SET "
-                "refreshed_at_epoch=excluded.refreshed_at_epoch, "
-                "expires_at_epoch=excluded.expires_at_epoch", (kind, query, now, now + self.ttl))
-            self.store.db.execute("DELETE FROM query_results WHERE kind=? AND query=?",
-                                  (kind, query))
-            self.store.db.executemany(
-                "INSERT INTO query_results(kind, query, rank, file_id, score) "
-                "VALUES (?,?,?,?,?)",
-                [(kind, query, rank, fid, score) for rank, (fid, score) in
-                 enumerate(ranked, 1)])
+        self.kept.replace(kind, query, ranked, self.ttl)
         self._logged.discard((kind, query))
         self.on_change()
         return [fid for fid, _ in ranked]
@@ -192,12 +166,7 @@ class QueryCache:
         return known
 
     def _known(self, ids: list[str]) -> set[str]:
-        known: set[str] = set()
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            known.update(r[0] for r in self.store.db.execute(
-                f"SELECT id FROM files WHERE id IN ({','.join('?' * len(chunk))})", chunk))
-        return known
+        return self.store.known_files(ids)
 
     # -- background ------------------------------------------------------------------
 
@@ -205,10 +174,7 @@ class QueryCache:
         """Refresh saved queries whose results expired, one at a time."""
         while True:
             now = time.time()
-            due = [(r[0], r[1]) for r in self.store.db.execute(
-                "SELECT kind, query FROM query_views WHERE saved=1 AND "
-                "(expires_at_epoch IS NULL OR expires_at_epoch <= ?) ORDER BY "
-                "expires_at_epoch", (now,))]
+            due = self.kept.saved_due(now)
             for kind, query in due:
                 try:
                     async with self._locks.setdefault((kind, query), trio.Lock()):

@@ -31,7 +31,7 @@ from typing import Any
 from ..api.errors import ApiError, ValidationFailed
 from ..fs.view import Attr, LibraryView
 from ..store import Store, naming
-from ..store.db import ATTR_COLUMNS
+from ..store.browse import Browse
 from . import colorspec
 from .queries import QueryCache, QueryFailed
 
@@ -41,7 +41,6 @@ VIRTUAL_BASE = 1 << 48
 RELEASED_KEPT = 1024
 ROOT_NAMES = ("by-date", "colors", "search", "tags", "text")
 QUERY_KINDS = ("search", "text", "colors")
-VIEW_COLUMNS = ATTR_COLUMNS + ", f.filename, f.format"
 #: names file managers and shells probe for in every folder; never queries
 PROBES = frozenset({"desktop.ini", "autorun.inf", "folder.jpg", "folder.png", "thumbs.db",
                     "Thumbs.db", "AlbumArt.jpg", "cover.jpg"})
@@ -77,6 +76,7 @@ class VirtualTree:
     def __init__(self, store: Store, queries: QueryCache, view: LibraryView, *,
                  rank_names: bool = False, hidden: bool = False) -> None:
         self.store = store
+        self.browse = Browse(store)
         self.queries = queries
         self.view = view
         self.rank_names = rank_names
@@ -201,9 +201,9 @@ class VirtualTree:
                 return None
             return self._node((*parent.path, name))
         if kind == "by-date" and depth == 1:
-            return self._node(("by-date", name)) if name in self._years() else None
+            return self._node(("by-date", name)) if name in self.browse.years() else None
         if kind == "by-date" and depth == 2:
-            months = self._months(parent.path[1])
+            months = self.browse.months(parent.path[1])
             return self._node((*parent.path, name)) if name in months else None
         return None
 
@@ -228,7 +228,7 @@ class VirtualTree:
                     for name in await self._top_names(kind)]
         if kind == "by-date" and depth == 2:
             return [(m, self.dir_attr(self._node((*node.path, m))))
-                    for m in self._months(node.path[1])]
+                    for m in self.browse.months(node.path[1])]
         return self._files(node, await self._file_rows(node))
 
     async def _top_names(self, kind: str) -> list[str]:
@@ -238,7 +238,7 @@ class VirtualTree:
             return sorted(await self.families())
         if kind == "tags":
             return sorted(self.tags())
-        return self._years()
+        return self.browse.years()
 
     async def _file_rows(self, node: Node) -> list[Any]:
         kind = node.kind
@@ -251,30 +251,13 @@ class VirtualTree:
                 ids = await self.queries.results(kind, query, color)
             except QueryFailed as exc:
                 raise ViewError(errno.EIO, str(exc)) from None
-            return self._rows_by_id(ids)
+            return self.browse.by_ids(ids)
         if kind == "tags":
             tags = [self.tags()[name] for name in node.path[1:] if name in self.tags()]
             if len(tags) != len(node.path) - 1:
                 return []
-            where = " AND ".join(["EXISTS (SELECT 1 FROM json_each(f.tags) WHERE value=?)"]
-                                 * len(tags))
-            return list(self.store.db.execute(
-                f"SELECT {VIEW_COLUMNS} FROM files f WHERE {where} ORDER BY f.created_at",
-                tags))
-        year, month = node.path[1], node.path[2]
-        return list(self.store.db.execute(
-            f"SELECT {VIEW_COLUMNS} FROM files f WHERE "
-            "substr(coalesce(f.content_created_at, f.created_at), 1, 7) = ? "
-            "ORDER BY coalesce(f.content_created_at, f.created_at)", (f"{year}-{month}",)))
-
-    def _rows_by_id(self, ids: list[str]) -> list[Any]:
-        rows: dict[str, Any] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
-            for r in self.store.db.execute(f"SELECT {VIEW_COLUMNS} FROM files f WHERE f.id IN "
-                                           f"({','.join('?' * len(chunk))})", chunk):
-                rows[r["id"]] = r
-        return [rows[i] for i in ids if i in rows]  # rank order; deleted files drop out
+            return self.browse.tagged(tags)
+        return self.browse.dated(node.path[1], node.path[2])
 
     def _files(self, node: Node, rows: Iterable[Any]) -> list[tuple[str, Attr]]:
         """Entries for files in rank (or listing) order, named as in the tree."""
@@ -299,9 +282,7 @@ class VirtualTree:
         """Every tag in the store by its shown name (made safe; clashes suffixed)."""
         if self._tags is None:
             shown: dict[str, str] = {}
-            for (tag,) in self.store.db.execute(
-                    "SELECT DISTINCT j.value FROM files f, json_each(f.tags) j "
-                    "WHERE j.type = 'text' ORDER BY j.value"):
+            for tag in self.browse.tags():
                 name = naming.safe_name(tag)
                 if name in shown:
                     name = naming.suffixed(name, tag.encode().hex())
@@ -309,16 +290,6 @@ class VirtualTree:
             self._tags = shown
         return self._tags
 
-    def _years(self) -> list[str]:
-        return [r[0] for r in self.store.db.execute(
-            "SELECT DISTINCT substr(coalesce(content_created_at, created_at), 1, 4) AS y "
-            "FROM files ORDER BY y")]
-
-    def _months(self, year: str) -> list[str]:
-        return [r[0] for r in self.store.db.execute(
-            "SELECT DISTINCT substr(coalesce(content_created_at, created_at), 6, 2) AS m "
-            "FROM files WHERE substr(coalesce(content_created_at, created_at), 1, 4) = ? "
-            "ORDER BY m", (year,))]
 
     async def families(self) -> frozenset[str]:
         """The color families (asked once, then kept in the store)."""
