@@ -1,0 +1,54 @@
+"""The rooms of docs/architecture.md, held: who may run SQL, who may import pyfuse3,
+and that the packages below the mount do not reach up into it."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "aionfs"
+
+
+def _modules() -> dict[str, ast.Module]:
+    return {str(p.relative_to(PACKAGE)): ast.parse(p.read_text())
+            for p in PACKAGE.rglob("*.py")}
+
+
+def _imports(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names.add("." * node.level + (node.module or ""))
+    return names
+
+
+def test_sql_runs_only_in_the_store_and_the_journal() -> None:
+    allowed = ("store/", "upload/journal.py", "emulator/")  # (the emulator is the service)
+    offenders = []
+    for name, tree in _modules().items():
+        if name.startswith(allowed):
+            continue
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr == "db"
+                    and isinstance(node.ctx, ast.Load)):
+                offenders.append(f"{name}:{node.lineno}")
+    assert offenders == [], "Store.db used outside store/: " + ", ".join(offenders)
+
+
+def test_pyfuse3_is_imported_by_the_adapter_and_the_daemon_only() -> None:
+    importers = {name for name, tree in _modules().items()
+                 if any(i == "pyfuse3" or i.startswith("pyfuse3.") for i in _imports(tree))}
+    assert importers <= {"fs/ops.py", "fs/invalidate.py", "daemon/mount.py"}, importers
+
+
+def test_the_layers_below_the_mount_do_not_import_it() -> None:
+    """API client, store, sync, cache, uploads and views know nothing of the FUSE
+    adapter, the daemon or the command line (the FUSE-free fs.view model is fine)."""
+    below = ("api/", "store/", "sync/", "cache/", "upload/", "views/")
+    above = ("..fs.ops", "..fs.invalidate", "..daemon", "..cli", "..cliargs")
+    for name, tree in _modules().items():
+        if name.startswith(below):
+            up = {i for i in _imports(tree) if i.startswith(above)}
+            assert not up, f"{name} imports {up}"
