@@ -227,6 +227,7 @@ WRITER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.daemon_log(r"whose writing never finished \(no close\) may be cut off")
 @pytest.mark.parametrize("seed", [3, 11])
 def test_kill_9_loses_no_closed_file(emulator: EmulatorProcess, tenant: str, tmp_path: Path,
                                      seed: int) -> None:
