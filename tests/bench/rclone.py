@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
 
 from aionfs.api import AionClient, ApiSettings, UploadItem
@@ -109,6 +110,12 @@ def bench_rclone(row: Row, emu: Any) -> None:
         server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind",
                                    "127.0.0.1", "--directory", str(native)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):  # listening before rclone lists it (an empty first
+            try:                # listing would be cached as the tree)
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
         rmnt = Path(tmp) / "rclone"
         rmnt.mkdir()
         rclone = subprocess.Popen(
