@@ -406,8 +406,8 @@ def flush(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | N
 def _pin(paths: tuple[Path, ...], profile_name: str | None, cache_dir: Path | None,
          pinned: bool) -> None:
     """Mark files (folders: every file below) as pinned in the store of their mount."""
-    from .cache.content import pin_files
     from .store import Store
+    from .store.content_index import ContentIndex
 
     ids: list[str] = []
     for path in paths:
@@ -422,7 +422,7 @@ def _pin(paths: tuple[Path, ...], profile_name: str | None, cache_dir: Path | No
     path = workspace_store(api_settings(profile), profile.cache_dir)
     store = Store(path)
     try:
-        count = pin_files(store, ids, pinned)
+        count = ContentIndex(store).pin(ids, pinned)
     finally:
         store.close()
     daemon = _daemon_for(path)

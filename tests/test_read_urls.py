@@ -103,15 +103,10 @@ def test_a_reader_going_through_a_folder_in_order_finds_the_next_files_fetched(
     order, the next ones are fetched ahead (each storage round trip overlaps the
     reading of the file before); every byte is still the original's, and a reader
     that jumps around fetches nothing ahead."""
-    import json
     import subprocess
-    import sys
 
     def streamed() -> int:
-        res = subprocess.run([sys.executable, "-m", "aionfs", "status", str(mounted.path),
-                              "--json"], env=mounted.env, capture_output=True, text=True,
-                             timeout=30, check=True)
-        return int(json.loads(res.stdout)["cache"]["streamed"])
+        return int(mounted.status()["cache"]["streamed"])
 
     names = sorted(lib.sums)
     for name in (names[4], names[1]):  # out of order: no pattern

@@ -11,10 +11,8 @@ and the log and `aionfs status` say so.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -63,9 +61,7 @@ def _files(root: Path) -> set[str]:
 
 
 def _status(m: Mount) -> dict[str, object]:
-    res = subprocess.run([sys.executable, "-m", "aionfs", "status", str(m.path), "--json"],
-                         env=m.env, capture_output=True, text=True, timeout=30, check=True)
-    return json.loads(res.stdout)["sync"]  # type: ignore[no-any-return]
+    return m.status()["sync"]  # type: ignore[no-any-return]
 
 
 def test_find_and_rsync_delete_right_after_the_first_mount_see_every_file(

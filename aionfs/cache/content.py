@@ -164,16 +164,6 @@ def _from_ranges(ranges: list[list[int]]) -> set[int]:
     return chunks
 
 
-def pin_files(store: Store, file_ids: list[str], pinned: bool) -> int:
-    """Keep files offline (never evicted, fetched whole), or let them go again.
-
-    The flag lives in the store, so `aionfs pin` in another process sets it
-    and tells the daemon, whose `ContentCache.keep_pinned` fetches what is
-    missing. Returns how many files were (un)pinned.
-    """
-    return ContentIndex(store).pin(file_ids, pinned)
-
-
 class ContentCache:
     def __init__(self, root: Path, store: Store, client: AionClient, *, capacity: int,
                  read_timeout: float = 5.0, readahead_chunks: int = 32) -> None:

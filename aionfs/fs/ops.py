@@ -303,13 +303,11 @@ class AionOperations(pyfuse3.Operations):
         node = self._node(parent_inode)
         creating = node.path in (("search",), ("text",)) and _making_directory(ctx.pid)
         try:
-            child, attr = await self.views.lookup(node, name, creating)
+            _, attr = await self.views.lookup(node, name, creating)
         except KeyError:
             raise pyfuse3.FUSEError(errno.ENOENT) from None
         except ViewError as exc:
             raise self._fail(exc, exc.errno, "a virtual folder") from None
-        if child is not None:
-            self.views.hold(child)
         return self._entry(attr, VIEW_ENTRY_TIMEOUT)
 
     async def forget(self, inode_list: list[tuple[int, int]]) -> None:
@@ -453,8 +451,6 @@ class AionOperations(pyfuse3.Operations):
             if not pyfuse3.readdir_reply(token, name, entry, index + 1):
                 break
             lookups[entry.st_ino] += 1
-            if entry.st_ino >= VIRTUAL_BASE:  # (forgotten since the listing was taken)
-                self.views.revive(entry.st_ino)
 
     async def releasedir(self, fh: int) -> None:
         self._dirs.pop(fh, None)

@@ -110,8 +110,10 @@ class VirtualTree:
         node = self._by_inode.get(inode)
         if node is None:
             node = self._released.pop(inode, None)
-            if node is not None:
-                self.hold(node)
+            if node is not None:  # the kernel was handed it again (a lookup or a
+                # listing taken before its forget): it is known again
+                self._by_inode[inode] = node
+                self._by_path.setdefault(node.path, node)
         return node
 
     def release(self, inode: int) -> int | None:
@@ -130,18 +132,8 @@ class VirtualTree:
         parent = self._by_path.get(node.path[:-1])
         return parent.inode if parent is not None else None
 
-    def hold(self, node: Node) -> None:
-        """A lookup is answering with this node: it is known again if the kernel's
-        forget of it arrived while the lookup ran."""
-        self._by_inode.setdefault(node.inode, node)
-        self._by_path.setdefault(node.path, node)
-
     def known(self) -> int:
         return len(self._by_inode)
-
-    def revive(self, inode: int) -> None:
-        """A listing handed the kernel this inode (readdir counts it as looked up)."""
-        self.node(inode)
 
     def top(self, name: str) -> Node | None:
         """A virtual folder at the root (reachable by path even when hidden)."""
