@@ -249,3 +249,16 @@ def test_a_flag_and_the_config_file_take_a_setting_the_same_way(
         assert shown.returncode == 2 and flagged.returncode == 2, (shown.stderr, flagged.stderr)
         reason = shown.stderr.strip().rsplit(f"{key} ", 1)[-1].split(", not")[0]
         assert reason and reason in flagged.stderr, (shown.stderr, flagged.stderr)
+
+
+def test_a_directory_setting_naming_a_file_is_refused_by_flag_and_file_alike(
+        config_home: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config_home),
+           "AIONVISION_API_KEY": KEY, "AIONVISION_BASE_URL": "http://127.0.0.1:9/api/v2"}
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a directory")
+    write_config(config_home, f"[profiles.a]\ncache_dir = '{a_file}'\n")
+    shown = aionfs("config", "show", "--profile", "a", env=env)
+    flagged = aionfs("sync", "--cache-dir", str(a_file), env=env)
+    assert shown.returncode == 2 and "is not a directory" in shown.stderr, shown.stderr
+    assert flagged.returncode == 2 and "is not a directory" in flagged.stderr, flagged.stderr
