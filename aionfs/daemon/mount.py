@@ -24,15 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyfuse3
 import trio
 
 from ..api import AionClient, ApiSettings, Priority
 from ..api.errors import ApiError, AuthError
 from ..cache.content import ContentCache
+from ..fs import ops
+from ..fs.core import Filesystem
 from ..fs.echo import Echoes
 from ..fs.local import LocalFiles
-from ..fs.ops import AionOperations
+from ..fs.notify import KernelNotifier
 from ..fs.view import LibraryView
 from ..fs.writer import Writer
 from ..store import Store
@@ -282,23 +283,25 @@ async def serve(settings: ApiSettings, opts: MountOptions,
         queries = QueryCache(syncer, ttl=opts.profile.query_ttl)
         views = VirtualTree(store, queries, view, rank_names=opts.profile.rank_names,
                             hidden=opts.profile.hide_views)
-        ops = AionOperations(view, syncer, cache, echoes, views, local, writer)
-        syncer.subscribe(ops.on_events)
+        kernel = KernelNotifier(ops.KERNEL)
+        fs = Filesystem(view, syncer, cache, echoes, views, local, writer, notify=kernel,
+                        make_entry=ops.make_entry)
+        syncer.subscribe(fs.on_events)
         thumbs = None
         if opts.profile.thumbnails:
             thumbs = Thumbnails(store, client, view, opts.mountpoint,
                                 opts.store_path.parent / "thumbs",
                                 buckets=opts.profile.thumbnail_sizes, wait=opts.profile.thumbnail_wait)
-            ops.thumbs = thumbs
+            fs.thumbs = thumbs
             syncer.subscribe(thumbs.on_events)
         watches = Watches(lambda spec: WatchedFolder(
             spec, store, journal, local, writer, uploader.wake, publish=syncer.publish,
-            on_queued=ops.local_added))
+            on_queued=fs.local_added))
         sources = Sources(opts.mountpoint, opts.profile.name, opts.profile.read_only, client, syncer,
                           journal, cache, watches=watches.describe, thumbs=thumbs,
-                          inodes=ops.inode_counts)
+                          inodes=fs.inode_counts)
         daemon = Controls(opts, sources, uploader, queries, notifier, watches)
-        fuse_options = set(pyfuse3.default_options)
+        fuse_options = set(ops.DEFAULT_OPTIONS)
         fuse_options |= {"fsname=aionfs:" + settings.base_url.split("//", 1)[1].split("/")[0],
                          "subtype=aionfs", "noatime"}
         if opts.profile.read_only:
@@ -308,10 +311,10 @@ async def serve(settings: ApiSettings, opts: MountOptions,
         pidfile = pidfile_for(opts.mountpoint)
         control = socket_for(opts.mountpoint)
         try:
-            pyfuse3.init(ops, str(opts.mountpoint), fuse_options)
+            ops.start(fs, str(opts.mountpoint), fuse_options)
         except RuntimeError as exc:
             raise MountError(f"mounting {opts.mountpoint} failed: {exc}") from None
-        ops.mounted = True
+        fs.mounted = True
         pidfile.write_text(f"{os.getpid()}\n{opts.store_path}\n{opts.mountpoint}\n")
         unmounted_cleanly = False
         try:
@@ -319,7 +322,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                 cache.start(nursery)
 
                 async def fuse_loop() -> None:
-                    await pyfuse3.main()
+                    await ops.serve()
                     nursery.cancel_scope.cancel()  # unmounted: stop everything else
 
                 nursery.start_soon(fuse_loop)
@@ -345,10 +348,10 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                 nursery.start_soon(notifier.keep_alive, opts.mountpoint, daemon.summary)
             unmounted_cleanly = True
         finally:
-            ops.mounted = False
-            ops.invalidations.close()
+            fs.mounted = False
+            kernel.close()
             notifier.stopping()
-            pyfuse3.close(unmount=not unmounted_cleanly)
+            ops.close(unmount=not unmounted_cleanly)
             pidfile.unlink(missing_ok=True)
             try:
                 cache.close()
