@@ -317,9 +317,8 @@ class Filesystem:
             top = self.views.top(name)
             return None if top is None else self._entry(self.views.dir_attr(top))
         node = self._node(parent_inode)
-        creating = node.path in (("search",), ("text",)) and _making_directory(ctx.pid)
         try:
-            _, attr = await self.views.lookup(node, name, creating)
+            _, attr = await self.views.lookup(node, name, lambda: _making_directory(ctx.pid))
         except KeyError:
             raise FsError(errno.ENOENT) from None
         except ViewError as exc:
@@ -646,9 +645,13 @@ class Filesystem:
             return self._create_local(parent_inode, os.fsdecode(name))
         node = self._node(parent_inode)
         text = os.fsdecode(name)
+        try:
+            self.views.tags_given(node)  # only copies of library files, into tags
+        except ViewError as exc:
+            raise FsError(exc.errno) from None
         candidates = self.syncer.store.files_named(text)
-        if node.kind != "tags" or len(node.path) < 2 or not candidates:
-            raise FsError(errno.EPERM)  # only copies of library files, into tags
+        if not candidates:
+            raise FsError(errno.EPERM)
         copy = TagCopy(self.views.scratch_inode(), parent_inode, text, candidates)
         fh = next(self._fh)
         self._copies[fh] = self._copy_inodes[copy.inode] = copy
@@ -827,24 +830,19 @@ class Filesystem:
 
     async def _save_query(self, parent: Node, name: str) -> Entry:
         """`mkdir search/<text>` (or text/): keep the query, listed and refreshed."""
-        if parent.path not in (("search",), ("text",)):
-            raise FsError(errno.EPERM)
-        child = await self.views.child_dir(parent, name)
-        if child is None:
-            raise FsError(errno.EINVAL)  # a name that cannot be a query
-        if not self.views.queries.save(parent.kind, name):
-            raise FsError(errno.EEXIST)
-        log.info("saved the %s %r", parent.kind, name)
+        try:
+            child = await self.views.mkdir(parent, name)
+        except ViewError as exc:
+            raise FsError(exc.errno) from None
         attr = self.views.dir_attr(child)
         self.lookups[attr.inode] += 1
         return self._entry(attr)
 
     def _forget_query(self, parent: Node, name: str) -> None:
-        if parent.path not in (("search",), ("text",)):
-            raise FsError(errno.EPERM)
-        if not self.views.queries.forget(parent.kind, name):
-            raise FsError(errno.ENOENT)
-        log.info("forgot the saved %s %r", parent.kind, name)
+        try:
+            self.views.rmdir(parent, name)
+        except ViewError as exc:
+            raise FsError(exc.errno) from None
 
     async def _retag(self, inode: int, change: Any) -> None:
         row = self.syncer.store.file_by_inode(inode)
@@ -864,20 +862,21 @@ class Filesystem:
         self.syncer.note_tags(row["id"], new)
 
     async def _tag(self, node: Node, inode: int) -> None:
-        if node.kind != "tags" or len(node.path) < 2:
-            raise FsError(errno.EPERM)
-        tags = [self.views.tags()[name] for name in node.path[1:]]
+        try:
+            tags = self.views.tags_given(node)
+        except ViewError as exc:
+            raise FsError(exc.errno) from None
         await self._retag(inode, lambda old: old + [t for t in tags if t not in old])
 
     async def _untag(self, node: Node, name: str) -> None:
         """`rm tags/<a>/<b>/FILE` removes the tag <b> (the folder's own); the file stays."""
-        if node.kind != "tags" or len(node.path) < 2:
-            raise FsError(errno.EPERM)
         try:
+            tag = self.views.tag_taken(node)
             _, attr = await self.views.lookup(node, name)
+        except ViewError as exc:
+            raise FsError(exc.errno) from None
         except KeyError:
             raise FsError(errno.ENOENT) from None
-        tag = self.views.tags()[node.path[-1]]
         await self._retag(attr.inode, lambda old: [t for t in old if t != tag])
 
     async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> Any:

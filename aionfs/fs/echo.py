@@ -101,7 +101,7 @@ class Echoes:
         self.dir_path = dir_path  # a directory inode's path below the mountpoint, now
         self.enabled = enabled
         #: (parent, name, inode) → the kernel forgets the name of a deleted inode
-        #: (blocking; called from the worker thread). Set by the FUSE adapter.
+        #: (blocking; called from the worker thread). Set by the filesystem core.
         self.forget: Callable[[int, str, int], None] | None = None
         self.current: Echo | None = None
         self._tids: set[int] = set()

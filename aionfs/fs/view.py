@@ -2,7 +2,7 @@
 
 The view reads the metadata store and answers in plain Python: attributes,
 directory entries, extended attributes, and the generated `.desktop` bytes
-of saved links. The pyfuse3 adapter (`ops.py`) only translates these.
+of saved links. The filesystem core (`core.py`) answers requests with these.
 
 Attributes: directories 0755, files 0644 (0444 on a read-only mount),
 owned by the mounting user; sizes from the API; `st_blocks` counts 512-byte
@@ -194,7 +194,7 @@ class LibraryView:
             out["user.xdg.comment"] = row["description"].encode()
         if row["visible_text"]:
             out["user.aion.visible_text"] = row["visible_text"].encode()
-        if row["colors"]:  # NULL: never asked (ops.py asks); '': the service found none
+        if row["colors"]:  # NULL: never asked (core.py asks); '': the service found none
             out["user.aion.colors"] = row["colors"].encode()
         if not tags:
             del out["user.aion.tags"], out["user.xdg.tags"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import trio
@@ -70,3 +71,56 @@ def file_item(file_id: str, size: int, **extra: Any) -> dict[str, Any]:
         "created_at": "2026-01-01T00:00:00+00:00", "content_created_at": None}
     row.update(extra)
     return row
+
+
+class FakeClient:
+    """The API calls the filesystem core and the views make, answered from memory."""
+
+    def __init__(self) -> None:
+        self.tag_updates: list[tuple[str, list[str]]] = []
+        self.families = ["red", "blue"]
+        self.limiter = RateLimiter(None)
+
+    async def update_file(self, file_id: str, **fields: Any) -> None:
+        self.tag_updates.append((file_id, fields["tags"]))
+
+    async def color_families(self) -> list[Any]:
+        return [SimpleNamespace(name=n) for n in self.families]
+
+
+class KernelRecorder:
+    """The kernel's notification calls, recorded (for fs.notify.KernelCalls)."""
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[int, bytes, int]] = []
+        self.inodes: list[tuple[int, bool]] = []
+
+    def invalidate_inode(self, inode: int, attr_only: bool) -> None:
+        self.inodes.append((inode, attr_only))
+
+    def invalidate_entry_async(self, parent: int, name: bytes, deleted: int) -> None:
+        self.entries.append((parent, name, deleted))
+
+    def invalidate_entry(self, parent: int, name: bytes, deleted: int) -> None:
+        self.entries.append((parent, name, deleted))
+
+
+def folder_item(folder_id: str, name: str, parent_id: str | None = None) -> dict[str, Any]:
+    return {"id": folder_id, "name": name, "parent_id": parent_id, "file_count": 0,
+            "created_at": "2026-01-01T00:00:00+00:00", "updated_at": "2026-01-01T00:00:00+00:00"}
+
+
+def place(store: Any, folders: dict[str, str], files: dict[str, list[dict[str, Any]]]) -> None:
+    """A crawled library in the store: folders (id → name, at the root), files by
+    folder key ('' the root), every listing complete, the crawl over."""
+    with store.transaction():
+        store.upsert_folders([folder_item(fid, name) for fid, name in folders.items()])
+        for key, rows in files.items():
+            store.upsert_files(rows)
+            store.place_files([r["id"] for r in rows], key)
+        for key in {"", *folders, *files}:
+            store.rename_dir(key)
+            store.set_listing(key, True, len(files.get(key, [])))
+    store.start_crawl()
+    with store.transaction():
+        store.end_crawl()
