@@ -274,26 +274,28 @@ async def serve(settings: ApiSettings, opts: MountOptions,
         if cut:
             log.warning("%d files whose writing never finished (no close) may be cut off: kept "
                         "as failed, never uploaded until rewritten (aionfs status)", cut)
-        uploader = Uploader(journal, syncer, delay=opts.profile.write_back_delay, busy=local.busy,
-                            settled=local.settled, shared=local.shared, rekeyed=local.rekey)
-        writer = Writer(view, syncer, local, uploader.wake)
+        uploader = Uploader(journal, store, client, syncer, delay=opts.profile.write_back_delay,
+                            busy=local.busy, settled=local.settled, shared=local.shared,
+                            rekeyed=local.rekey)
+        writer = Writer(view, store, client, syncer, local, uploader.wake)
         # back online: catch up now
         client.on_reachable += [syncer.wake, uploader.wake, cache.pins_changed]
-        echoes = Echoes(opts.mountpoint.resolve(), store.dir_path, enabled=not opts.profile.read_only)
-        queries = QueryCache(syncer, ttl=opts.profile.query_ttl)
+        kernel = KernelNotifier(ops.KERNEL)
+        echoes = Echoes(opts.mountpoint.resolve(), store.dir_path, kernel.forget_deleted,
+                        enabled=not opts.profile.read_only)
+        queries = QueryCache(store, client, syncer, ttl=opts.profile.query_ttl)
         views = VirtualTree(store, queries, view, rank_names=opts.profile.rank_names,
                             hidden=opts.profile.hide_views)
-        kernel = KernelNotifier(ops.KERNEL)
-        fs = Filesystem(view, syncer, cache, echoes, views, local, writer, notify=kernel,
-                        make_entry=ops.make_entry)
-        syncer.subscribe(fs.on_events)
         thumbs = None
         if opts.profile.thumbnails:
             thumbs = Thumbnails(store, client, view, opts.mountpoint,
                                 opts.store_path.parent / "thumbs",
                                 buckets=opts.profile.thumbnail_sizes, wait=opts.profile.thumbnail_wait)
-            fs.thumbs = thumbs
             syncer.subscribe(thumbs.on_events)
+        fs = Filesystem(store=store, client=client, syncer=syncer, view=view, cache=cache,
+                        echoes=echoes, views=views, local=local, writer=writer, thumbs=thumbs,
+                        notify=kernel, make_entry=ops.make_entry)
+        syncer.subscribe(fs.on_events)
         watches = Watches(lambda spec: WatchedFolder(
             spec, store, journal, local, writer, uploader.wake, publish=syncer.publish,
             on_queued=fs.local_added))

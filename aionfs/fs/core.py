@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import json
 import logging
 import os
@@ -38,13 +37,15 @@ from typing import Any, NamedTuple, Protocol
 
 import trio
 
-from ..api import Priority, answer_after, answer_within
+from ..api import AionClient, Priority, answer_after, answer_within
 from ..api.errors import ApiError, AuthError, ValidationFailed
 from ..cache.content import CacheMiss, ContentCache
-from ..store import ROOT_INODE, Event
+from ..store import ROOT_INODE, Event, Store
 from ..sync import Syncer
+from ..thumbs import Thumbnails
 from ..views import VIRTUAL_BASE, Node, ViewError, VirtualTree
 from .echo import Echoes
+from .handles import Handles
 from .local import LocalFiles
 from .notify import KernelNotifier
 from .tagcopy import CopyRefused, TagCopy
@@ -120,44 +121,40 @@ def _making_directory(tid: int) -> bool:
 
 
 class Filesystem:
-    def __init__(self, view: LibraryView, syncer: Syncer, cache: ContentCache,
-                 echoes: Echoes, views: VirtualTree, local: LocalFiles, writer: Writer, *,
+    def __init__(self, *, store: Store, client: AionClient, syncer: Syncer,
+                 view: LibraryView, cache: ContentCache, echoes: Echoes, views: VirtualTree,
+                 local: LocalFiles, writer: Writer, thumbs: Thumbnails | None,
                  notify: KernelNotifier, make_entry: MakeEntry) -> None:
+        self.store = store
+        self.client = client
         self.view = view
         self.notify = notify
         self.make_entry = make_entry
         self.local = local
         self.writer = writer
         self.echoes = echoes
-        echoes.forget = notify.forget_deleted
         self.views = views
         self.syncer = syncer
         self.cache = cache
         self.lookups: Counter[int] = Counter()
-        self._dirs: dict[int, list[tuple[bytes, Entry]]] = {}
+        self.handles = Handles()
         #: directory inode → its encoded listing, until sync reports any change
         self._listings: dict[int, list[tuple[bytes, Entry]]] = {}
         self._listed: set[int] = set()
         self._view_listings: dict[int, tuple[float, list[tuple[bytes, Any]]]] = {}
-        views.queries.on_change = self._view_listings.clear
+        views.queries.subscribe(self._view_listings.clear)
         self._xattr_names: dict[int, list[bytes]] = {}
         self._root_deadline: float | None = None  # the first root listing's wait (trio time)
         #: file id → when (trio clock) the service last said its colors are not ready
         self._colors_pending: dict[str, float] = {}
         #: file id → set when the one request in flight for its colors has ended
         self._colors_asking: dict[str, trio.Event] = {}
-        self._files: dict[int, tuple[str, bytes | None, int]] = {}  # fh → (id, link bytes, inode)
-        self._reading: Counter[int] = Counter()  # library files' inodes → open handles
         #: library files deleted through the mount while open: their attributes, for
         #: the open descriptors (fstat, and the kernel's size checks before reads)
         self._unlinked: dict[int, Attr] = {}
-        self._copies: dict[int, TagCopy] = {}  # fh → a copy into tags/<t>/ being made
-        self._locals: dict[int, tuple[Any, int, bool]] = {}  # fh → (LocalFile, fd, writing)
-        self._copy_inodes: dict[int, TagCopy] = {}
-        self._fh = itertools.count(1)
         self._logged: set[str] = set()
         self.mounted = False
-        self.thumbs: Any = None  # thumbs.Thumbnails: told of every folder opened
+        self.thumbs = thumbs  # told of every folder a file manager opens
 
     # -- helpers --------------------------------------------------------------------
 
@@ -203,7 +200,7 @@ class Filesystem:
         key = self.view.folder_key(inode)
         if key is None:
             return
-        if self.syncer.store.listing(key) is not None:
+        if self.store.listing(key) is not None:
             self._listed.add(inode)
             return
         if key == "" and not self.syncer.crawl_finished.is_set():
@@ -293,8 +290,8 @@ class Filesystem:
         for inode in set(inodes):
             if inode >= VIRTUAL_BASE:
                 continue
-            self.syncer.store.set_times(inode, now, now)
-            for parent, _ in self.syncer.store.names_of(inode):
+            self.store.set_times(inode, now, now)
+            for parent, _ in self.store.names_of(inode):
                 self._listings.pop(parent, None)
 
     def _dir_path(self, inode: int) -> str | None:
@@ -302,7 +299,7 @@ class Filesystem:
         if inode >= VIRTUAL_BASE:
             node = self.views.node(inode)
             return "/".join(node.path) if node is not None else None
-        return self.syncer.store.dir_path(inode)
+        return self.store.dir_path(inode)
 
     def _node(self, inode: int) -> Node:
         node = self.views.node(inode)
@@ -352,7 +349,7 @@ class Filesystem:
         if local is not None:
             return self._entry(self._local_attr(local))
         if inode >= VIRTUAL_BASE:
-            copy = self._copy_inodes.get(inode)
+            copy = self.handles.copy_inodes.get(inode)
             if copy is not None:
                 return self._copy_entry(copy)
             return self._entry(self.views.dir_attr(self._node(inode)))
@@ -370,7 +367,7 @@ class Filesystem:
 
     async def setattr(self, inode: int, attr: Any, fields: Any, fh: int | None,
                       ctx: Any) -> Entry:
-        copy = self._copy_inodes.get(inode)
+        copy = self.handles.copy_inodes.get(inode)
         if copy is not None:
             if fields.update_size:
                 copy.truncate(attr.st_size)
@@ -384,9 +381,9 @@ class Filesystem:
             # accepted, not stored, but count as a change of metadata (ctime)
             if inode < VIRTUAL_BASE:
                 current = self._stored_attr(inode)
-                self.syncer.store.set_times(
+                self.store.set_times(
                     inode, current.mtime_ns if mtime is None else mtime, time.time_ns())
-                for parent, _ in self.syncer.store.names_of(inode):
+                for parent, _ in self.store.names_of(inode):
                     self._listings.pop(parent, None)
             return await self.getattr(inode)
         if fields.update_size:
@@ -403,7 +400,7 @@ class Filesystem:
     def statfs(self) -> Usage:
         stats = self.cache.statistics()
         bsize = 4096
-        counts = self.syncer.store.counts()
+        counts = self.store.counts()
         return Usage(bsize, max(stats["capacity"] // bsize, 1),
                      max((stats["capacity"] - stats["used"]) // bsize, 0),
                      counts["files"] + counts["folders"] + 1, NAME_MAX)
@@ -418,9 +415,7 @@ class Filesystem:
         if self.thumbs is not None and ctx is not None and self.thumbs.consumers.wants(ctx.pid):
             # a file manager (or dialog, or viewer): its thumbnails first (bounded wait)
             await self.thumbs.opened(self._dir_path(inode), listing)
-        fh = next(self._fh)
-        self._dirs[fh] = listing  # a snapshot: offsets stay valid while the handle is open
-        return fh
+        return self.handles.open_dir(listing)  # a snapshot: offsets stay valid
 
     async def _listing(self, inode: int) -> list[tuple[bytes, Entry]]:
         await self._ensure_listed(inode)
@@ -459,10 +454,10 @@ class Filesystem:
 
     def listing_of(self, fh: int) -> list[tuple[bytes, Entry]]:
         """An open directory's snapshot (readdir counts a lookup per entry it hands out)."""
-        return self._dirs.get(fh, [])
+        return self.handles.dirs.get(fh, [])
 
     async def releasedir(self, fh: int) -> None:
-        self._dirs.pop(fh, None)
+        self.handles.dirs.pop(fh, None)
 
     # -- files ----------------------------------------------------------------------------------
 
@@ -471,33 +466,25 @@ class Filesystem:
         local = self.local.by_inode(inode)
         if local is not None:
             fd = self.local.open(local, writing, bool(flags & os.O_TRUNC))
-            fh = next(self._fh)
-            self._locals[fh] = (local, fd, writing)
-            return Opened(fh, False)
+            return Opened(self.handles.open_local(local, fd, writing), False)
         if writing:  # an uploaded file edited: a new version under the same inode
             local = await self._start_edit(inode, truncate=bool(flags & os.O_TRUNC))
             fd = self.local.open(local, True, bool(flags & os.O_TRUNC))
-            fh = next(self._fh)
-            self._locals[fh] = (local, fd, True)
-            return Opened(fh, False)
+            return Opened(self.handles.open_local(local, fd, True), False)
         try:
             row = self.view.file_row(inode)
         except FsError as exc:
             raise FsError(exc.errno) from None
-        fh = next(self._fh)
         if row["media_type"] == "link":
-            self._files[fh] = (row["id"], desktop_entry(row), inode)
-        else:
-            self.cache.open(row["id"])
-            self._files[fh] = (row["id"], None, inode)
-        self._reading[inode] += 1
-        return Opened(fh, True)
+            return Opened(self.handles.open_reading(row["id"], desktop_entry(row), inode), True)
+        self.cache.open(row["id"])
+        return Opened(self.handles.open_reading(row["id"], None, inode), True)
 
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        local = self._locals.get(fh)
+        local = self.handles.local.get(fh)
         if local is not None:
-            return os.pread(local[1], size, off)
-        file_id, inline, _ = self._files[fh]
+            return os.pread(local.fd, size, off)
+        file_id, inline, _ = self.handles.reading[fh]
         if inline is not None:
             return inline[off:off + size]
         try:
@@ -508,16 +495,15 @@ class Filesystem:
             raise self._fail(exc, errno.ESTALE, f"read of {file_id}") from None
 
     async def release(self, fh: int) -> None:
-        copy = self._copies.pop(fh, None)
+        copy = self.handles.close_copy(fh)
         if copy is not None:
-            del self._copy_inodes[copy.inode]
             if copy.matched is None and copy.refused is None:  # closed without a flush
                 with contextlib.suppress(FsError):  # _fail logged why
                     await self._finish_copy(copy)
             # the name now stands for the library file itself (or nothing): ask us again
             self.notify.entry(copy.parent, copy.name)
             return
-        local = self._locals.pop(fh, None)
+        local = self.handles.local.pop(fh, None)
         if local is not None:
             f, fd, writing = local
             self.local.release(f, fd, writing)
@@ -525,13 +511,13 @@ class Filesystem:
                 self._listings.pop(self.local.parent_of(f), None)  # its size in the listing
                 self.writer.wake_uploader()
             return
-        file_id, inline, inode = self._files.pop(fh, ("", b"", 0))
-        if inline is None:
-            self.cache.release(file_id)
-        self._reading[inode] -= 1
-        if self._reading[inode] <= 0:
-            del self._reading[inode]
-            self._unlinked.pop(inode, None)
+        reading = self.handles.close_reading(fh)
+        if reading is None:
+            return
+        if reading.inline is None:
+            self.cache.release(reading.file_id)
+        if not self.handles.still_read(reading.inode):
+            self._unlinked.pop(reading.inode, None)
 
     # -- extended attributes --------------------------------------------------------------------
 
@@ -549,7 +535,7 @@ class Filesystem:
             names = set(self.view.xattrs(inode))
         except FsError as exc:
             raise FsError(exc.errno) from None
-        row = self.syncer.store.file_by_inode(inode)
+        row = self.store.file_by_inode(inode)
         if row is not None and row["media_type"] == "image" and row["colors"] is None:
             # Not asked yet: listed without asking (listing costs no request); known
             # colors are in the view's names already, known-none ('') stays out.
@@ -588,13 +574,13 @@ class Filesystem:
         and found none (or failed for good), so ENOATTR without a request. An
         analysis still running is asked again only after COLORS_RETRY. Readers
         of one file at the same time share one request."""
-        row = self.syncer.store.file_by_inode(inode)
+        row = self.store.file_by_inode(inode)
         if row is None or row["media_type"] != "image":
             return b""
         file_id = row["id"]
         while row["colors"] is None and file_id in self._colors_asking:
             await self._colors_asking[file_id].wait()  # another reader's request: its answer
-            row = self.syncer.store.file_by_inode(inode)
+            row = self.store.file_by_inode(inode)
             if row is None or row["id"] != file_id:  # deleted or replaced meanwhile
                 return b""
         if row["colors"] is not None:
@@ -605,7 +591,7 @@ class Filesystem:
         done = self._colors_asking[file_id] = trio.Event()
         try:
             with answer_after(LIST_WAIT):
-                res = await self.syncer.client.image_colors(file_id)
+                res = await self.client.image_colors(file_id)
         except (ApiError, trio.TooSlowError) as exc:
             raise self._fail(exc, errno.EIO, "fetching colors") from None
         finally:
@@ -618,8 +604,8 @@ class Filesystem:
         dominant = res.color_analysis.dominant_colors if res.color_analysis else []
         text = "\n".join(f"{c.hex} {c.name or ''} {c.percentage:g}%".replace("  ", " ")
                          for c in dominant)
-        with self.syncer.store.transaction():
-            self.syncer.store.set_file_fields(file_id, colors=text)
+        with self.store.transaction():
+            self.store.set_file_fields(file_id, colors=text)
         self._xattr_names.pop(inode, None)  # known-none is listed no more
         return text.encode()
 
@@ -649,20 +635,18 @@ class Filesystem:
             self.views.tags_given(node)  # only copies of library files, into tags
         except ViewError as exc:
             raise FsError(exc.errno) from None
-        candidates = self.syncer.store.files_named(text)
+        candidates = self.store.files_named(text)
         if not candidates:
             raise FsError(errno.EPERM)
         copy = TagCopy(self.views.scratch_inode(), parent_inode, text, candidates)
-        fh = next(self._fh)
-        self._copies[fh] = self._copy_inodes[copy.inode] = copy
-        return Opened(fh, True), self._copy_entry(copy)
+        return Opened(self.handles.open_copy(copy), True), self._copy_entry(copy)
 
     async def _start_edit(self, inode: int, truncate: bool) -> Any:
         """Writing to an uploaded file: its bytes go to staging first (unless truncated);
         the new version is uploaded with its title, tags and folder, then the old one
         is deleted. The inode stays."""
-        row = self.syncer.store.file_by_inode(inode)
-        names = self.syncer.store.names_of(inode)
+        row = self.store.file_by_inode(inode)
+        names = self.store.names_of(inode)
         if row is None or not names:
             raise FsError(errno.ENOENT)
         if row["media_type"] == "link":  # generated from the link's metadata
@@ -699,8 +683,7 @@ class Filesystem:
             raise self._fail(exc, exc.errno, f"creating {name}") from None
         except OSError as exc:  # the staging disk (ENOSPC and the like)
             raise self._fail(exc, exc.errno or errno.EIO, f"staging {name}") from None
-        fh = next(self._fh)
-        self._locals[fh] = (f, fd, True)
+        fh = self.handles.open_local(f, fd, True)
         self._dir_changed(parent)
         self.lookups[f.inode] += 1
         return Opened(fh, False), self._entry(self._local_attr(f))
@@ -763,8 +746,8 @@ class Filesystem:
             return await self._untag(self._node(parent_inode), os.fsdecode(name))
         if self.echoes.acknowledge("unlink", ctx.pid, src=(parent_inode, os.fsdecode(name))):
             return None
-        entry = self.syncer.store.lookup(parent_inode, os.fsdecode(name))
-        if entry is not None and entry.inode in self._reading:  # open: kept for its readers
+        entry = self.store.lookup(parent_inode, os.fsdecode(name))
+        if entry is not None and self.handles.still_read(entry.inode):  # open: kept for its readers
             with contextlib.suppress(FsError):
                 attr = self.view.attr(entry.inode, False)
                 attr.nlink = 0
@@ -800,7 +783,7 @@ class Filesystem:
             raise FsError(errno.EINVAL)  # RENAME_EXCHANGE: not supported
         old, new = os.fsdecode(name_old), os.fsdecode(name_new)
         if self.local.lookup(parent_inode_old, old) is None:
-            entry = self.syncer.store.lookup(parent_inode_old, old)
+            entry = self.store.lookup(parent_inode_old, old)
             if (entry is not None and not entry.is_dir
                     and not self.writer.keeps_name(entry.inode, new)):
                 try:
@@ -845,7 +828,7 @@ class Filesystem:
             raise FsError(exc.errno) from None
 
     async def _retag(self, inode: int, change: Any) -> None:
-        row = self.syncer.store.file_by_inode(inode)
+        row = self.store.file_by_inode(inode)
         if row is None:
             raise FsError(errno.EPERM)  # only library files carry tags
         old = json.loads(row["tags"])
@@ -854,7 +837,7 @@ class Filesystem:
             return
         try:
             with answer_after(LIST_WAIT):
-                await self.syncer.client.update_file(row["id"], tags=new)
+                await self.client.update_file(row["id"], tags=new)
         except ValidationFailed as exc:
             raise self._fail(exc, errno.EINVAL, "changing tags") from None
         except (ApiError, trio.TooSlowError) as exc:
@@ -883,15 +866,15 @@ class Filesystem:
         raise FsError(errno.EPERM)  # symlink(2) where they are not supported
 
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        local = self._locals.get(fh)
+        local = self.handles.local.get(fh)
         if local is not None:
             try:
-                return self.local.write(local[0], local[1], off, buf)
+                return self.local.write(local.file, local.fd, off, buf)
             except FsError as exc:
                 raise self._fail(exc, exc.errno, "writing") from None
             except OSError as exc:  # the staging disk (ENOSPC and the like)
                 raise self._fail(exc, exc.errno or errno.EIO, "writing to staging") from None
-        copy = self._copies.get(fh)
+        copy = self.handles.copies.get(fh)
         if copy is None:
             raise FsError(errno.EBADF)
         try:
@@ -900,19 +883,19 @@ class Filesystem:
             raise self._fail(exc, errno.EPERM, "copying into a tag folder") from None
 
     async def flush(self, fh: int) -> None:
-        local = self._locals.get(fh)
+        local = self.handles.local.get(fh)
         if local is not None:
-            if local[2] and self.local.flush(local[0]):
-                self._listings.pop(self.local.parent_of(local[0]), None)
+            if local.writing and self.local.flush(local.file):
+                self._listings.pop(self.local.parent_of(local.file), None)
             return
-        copy = self._copies.get(fh)
+        copy = self.handles.copies.get(fh)
         if copy is not None:
             await self._finish_copy(copy)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
-        local = self._locals.get(fh)
+        local = self.handles.local.get(fh)
         if local is not None:
-            os.fsync(local[1])
+            os.fsync(local.fd)
 
     # -- change notifications from sync ---------------------------------------------------------
 
@@ -927,7 +910,7 @@ class Filesystem:
         self.views.changed()
         for e in events:
             if e.kind == "content":  # new bytes, new analysis (the store forgot the colors)
-                row = self.syncer.store.file_by_inode(e.inode)
+                row = self.store.file_by_inode(e.inode)
                 if row is not None:
                     self._colors_pending.pop(row["id"], None)
         if not self.mounted:
@@ -950,7 +933,7 @@ class Filesystem:
                 elif e.kind in ("attr", "content") and e.inode in self.lookups:
                     self.notify.inode(e.inode, attr_only=e.kind == "attr")
                     if e.kind == "content":
-                        row = self.syncer.store.file_by_inode(e.inode)
+                        row = self.store.file_by_inode(e.inode)
                         if row is not None:
                             self.cache.forget(row["id"])
             except OSError as exc:  # the kernel did not know the inode: nothing cached

@@ -96,13 +96,13 @@ class Echoes:
     """The queue of echoes and what the FUSE handlers need to recognise them."""
 
     def __init__(self, mountpoint: Path, dir_path: Callable[[int], str | None],
-                 *, enabled: bool) -> None:
+                 forget: Callable[[int, str, int], None], *, enabled: bool) -> None:
         self.mountpoint = mountpoint
         self.dir_path = dir_path  # a directory inode's path below the mountpoint, now
         self.enabled = enabled
         #: (parent, name, inode) → the kernel forgets the name of a deleted inode
-        #: (blocking; called from the worker thread). Set by the filesystem core.
-        self.forget: Callable[[int, str, int], None] | None = None
+        #: (blocking; called from the worker thread): fs/notify.py's forget_deleted
+        self.forget = forget
         self.current: Echo | None = None
         self._tids: set[int] = set()
         self._send, self._receive = trio.open_memory_channel[list[Echo]](math.inf)

@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 
 import trio
 
-from ..api import answer_after
+from ..api import AionClient, answer_after
 from ..api.errors import ApiError, Conflict, NotFound, TransientError, ValidationFailed
-from ..store import ROOT_KEY, Event, naming
+from ..store import ROOT_KEY, Event, Store, naming
 from ..store.db import LOCAL_PREFIX, folder_row
 from ..sync import Syncer
 from ..upload import content_type, is_scratch
@@ -58,12 +58,12 @@ def check_name(name: str) -> None:
 
 
 class Writer:
-    def __init__(self, view: LibraryView, syncer: Syncer, local: LocalFiles,
-                 wake_uploader: Callable[[], None]) -> None:
+    def __init__(self, view: LibraryView, store: Store, client: AionClient, syncer: Syncer,
+                 local: LocalFiles, wake_uploader: Callable[[], None]) -> None:
         self.view = view
         self.syncer = syncer
-        self.store = syncer.store
-        self.client = syncer.client
+        self.store = store
+        self.client = client
         self.local = local
         self.wake_uploader = wake_uploader
 

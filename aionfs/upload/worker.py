@@ -30,7 +30,7 @@ from typing import Any
 
 import trio
 
-from ..api import Priority
+from ..api import AionClient, Priority
 from ..api.client import UploadItem
 from ..api.errors import (
     AmbiguousUpload,
@@ -41,7 +41,7 @@ from ..api.errors import (
     TransientError,
 )
 from ..api.retry import Backoff
-from ..store import ROOT_KEY, Event, naming
+from ..store import ROOT_KEY, Event, Store, naming
 from ..store.db import LOCAL_PREFIX, file_row
 from ..sync import Syncer
 from .journal import Journal, LocalFile, content_type
@@ -60,15 +60,14 @@ SETTLE_ATTEMPTS = 5
 
 
 class Uploader:
-    def __init__(self, journal: Journal, syncer: Syncer, *, delay: float = 3.0,
-                 busy: Callable[[LocalFile], bool] = lambda f: False,
-                 settled: Callable[[LocalFile], None] = lambda f: None,
-                 shared: Callable[[LocalFile], LocalFile] = lambda f: f,
-                 rekeyed: Callable[[str, str], None] = lambda old, new: None) -> None:
+    def __init__(self, journal: Journal, store: Store, client: AionClient, syncer: Syncer, *,
+                 delay: float, busy: Callable[[LocalFile], bool],
+                 settled: Callable[[LocalFile], None], shared: Callable[[LocalFile], LocalFile],
+                 rekeyed: Callable[[str, str], None]) -> None:
         self.journal = journal
         self.syncer = syncer
-        self.client = syncer.client
-        self.store = syncer.store
+        self.client = client
+        self.store = store
         self.delay = delay
         self.busy = busy  # open for writing: not yet
         self.settled = settled  # shown from the store now

@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from ..api import Priority, answer_after
+from ..api import AionClient, Priority, answer_after
 from ..api.errors import ApiError
 from ..store import Store
 from ..store.query_results import QueryResults
@@ -45,17 +45,25 @@ class QueryFailed(Exception):
 
 
 class QueryCache:
-    def __init__(self, syncer: Syncer, *, ttl: float = 600.0, wait: float = 10.0) -> None:
-        self.syncer = syncer
-        self.store: Store = syncer.store
+    def __init__(self, store: Store, client: AionClient, syncer: Syncer, *,
+                 ttl: float = 600.0, wait: float = 10.0) -> None:
+        self.syncer = syncer  # (results it has not seen yet are absorbed into the store)
+        self.store = store
         self.kept = QueryResults(self.store)
-        self.client = syncer.client
+        self.client = client
         self.ttl = ttl
         self.wait = wait
         self._locks: dict[tuple[str, str], trio.Lock] = {}
         self._logged: set[tuple[str, str]] = set()
-        #: called with no arguments whenever stored results change
-        self.on_change: Callable[[], None] = lambda: None
+        self._subscribers: list[Callable[[], None]] = []
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """`callback()` whenever stored results or saved queries change."""
+        self._subscribers.append(callback)
+
+    def _changed(self) -> None:
+        for callback in self._subscribers:
+            callback()
 
     # -- saved queries -------------------------------------------------------------
 
@@ -70,14 +78,14 @@ class QueryCache:
         if self.is_saved(kind, query):
             return False
         self.kept.save(kind, query)
-        self.on_change()
+        self._changed()
         return True
 
     def forget(self, kind: str, query: str) -> bool:
         if not self.is_saved(kind, query):
             return False
         self.kept.forget(kind, query)
-        self.on_change()
+        self._changed()
         return True
 
     # -- results ---------------------------------------------------------------------
@@ -129,7 +137,7 @@ class QueryCache:
         ranked = [(fid, score) for fid, score in ranked if fid in known]
         self.kept.replace(kind, query, ranked, self.ttl)
         self._logged.discard((kind, query))
-        self.on_change()
+        self._changed()
         return [fid for fid, _ in ranked]
 
     async def _search(self, query: str, priority: Priority) -> list[tuple[str, float | None]]:

@@ -61,11 +61,11 @@ async def run_watch(settings: ApiSettings, store_path: Path, specs: tuple[WatchS
             journal = Journal(store, store_path.parent / "staging")
             local = LocalFiles(journal, store)
             local.load()
-            uploader = Uploader(journal, syncer, delay=write_back_delay, busy=local.busy,
+            uploader = Uploader(journal, store, client, syncer, delay=write_back_delay, busy=local.busy,
                                 settled=local.settled, shared=local.shared,
                                 rekeyed=local.rekey)
             view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=False)
-            writer = Writer(view, syncer, local, uploader.wake)
+            writer = Writer(view, store, client, syncer, local, uploader.wake)
             watches = Watches(lambda spec: WatchedFolder(
                 spec, store, journal, local, writer, uploader.wake, settle=settle))
             async with trio.open_nursery() as nursery:

@@ -87,12 +87,14 @@ async def mounted(tmp_path: Path) -> AsyncIterator[Mounted]:
                          capacity=1 << 30, read_timeout=5)
     local = LocalFiles(Journal(store, tmp_path / "staging"), store)
     local.load()
-    writer = Writer(view, syncer, local, lambda: None)
-    views = VirtualTree(store, QueryCache(syncer), view)
+    writer = Writer(view, store, client, syncer, local, lambda: None)  # type: ignore[arg-type]
+    views = VirtualTree(store, QueryCache(store, client, syncer), view)  # type: ignore[arg-type]
     notifier = KernelNotifier(KernelCalls(kernel.invalidate_inode, kernel.invalidate_entry_async,
                                           kernel.invalidate_entry))
-    fs = Filesystem(view, syncer, cache, Echoes(tmp_path, store.dir_path, enabled=False),
-                    views, local, writer, notify=notifier, make_entry=Entry)
+    echoes = Echoes(tmp_path, store.dir_path, notifier.forget_deleted, enabled=False)
+    fs = Filesystem(store=store, client=client, syncer=syncer,  # type: ignore[arg-type]
+                    view=view, cache=cache, echoes=echoes, views=views, local=local,
+                    writer=writer, thumbs=None, notify=notifier, make_entry=Entry)
     syncer.subscribe(fs.on_events)
     fs.mounted = True
     async with trio.open_nursery() as nursery:

@@ -23,9 +23,10 @@ def _tree(tmp_path: Path, client: Any = None) -> VirtualTree:
     place(store, {}, {"": [file_item("a", 5, tags='["sea"]'),
                            file_item("b", 6, tags='["sea", "sky"]'),
                            file_item("c", 7, created_at="2025-03-04T00:00:00+00:00")]})
-    syncer = Syncer(client or FakeClient(), store)
+    client = client or FakeClient()
+    syncer = Syncer(client, store)
     view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=False, views=True)
-    return VirtualTree(store, QueryCache(syncer), view)
+    return VirtualTree(store, QueryCache(store, client, syncer), view)
 
 
 def test_every_kind_is_a_reserved_root_name() -> None:
