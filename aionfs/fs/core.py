@@ -149,9 +149,6 @@ class Filesystem:
         self._colors_pending: dict[str, float] = {}
         #: file id → set when the one request in flight for its colors has ended
         self._colors_asking: dict[str, trio.Event] = {}
-        #: library files deleted through the mount while open: their attributes, for
-        #: the open descriptors (fstat, and the kernel's size checks before reads)
-        self._unlinked: dict[int, Attr] = {}
         self._logged: set[str] = set()
         self.mounted = False
         self.thumbs = thumbs  # told of every folder a file manager opens
@@ -360,9 +357,9 @@ class Filesystem:
         try:
             return self.view.attr(inode)
         except FsError:
-            unlinked = self._unlinked.get(inode)
-            if unlinked is not None:  # deleted while open: still there for its readers
-                return unlinked
+            orphan = self.handles.orphan_attr(inode)
+            if orphan is not None:  # deleted while open: still there for its readers
+                return orphan
             raise
 
     async def setattr(self, inode: int, attr: Any, fields: Any, fh: int | None,
@@ -475,10 +472,11 @@ class Filesystem:
             row = self.view.file_row(inode)
         except FsError as exc:
             raise FsError(exc.errno) from None
+        attr = self.view.file_attr(row)
         if row["media_type"] == "link":
-            return Opened(self.handles.open_reading(row["id"], desktop_entry(row), inode), True)
+            return Opened(self.handles.open_reading(row["id"], desktop_entry(row), attr), True)
         self.cache.open(row["id"])
-        return Opened(self.handles.open_reading(row["id"], None, inode), True)
+        return Opened(self.handles.open_reading(row["id"], None, attr), True)
 
     async def read(self, fh: int, off: int, size: int) -> bytes:
         local = self.handles.local.get(fh)
@@ -512,12 +510,8 @@ class Filesystem:
                 self.writer.wake_uploader()
             return
         reading = self.handles.close_reading(fh)
-        if reading is None:
-            return
-        if reading.inline is None:
+        if reading is not None and reading.inline is None:
             self.cache.release(reading.file_id)
-        if not self.handles.still_read(reading.inode):
-            self._unlinked.pop(reading.inode, None)
 
     # -- extended attributes --------------------------------------------------------------------
 
@@ -747,11 +741,9 @@ class Filesystem:
         if self.echoes.acknowledge("unlink", ctx.pid, src=(parent_inode, os.fsdecode(name))):
             return None
         entry = self.store.lookup(parent_inode, os.fsdecode(name))
-        if entry is not None and self.handles.still_read(entry.inode):  # open: kept for its readers
-            with contextlib.suppress(FsError):
-                attr = self.view.attr(entry.inode, False)
-                attr.nlink = 0
-                self._unlinked[entry.inode] = attr
+        if entry is not None and self.handles.still_read(entry.inode):  # open: kept for
+            with contextlib.suppress(FsError):  # its readers as it is now
+                self.handles.remember(self.view.attr(entry.inode, False))
         await self._write_op("unlink", self.writer.unlink(parent_inode, os.fsdecode(name)))
         self._dir_changed(parent_inode)
         return None

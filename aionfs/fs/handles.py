@@ -10,11 +10,13 @@ a number names one thing only.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections import Counter
 from typing import Any, NamedTuple
 
 from .tagcopy import TagCopy
+from .view import Attr
 
 
 class Reading(NamedTuple):
@@ -40,16 +42,20 @@ class Handles:
         self.copy_inodes: dict[int, TagCopy] = {}
         #: library files' inodes → their open handles
         self.readers: Counter[int] = Counter()
+        #: library files' inodes → their attributes when last opened, for the open
+        #: descriptors of a file deleted meanwhile (here or remotely)
+        self._attrs: dict[int, Attr] = {}
 
     def open_dir(self, listing: list[tuple[bytes, Any]]) -> int:
         fh = next(self._numbers)
         self.dirs[fh] = listing
         return fh
 
-    def open_reading(self, file_id: str, inline: bytes | None, inode: int) -> int:
+    def open_reading(self, file_id: str, inline: bytes | None, attr: Attr) -> int:
         fh = next(self._numbers)
-        self.reading[fh] = Reading(file_id, inline, inode)
-        self.readers[inode] += 1
+        self.reading[fh] = Reading(file_id, inline, attr.inode)
+        self.readers[attr.inode] += 1
+        self._attrs[attr.inode] = attr
         return fh
 
     def close_reading(self, fh: int) -> Reading | None:
@@ -60,10 +66,22 @@ class Handles:
             self.readers[handle.inode] -= 1
             if self.readers[handle.inode] <= 0:
                 del self.readers[handle.inode]
+                del self._attrs[handle.inode]
         return handle
 
     def still_read(self, inode: int) -> bool:
         return inode in self.readers
+
+    def remember(self, attr: Attr) -> None:
+        """An open file's attributes as they are now (it is about to be deleted)."""
+        if attr.inode in self._attrs:
+            self._attrs[attr.inode] = attr
+
+    def orphan_attr(self, inode: int) -> Attr | None:
+        """A deleted library file's attributes while it is open (no links left), as a
+        local filesystem keeps an unlinked inode until its last close; else None."""
+        attr = self._attrs.get(inode)
+        return None if attr is None else dataclasses.replace(attr, nlink=0)
 
     def open_local(self, file: Any, fd: int, writing: bool) -> int:
         fh = next(self._numbers)

@@ -283,3 +283,23 @@ async def test_statfs_reports_the_cache_room_and_the_inodes(tmp_path: Path) -> N
         usage = m.fs.statfs()
         assert usage.blocks == (1 << 30) // usage.block_size
         assert usage.files == 3 + 1 + 1 and usage.name_max == 255
+
+
+async def test_a_file_deleted_remotely_while_open_stays_readable_until_closed(
+        tmp_path: Path) -> None:
+    async with mounted(tmp_path) as m:
+        readme = await m.lookup(ROOT_INODE, "readme.txt")
+        opened = await m.fs.open(readme.st_ino, os.O_RDONLY, CALLER)
+        assert await m.fs.read(opened.fh, 0, 5) == b"hello"
+        with m.store.transaction():  # what sync applies when the file is gone remotely
+            m.store.delete_files(["r1"])
+        m.fs.on_events([Event("gone", readme.st_ino, None, None, False)], echo=False)
+        with pytest.raises(FsError):
+            await m.lookup(ROOT_INODE, "readme.txt")
+        attr = (await m.fs.getattr(readme.st_ino)).attr  # fstat of the open descriptor
+        assert (attr.size, attr.nlink) == (11, 0)
+        assert await m.fs.read(opened.fh, 6, 5) == b"world"
+        await m.fs.release(opened.fh)
+        with pytest.raises(FsError) as err:
+            await m.fs.getattr(readme.st_ino)
+        assert err.value.errno == errno.ENOENT
