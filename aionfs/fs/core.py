@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import logging
 import os
 import platform
@@ -37,13 +36,14 @@ from typing import Any, NamedTuple, Protocol
 
 import trio
 
-from ..api import AionClient, Priority, answer_after, answer_within
-from ..api.errors import ApiError, AuthError, ValidationFailed
+from ..api import AionClient, Priority, answer_within
+from ..api.errors import ApiError, AuthError
 from ..cache.content import CacheMiss, ContentCache
 from ..store import ROOT_INODE, Event, Store
 from ..sync import Syncer
 from ..thumbs import Thumbnails
 from ..views import VIRTUAL_BASE, Node, ViewError, VirtualTree
+from .colors import ImageColors
 from .echo import Echoes
 from .handles import Handles
 from .local import LocalFiles
@@ -66,13 +66,6 @@ LIST_WAIT = 10.0
 #: how long the first listing of a fresh mount's root waits for the first crawl
 #: (hurried to interactive priority) before it is served partial (_first_root_listing)
 ROOT_WAIT = 10.0
-#: An image whose color analysis the service has not finished (pending, processing) is
-#: asked again at most this often (seconds): `getfattr -d` in a loop, a file manager's
-#: properties dialog reopened, must not cost a request each. Kept in memory only: a
-#: remount may ask once more. A finished answer (even "no colors") is stored for good.
-COLORS_RETRY = 600.0
-#: Answers of GET /colors/images/{id} that will not change for the file's bytes.
-COLORS_FINAL = frozenset({"completed", "failed"})
 #: rename(2)'s flag, as the kernel passes it (linux/fs.h)
 RENAME_NOREPLACE = 1
 
@@ -145,10 +138,7 @@ class Filesystem:
         views.queries.subscribe(self._view_listings.clear)
         self._xattr_names: dict[int, list[bytes]] = {}
         self._root_deadline: float | None = None  # the first root listing's wait (trio time)
-        #: file id → when (trio clock) the service last said its colors are not ready
-        self._colors_pending: dict[str, float] = {}
-        #: file id → set when the one request in flight for its colors has ended
-        self._colors_asking: dict[str, trio.Event] = {}
+        self.colors = ImageColors(store, client)
         self._logged: set[str] = set()
         self.mounted = False
         self.thumbs = thumbs  # told of every folder a file manager opens
@@ -556,52 +546,15 @@ class Filesystem:
         except FsError as exc:
             raise FsError(exc.errno) from None
         if key == "user.aion.colors" and key not in values:
-            values[key] = await self._fetch_colors(inode)
+            try:
+                values[key], stored = await self.colors.of(inode)
+            except FsError as exc:
+                raise self._fail(exc, exc.errno, "fetching colors") from None
+            if stored:
+                self._xattr_names.pop(inode, None)  # known-none is listed no more
         if key not in values or not values[key]:
             raise FsError(errno.ENODATA)
         return values[key]
-
-    async def _fetch_colors(self, inode: int) -> bytes:
-        """An image's colors, asked of the service at most once per file for good.
-
-        `files.colors` NULL means never answered; '' means the service finished
-        and found none (or failed for good), so ENOATTR without a request. An
-        analysis still running is asked again only after COLORS_RETRY. Readers
-        of one file at the same time share one request."""
-        row = self.store.file_by_inode(inode)
-        if row is None or row["media_type"] != "image":
-            return b""
-        file_id = row["id"]
-        while row["colors"] is None and file_id in self._colors_asking:
-            await self._colors_asking[file_id].wait()  # another reader's request: its answer
-            row = self.store.file_by_inode(inode)
-            if row is None or row["id"] != file_id:  # deleted or replaced meanwhile
-                return b""
-        if row["colors"] is not None:
-            return str(row["colors"]).encode()
-        asked = self._colors_pending.get(file_id)
-        if asked is not None and trio.current_time() - asked < COLORS_RETRY:
-            return b""  # still being analysed a moment ago: not worth a request yet
-        done = self._colors_asking[file_id] = trio.Event()
-        try:
-            with answer_after(LIST_WAIT):
-                res = await self.client.image_colors(file_id)
-        except (ApiError, trio.TooSlowError) as exc:
-            raise self._fail(exc, errno.EIO, "fetching colors") from None
-        finally:
-            del self._colors_asking[file_id]
-            done.set()
-        if res.status not in COLORS_FINAL:
-            self._colors_pending[file_id] = trio.current_time()
-            return b""
-        self._colors_pending.pop(file_id, None)
-        dominant = res.color_analysis.dominant_colors if res.color_analysis else []
-        text = "\n".join(f"{c.hex} {c.name or ''} {c.percentage:g}%".replace("  ", " ")
-                         for c in dominant)
-        with self.store.transaction():
-            self.store.set_file_fields(file_id, colors=text)
-        self._xattr_names.pop(inode, None)  # known-none is listed no more
-        return text.encode()
 
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
         if not name.startswith(b"user."):
@@ -819,29 +772,13 @@ class Filesystem:
         except ViewError as exc:
             raise FsError(exc.errno) from None
 
-    async def _retag(self, inode: int, change: Any) -> None:
-        row = self.store.file_by_inode(inode)
-        if row is None:
-            raise FsError(errno.EPERM)  # only library files carry tags
-        old = json.loads(row["tags"])
-        new = change(old)
-        if new == old:
-            return
-        try:
-            with answer_after(LIST_WAIT):
-                await self.client.update_file(row["id"], tags=new)
-        except ValidationFailed as exc:
-            raise self._fail(exc, errno.EINVAL, "changing tags") from None
-        except (ApiError, trio.TooSlowError) as exc:
-            raise self._fail(exc, errno.EIO, "changing tags") from None
-        self.syncer.note_tags(row["id"], new)
-
     async def _tag(self, node: Node, inode: int) -> None:
         try:
             tags = self.views.tags_given(node)
         except ViewError as exc:
             raise FsError(exc.errno) from None
-        await self._retag(inode, lambda old: old + [t for t in tags if t not in old])
+        await self._write_op("tagging", self.writer.retag(
+            inode, lambda old: old + [t for t in tags if t not in old]))
 
     async def _untag(self, node: Node, name: str) -> None:
         """`rm tags/<a>/<b>/FILE` removes the tag <b> (the folder's own); the file stays."""
@@ -852,7 +789,8 @@ class Filesystem:
             raise FsError(exc.errno) from None
         except KeyError:
             raise FsError(errno.ENOENT) from None
-        await self._retag(attr.inode, lambda old: [t for t in old if t != tag])
+        await self._write_op("untagging", self.writer.retag(
+            attr.inode, lambda old: [t for t in old if t != tag]))
 
     async def symlink(self, parent_inode: int, name: bytes, target: bytes, ctx: Any) -> Any:
         raise FsError(errno.EPERM)  # symlink(2) where they are not supported
@@ -904,7 +842,7 @@ class Filesystem:
             if e.kind == "content":  # new bytes, new analysis (the store forgot the colors)
                 row = self.store.file_by_inode(e.inode)
                 if row is not None:
-                    self._colors_pending.pop(row["id"], None)
+                    self.colors.new_bytes(row["id"])
         if not self.mounted:
             return
         if echo:  # (a name written here shadows the library's: its changes are not seen)

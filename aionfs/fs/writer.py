@@ -435,8 +435,21 @@ class Writer:
                     if row["placement"] != "unknown" else []
             return [*events, Event("attr", inode)]
         tags = [t.strip() for t in text.replace("\n", ",").split(",") if t.strip()]
-        await self._api("setting tags", lambda: self.client.update_file(row["id"], tags=tags))
+        return await self.retag(inode, lambda old: tags)
+
+    async def retag(self, inode: int, change: Callable[[list[str]], list[str]]
+                    ) -> list[Event]:
+        """A library file's tags changed by `change` (set as an xattr, or by putting
+        the file into a tags/ folder or taking it out): PATCHed, then stored."""
+        row = self.store.file_by_inode(inode)
+        if row is None:
+            raise FsError(errno.EPERM, "only library files carry tags")
+        old = json.loads(row["tags"])
+        new = change(old)
+        if new == old:
+            return []
+        await self._api("changing tags", lambda: self.client.update_file(row["id"], tags=new))
         with self.store.transaction():
-            self.store.set_file_fields(row["id"], tags=json.dumps(tags))
+            self.store.set_file_fields(row["id"], tags=json.dumps(new))
         return [Event("attr", inode)]
 

@@ -23,7 +23,6 @@ Every applied change is published as store `Event`s to the subscribers.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import Counter
@@ -306,13 +305,6 @@ class Syncer:
             events = self._changed(self._shown_in(changed), changed, content)
         self._publish(events)
         return {r["id"] for r in rows}
-
-    def note_tags(self, file_id: str, tags: list[str]) -> None:
-        """The API accepted new tags for a file (changed through the mount)."""
-        with self.store.transaction():
-            self.store.set_file_fields(file_id, tags=json.dumps(tags))
-            events = self._changed((), {file_id}, set())
-        self._publish(events)
 
     async def _find_gone(self, ids: set[str], priority: Priority) -> set[str]:
         """Which of these files no longer exist (the others have moved)."""
