@@ -44,6 +44,14 @@ class Mount:
                              timeout=30, check=True)
         return dict(json.loads(res.stdout))
 
+    def flush(self, timeout: float = 60) -> None:
+        """`aionfs flush`: everything the mount would upload is uploaded now (the
+        write-back delay skipped). The positive marker a check that something was
+        *not* uploaded waits on: had it been queued, it would be in the workspace."""
+        subprocess.run([sys.executable, "-m", "aionfs", "flush", str(self.path),
+                        "--timeout", str(timeout)], env=self.env, capture_output=True,
+                       text=True, timeout=timeout + 30, check=True)
+
     def unmount(self) -> None:
         if os.path.ismount(self.path):
             subprocess.run(["fusermount3", "-u", "-z", str(self.path)], check=False)

@@ -121,7 +121,7 @@ def test_editor_saves_upload_once_and_scratch_files_stay_local(
     (m / ".~lock.report.docx#").write_bytes(b"lock")
     (m / "backup.txt~").write_bytes(b"old")
     wait_for(lambda: drained_names(m, ("notes.md", "plan.txt")), timeout=30)
-    time.sleep(1)  # scratch files have had every chance to leave: they must not
+    mounted.flush()  # everything uploadable has left: scratch files must not have
     names = sorted(k for k in workspace(emulator, tenant))
     assert names == ["notes.md", "plan.txt"]
     assert (m / ".plan.txt.swp").read_bytes() == b"swap"  # kept, locally
