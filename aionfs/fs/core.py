@@ -131,6 +131,8 @@ class Filesystem:
         self.cache = cache
         self.lookups: Counter[int] = Counter()
         self.handles = Handles()
+        #: library files' inodes → set once the edit being started has its bytes staged
+        self._editing: dict[int, trio.Event] = {}
         #: directory inode → its encoded listing, until sync reports any change
         self._listings: dict[int, list[tuple[bytes, Entry]]] = {}
         self._listed: set[int] = set()
@@ -591,7 +593,14 @@ class Filesystem:
     async def _start_edit(self, inode: int, truncate: bool) -> Any:
         """Writing to an uploaded file: its bytes go to staging first (unless truncated);
         the new version is uploaded with its title, tags and folder, then the old one
-        is deleted. The inode stays."""
+        is deleted. The inode stays. The bytes are copied a chunk at a time (never the
+        whole file in memory); the edit is shown only once they are all staged, and
+        writers opening the file meanwhile wait for it and share it."""
+        while inode in self._editing:
+            await self._editing[inode].wait()
+        started = self.local.by_inode(inode)
+        if started is not None:
+            return started
         row = self.store.file_by_inode(inode)
         names = self.store.names_of(inode)
         if row is None or not names:
@@ -602,20 +611,37 @@ class Filesystem:
         key = self.view.folder_key(parent)
         if key is None:
             raise FsError(errno.ENOENT)
-        content = b""
-        if not truncate:
-            self.cache.open(row["id"])
-            try:
-                content = b"".join([await self.cache.read(row["id"], off, 1 << 20)
-                                    for off in range(0, row["size"], 1 << 20)])
-            except CacheMiss as exc:
-                raise self._fail(exc, errno.EIO, f"reading {name} to edit it") from None
-            finally:
-                self.cache.release(row["id"])
         attr = self.view.file_attr(row)
-        local = self.local.edit(key, name, row, content, (attr.mtime_ns, attr.ctime))
+        done = self._editing[inode] = trio.Event()
+        local = self.local.begin_edit(key, name, row, (attr.mtime_ns, attr.ctime))
+        try:
+            if not truncate:
+                await self._stage_library_bytes(row, local.staging)
+        except BaseException as exc:
+            self.local.abandon_edit(local)
+            if isinstance(exc, (CacheMiss, OSError)):
+                raise self._fail(exc, errno.EIO, f"reading {name} to edit it") from None
+            raise
+        finally:
+            del self._editing[inode]
+            done.set()
+        self.local.finish_edit(local, 0 if truncate else row["size"])
         self._listings.pop(parent, None)
         return local
+
+    async def _stage_library_bytes(self, row: Any, staging: Any) -> None:
+        """A library file's bytes into a staging file, 1 MiB at a time; the writes in
+        a worker thread (the trio thread answers FUSE)."""
+        file_id = row["id"]
+        self.cache.open(file_id)
+        fd = os.open(staging, os.O_WRONLY)
+        try:
+            for off in range(0, row["size"], 1 << 20):
+                data = await self.cache.read(file_id, off, 1 << 20)
+                await trio.to_thread.run_sync(os.pwrite, fd, data, off)
+        finally:
+            os.close(fd)
+            self.cache.release(file_id)
 
     def _create_local(self, parent: int, name: str) -> Any:
         """A new file in the library: written to staging, uploaded after its last close."""

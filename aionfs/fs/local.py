@@ -121,15 +121,20 @@ class LocalFiles:
         """A file queued by someone else (a watched folder): shown until uploaded."""
         self._index(f)
 
-    def edit(self, folder_key: str, name: str, row: Any, content: bytes,
-             times: tuple[int, int]) -> LocalFile:
+    def begin_edit(self, folder_key: str, name: str, row: Any, times: tuple[int, int]
+                   ) -> LocalFile:
         """An uploaded file opened for writing: a new version, under the same inode
-        and, until written, with the same times."""
-        f = self.journal.create(folder_key, name, edit=row, times=times)
-        f.staging.write_bytes(content)
-        f.size = len(content)
+        and, until written, with the same times. Not shown until `finish_edit` (its
+        staging file is filled first); a crash before that leaves the library file as
+        it was (Journal.recover drops an edit never closed)."""
+        return self.journal.create(folder_key, name, edit=row, times=times)
+
+    def finish_edit(self, f: LocalFile, size: int) -> None:
+        f.size = size
         self._index(f)
-        return f
+
+    def abandon_edit(self, f: LocalFile) -> None:
+        self.journal.remove(f)
 
     def _first_writer(self, f: LocalFile) -> int:
         main = os.open(f.staging, os.O_RDWR)

@@ -32,6 +32,7 @@ class FakeStorage:
         self.transfers: list[tuple[str, int, int]] = []  # (file id, start, end)
         self.hold_at: int | None = None  # a transfer pauses once past this offset…
         self.release = trio.Event()  # …until this is set
+        self.held = trio.Event()  # set when a transfer pauses there
 
     def put(self, file_id: str, data: bytes) -> None:
         self.objects[file_id] = data
@@ -51,6 +52,7 @@ class FakeStorage:
         pos = start
         while pos <= end:
             if self.hold_at is not None and pos > self.hold_at:
+                self.held.set()
                 await self.release.wait()
             stop = min(pos + PIECE, end + 1)
             os.pwrite(fd, data[pos:stop], pos)

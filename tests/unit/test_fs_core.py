@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 import trio
+import trio.testing
 
 from aionfs.cache.content import ContentCache
 from aionfs.fs.core import RENAME_NOREPLACE, Filesystem
@@ -29,6 +30,7 @@ from aionfs.upload.journal import Journal
 from aionfs.views import QueryCache, VirtualTree
 from tests.unit.fakes import FakeClient, FakeStorage, KernelRecorder, file_item, place
 
+BIG = 3 << 20
 CALLER = SimpleNamespace(pid=os.getpid(), uid=os.getuid(), gid=os.getgid(), umask=0o022)
 
 
@@ -72,15 +74,17 @@ class Mounted:
 @asynccontextmanager
 async def mounted(tmp_path: Path) -> AsyncIterator[Mounted]:
     store = Store(tmp_path / "metadata.sqlite3")
-    place(store, {"F1": "Photos"}, {
+    place(store, {"F1": "Photos", "F2": "Scans"}, {
         "": [file_item("r1", 11, title="readme", format="txt", media_type="document",
                        content_type="text/plain")],
         "F1": [file_item("a", 5, title="alpha", tags='["sea"]'),
-               file_item("b", 6, title="beta", tags='["sea", "sky"]')]})
+               file_item("b", 6, title="beta", tags='["sea", "sky"]')],
+        "F2": [file_item("big", BIG, title="scan")]})
     storage, client, kernel = FakeStorage(), FakeClient(), KernelRecorder()
     storage.put("r1", b"hello world")
     storage.put("a", b"AAAAA")
     storage.put("b", b"BBBBBB")
+    storage.put("big", bytes(range(256)) * (BIG // 256))
     syncer = Syncer(client, store)  # type: ignore[arg-type]
     view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=False, views=True)
     cache = ContentCache(tmp_path / "cache", store, storage,  # type: ignore[arg-type]
@@ -107,8 +111,8 @@ async def mounted(tmp_path: Path) -> AsyncIterator[Mounted]:
 
 async def test_the_root_lists_its_folders_files_and_the_virtual_folders(tmp_path: Path) -> None:
     async with mounted(tmp_path) as m:
-        assert await m.names(ROOT_INODE) == ["Photos", "by-date", "colors", "readme.txt",
-                                             "search", "tags", "text"]
+        assert await m.names(ROOT_INODE) == ["Photos", "Scans", "by-date", "colors",
+                                             "readme.txt", "search", "tags", "text"]
         photos = await m.lookup(ROOT_INODE, "Photos")
         assert photos.attr.is_dir and await m.names(photos.st_ino) == ["alpha.jpg", "beta.jpg"]
 
@@ -213,7 +217,8 @@ async def test_by_date_lists_years_then_months_then_files(tmp_path: Path) -> Non
         year = await m.lookup(by_date.st_ino, "2026")
         assert await m.names(year.st_ino) == ["01"]
         month = await m.lookup(year.st_ino, "01")
-        assert sorted(await m.names(month.st_ino)) == ["alpha.jpg", "beta.jpg", "readme.txt"]
+        assert sorted(await m.names(month.st_ino)) == ["alpha.jpg", "beta.jpg", "readme.txt",
+                                                   "scan.jpg"]
         assert stat_is_readonly_dir((await m.fs.getattr(month.st_ino)).attr)
 
 
@@ -282,7 +287,7 @@ async def test_statfs_reports_the_cache_room_and_the_inodes(tmp_path: Path) -> N
     async with mounted(tmp_path) as m:
         usage = m.fs.statfs()
         assert usage.blocks == (1 << 30) // usage.block_size
-        assert usage.files == 3 + 1 + 1 and usage.name_max == 255
+        assert usage.files == 4 + 2 + 1 and usage.name_max == 255
 
 
 async def test_a_file_deleted_remotely_while_open_stays_readable_until_closed(
@@ -303,3 +308,42 @@ async def test_a_file_deleted_remotely_while_open_stays_readable_until_closed(
         with pytest.raises(FsError) as err:
             await m.fs.getattr(readme.st_ino)
         assert err.value.errno == errno.ENOENT
+
+
+async def test_editing_a_library_file_stages_its_bytes_then_the_change(tmp_path: Path) -> None:
+    async with mounted(tmp_path) as m:
+        readme = await m.lookup(ROOT_INODE, "readme.txt")
+        opened = await m.fs.open(readme.st_ino, os.O_RDWR, CALLER)
+        assert await m.fs.write(opened.fh, 0, b"HELLO") == 5
+        await m.fs.release(opened.fh)
+        assert await m.read_all(readme.st_ino) == b"HELLO world"
+        assert await m.fs.getxattr(readme.st_ino, b"user.aion.sync_state", CALLER) == b"pending"
+        assert (await m.lookup(ROOT_INODE, "readme.txt")).st_ino == readme.st_ino  # same inode
+
+
+async def test_writers_opening_a_file_while_its_edit_starts_share_one_edit(
+        tmp_path: Path) -> None:
+    async with mounted(tmp_path) as m:
+        scans = await m.lookup(ROOT_INODE, "Scans")
+        scan = await m.lookup(scans.st_ino, "scan.jpg")
+        m.storage.hold_at = 1 << 20  # the copy into staging waits halfway
+        handles: list[int] = []
+
+        async def open_for_writing() -> None:
+            handles.append((await m.fs.open(scan.st_ino, os.O_WRONLY, CALLER)).fh)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(open_for_writing)
+            nursery.start_soon(open_for_writing)
+            await m.storage.held.wait()
+            await trio.testing.wait_all_tasks_blocked()
+            assert handles == [], "an edit was shown before its bytes were staged"
+            m.storage.release.set()
+        assert len(handles) == 2
+        await m.fs.write(handles[0], 0, b"AB")
+        await m.fs.write(handles[1], 2, b"CD")
+        for fh in handles:
+            await m.fs.release(fh)
+        data = await m.read_all(scan.st_ino)
+        assert data[:4] == b"ABCD" and data[4:] == m.storage.objects["big"][4:]
+        assert len(m.fs.local.journal.all()) == 1
