@@ -1,4 +1,9 @@
-"""The Aionvision API client: settings, models, errors, rate limiting, retries."""
+"""The Aionvision API client: settings, models, errors, rate limiting, retries.
+
+Owns every request to the service and to the storage host, and the mapping
+of their answers to models and typed errors. Imports nothing of aionfs but
+vendor.py (the service's address, variables and plan budgets).
+"""
 
 from .client import AionClient, Download, PresignedUrl, UploadItem
 from .errors import ApiError

@@ -5,4 +5,5 @@ Layout: `state` (SQLite), `blobs` (object storage and presigned URLs),
 `responses` (error shapes and request validation), `routes_*` (the
 endpoints), `limits` (per-plan rate limits), `faults` (fault injection),
 `app` (assembly), `server` (hypercorn under trio), `demo` (seed library).
+It plays the service, so it imports nothing of the client side.
 """

@@ -3,5 +3,6 @@
 core.py answers every request (Filesystem); view.py, local.py, writer.py,
 tagcopy.py and echo.py are its parts; notify.py tells the kernel what
 changed; ops.py is the only module importing pyfuse3. May import the API
-client, the store, sync, the cache, uploads and views; never the daemon.
+client, the store, sync, the cache, uploads, views and thumbnails; never the
+daemon.
 """

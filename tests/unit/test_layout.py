@@ -52,3 +52,41 @@ def test_the_layers_below_the_mount_do_not_import_it() -> None:
         if name.startswith(below):
             up = {i for i in _imports(tree) if i.startswith(above)}
             assert not up, f"{name} imports {up}"
+
+
+#: package → the aionfs packages (or fs modules) it may import, as each package's
+#: __init__ docstring says; the daemon and the command line may import everything
+ALLOWED = {
+    "api": {"vendor"},
+    "store": set(),
+    "sync": {"api", "store"},
+    "cache": {"api", "store"},
+    "upload": {"api", "store", "sync"},
+    "views": {"api", "store", "sync", "fs.view"},
+    "thumbs": {"api", "store", "fs.view"},
+    "fs": {"api", "cache", "store", "sync", "thumbs", "upload", "views"},
+    "watch": {"api", "config", "store", "sync", "upload", "fs.local", "fs.view", "fs.writer"},
+    "emulator": set(),
+}
+
+
+def _targets(name: str, tree: ast.Module) -> set[str]:
+    """The aionfs packages a module imports (fs modules by name)."""
+    parts = Path(name).parts
+    found = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom) or node.level == 0:
+            continue
+        base = list(parts[:-1])[:len(parts) - node.level]
+        path = base + (node.module.split(".") if node.module else [node.names[0].name])
+        if path and path[0] != parts[0]:
+            found.add("fs." + path[1] if path[0] == "fs" and len(path) > 1 else path[0])
+    return found
+
+
+def test_each_package_imports_only_what_its_docstring_allows() -> None:
+    for name, tree in _modules().items():
+        package = Path(name).parts[0]
+        if package in ALLOWED:
+            extra = _targets(name, tree) - ALLOWED[package]
+            assert not extra, f"{name} imports {extra}"
