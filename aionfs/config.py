@@ -192,6 +192,10 @@ class Profile:
     write_back_delay: float = _setting(3.0, "Seconds a closed file waits before its upload "
                                        "(a file rewritten meanwhile is uploaded once).",
                                        "seconds", reload=True)
+    commit_interval: float = _setting(1.0, "Seconds within which a closed file reaches "
+                                      "stable storage when it was not fsync'd (the group "
+                                      "commit; docs/writes.md#durability).", "seconds",
+                                      minimum=0.1)
     query_ttl: float = _setting(600.0, "Seconds a query's results are served before being "
                                 "asked again.", "seconds", minimum=1, reload=True)
     rank_names: bool = _setting(False, "Prefix search results with their rank (001 "

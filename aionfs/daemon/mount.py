@@ -39,6 +39,7 @@ from ..fs.writer import Writer
 from ..store import Store
 from ..sync import Syncer
 from ..thumbs import Thumbnails
+from ..upload.durability import GroupCommit
 from ..upload.journal import Journal
 from ..upload.lock import JournalBusy, JournalLock
 from ..upload.worker import Uploader
@@ -278,6 +279,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                             busy=local.busy, settled=local.settled, shared=local.shared,
                             rekeyed=local.rekey)
         writer = Writer(view, store, client, syncer, local, uploader.wake)
+        durability = GroupCommit(journal, opts.profile.commit_interval)
         # back online: catch up now
         client.on_reachable += [syncer.wake, uploader.wake, cache.pins_changed]
         kernel = KernelNotifier(ops.KERNEL)
@@ -293,8 +295,9 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                                 buckets=opts.profile.thumbnail_sizes, wait=opts.profile.thumbnail_wait)
             syncer.subscribe(thumbs.on_events)
         fs = Filesystem(store=store, client=client, syncer=syncer, view=view, cache=cache,
-                        echoes=echoes, views=views, local=local, writer=writer, thumbs=thumbs,
-                        notify=kernel, make_entry=ops.make_entry)
+                        echoes=echoes, views=views, local=local, writer=writer,
+                        durability=durability, thumbs=thumbs, notify=kernel,
+                        make_entry=ops.make_entry)
         syncer.subscribe(fs.on_events)
         watches = Watches(lambda spec: WatchedFolder(
             spec, store, journal, local, writer, uploader.wake, publish=syncer.publish,
@@ -333,6 +336,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                 nursery.start_soon(echoes.run)
                 nursery.start_soon(queries.keep_saved_fresh)
                 nursery.start_soon(uploader.run)
+                nursery.start_soon(durability.run)
                 if thumbs is not None:
                     nursery.start_soon(thumbs.run)
                 await nursery.start(lambda task_status: syncer.run(
@@ -360,6 +364,11 @@ async def serve(settings: ApiSettings, opts: MountOptions,
             except (sqlite3.Error, OSError) as exc:  # the rest must still be let go
                 log.error("writing the cache index at unmount failed (what was fetched "
                           "since its last write is fetched again): %s", exc)
+            try:
+                durability.sync_now()
+            except (sqlite3.Error, OSError) as exc:  # the rest must still be let go
+                log.error("making the last closed files durable at unmount failed (they "
+                          "are kept, durable against anything but a power loss): %s", exc)
             store.close()
             notifier.close()
             lock.release()

@@ -42,6 +42,7 @@ from ..cache.content import CacheMiss, ContentCache
 from ..store import ROOT_INODE, Event, Store
 from ..sync import Syncer
 from ..thumbs import Thumbnails
+from ..upload.durability import GroupCommit
 from ..views import VIRTUAL_BASE, Node, ViewError, VirtualTree
 from .colors import ImageColors
 from .echo import Echoes
@@ -116,11 +117,13 @@ def _making_directory(tid: int) -> bool:
 class Filesystem:
     def __init__(self, *, store: Store, client: AionClient, syncer: Syncer,
                  view: LibraryView, cache: ContentCache, echoes: Echoes, views: VirtualTree,
-                 local: LocalFiles, writer: Writer, thumbs: Thumbnails | None,
-                 notify: KernelNotifier, make_entry: MakeEntry) -> None:
+                 local: LocalFiles, writer: Writer, durability: GroupCommit,
+                 thumbs: Thumbnails | None, notify: KernelNotifier,
+                 make_entry: MakeEntry) -> None:
         self.store = store
         self.client = client
         self.view = view
+        self.durability = durability
         self.notify = notify
         self.make_entry = make_entry
         self.local = local
@@ -843,15 +846,24 @@ class Filesystem:
         if local is not None:
             if local.writing and self.local.flush(local.file):
                 self._listings.pop(self.local.parent_of(local.file), None)
+                if self.local.wants_disk(local.file):  # fsync'd, then closed: the row too
+                    await self.durability.sync([local.file])
             return
         copy = self.handles.copies.get(fh)
         if copy is not None:
             await self._finish_copy(copy)
 
     async def fsync(self, fh: int, datasync: bool) -> None:
+        """A file written here made durable against a power loss, as on a local
+        filesystem: its bytes so far (a worker thread's fsync); a file closed already
+        also its journal entry, at once (the group commit's pass for this file)."""
         local = self.handles.local.get(fh)
-        if local is not None:
-            os.fsync(local.fd)
+        if local is None:
+            return  # library files and copies into tags/ hold nothing unsent
+        await trio.to_thread.run_sync(os.fdatasync if datasync else os.fsync, local.fd)
+        self.local.fsynced(local.file)
+        if local.file.state != "local":
+            await self.durability.sync([local.file])
 
     # -- change notifications from sync ---------------------------------------------------------
 

@@ -37,6 +37,8 @@ class _Open:
     dirty: bool = False
     fds: set[int] = field(default_factory=set)
     incomplete: str | None = None  # why what is written may be cut off (a write failed)
+    #: fsync'd with nothing written since: its close makes it durable before returning
+    synced: bool = False
 
 
 class LocalFiles:
@@ -183,7 +185,7 @@ class LocalFiles:
             state.incomplete = f"incomplete: a write failed ({exc})"
             raise
         state.size = max(state.size, offset + n)
-        state.dirty = True
+        state.dirty, state.synced = True, False
         f.touch()
         return n
 
@@ -193,7 +195,7 @@ class LocalFiles:
         state = self._open.get(f.inode)
         if state is not None and state.writers:
             os.ftruncate(state.fd, size)
-            state.size, state.dirty = size, True
+            state.size, state.dirty, state.synced = size, True, False
             if size == 0:
                 state.incomplete = None
             f.touch()
@@ -217,7 +219,8 @@ class LocalFiles:
 
     def flush(self, f: LocalFile) -> bool:
         """close(2) of a writer: what was written is kept before close returns (the
-        kernel sends the release only afterwards). True when a version was kept."""
+        kernel sends the release only afterwards): committed, durable against a crash
+        of the daemon, on disk by the next group commit. True when a version was kept."""
         state = self._open.get(f.inode)
         if state is None or not state.writers:
             return False
@@ -225,12 +228,22 @@ class LocalFiles:
         if not self.linked(f) or not (state.dirty or f.state == "local"):
             return False
         if state.rewrite:  # the side file becomes the file; later writes go to it
-            os.fsync(state.fd)
             os.replace(self.journal.rewrite_path(f), f.staging)
             state.rewrite = False
         self.journal.commit(f, state.size, incomplete=state.incomplete)
         state.dirty = False
         return True
+
+    def fsynced(self, f: LocalFile) -> None:
+        """fsync(2) of a writer returned: the bytes written so far are on disk."""
+        state = self._open.get(f.inode)
+        if state is not None:
+            state.synced = True
+
+    def wants_disk(self, f: LocalFile) -> bool:
+        """Was it fsync'd, with nothing written since? Then its close waits for disk."""
+        state = self._open.get(f.inode)
+        return state is not None and state.synced
 
     def release(self, f: LocalFile, fd: int, write: bool) -> bool:
         """Close one handle; True when this was the last writer and a version was kept."""

@@ -243,8 +243,17 @@ CREATE TABLE download_urls (
 );
 """
 
+_V7 = """
+-- Whether a journal entry's bytes and row are known to be on stable storage (the
+-- group commit, or an fsync, made them so: upload/durability.py). 0: closed since,
+-- durable against a crash of the daemon but not yet against a power loss; after a
+-- reboot such an entry is set aside, never uploaded. (Entries of older versions
+-- were fsync'd at their close: 1.)
+ALTER TABLE upload_journal ADD COLUMN on_disk INTEGER NOT NULL DEFAULT 1;
+"""
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

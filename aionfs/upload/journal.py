@@ -11,9 +11,15 @@ journal row. States, one vocabulary everywhere (xattr, status, docs):
                mount or when rewritten
     synced     in the workspace; the row and the staging file are removed
 
-A close() that returns has its bytes fsync'd and its row committed (the
-store runs `synchronous=FULL` for these commits), so a crash after it
-loses nothing. What may be cut off is never uploaded: a file whose first
+The durability contract is the one POSIX and local filesystems give
+(docs/writes.md#durability): a close() that returns has its bytes in the
+staging file and its row committed (WAL, `synchronous=NORMAL`), so a crash
+or kill -9 of the daemon after it loses nothing; an fsync() makes a file
+durable against a power loss too, and the group commit
+(upload/durability.py) makes every closed file so within a second
+(`on_disk`). After a reboot, an entry closed but never on disk is set aside
+(`staging/lost+found/`), never uploaded, since its bytes may not have
+reached the disk. What may be cut off is never uploaded: a file whose first
 close never returned (the mount stopped), or whose writes failed (EFBIG,
 ENOSPC), is kept as `failed` (step `incomplete`, the reason in
 `last_error`) until it is rewritten or removed. Each upload step is
@@ -33,6 +39,7 @@ the row and, once uploaded, re-pointed at the remote file.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -43,6 +50,18 @@ from pathlib import Path
 from typing import Any
 
 from ..store import Store
+
+log = logging.getLogger(__name__)
+
+#: this boot's id: a journal last used under another one went through a reboot
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+
+
+def boot_id() -> str:
+    try:
+        return BOOT_ID.read_text().strip()
+    except OSError:  # (not Linux, or no /proc): no reboot is ever seen
+        return ""
 
 #: Editor and desktop scratch files: kept local, never uploaded.
 SCRATCH = re.compile(r"""^(?:
@@ -143,12 +162,24 @@ class Journal:
         #: rows the uploader holds right now (whatever their state says): one dropped
         #: meanwhile may land anyway, so it is marked `discard`, not removed
         self.in_flight: set[int] = set()
+        self._on_closed: list[Callable[[], None]] = []
 
-    def _durable(self, durable: bool = True) -> None:
-        """Whether the next commits are on disk when they return: a close promised
-        its file is; a file still being written needs no such promise (a crash drops
-        it anyway), and every fsync spared is time a copy does not wait."""
-        self.store.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+    def subscribe_closed(self, callback: Callable[[], None]) -> None:
+        """`callback()` after each close or rename committed (not yet on disk)."""
+        self._on_closed.append(callback)
+
+    def _closed(self) -> None:
+        for callback in self._on_closed:
+            callback()
+
+    @property
+    def wal(self) -> Path:
+        """The store's write-ahead log: an fsync of it makes every commit durable."""
+        return Path(f"{self.store.path}-wal")
+
+    @property
+    def lost_and_found(self) -> Path:
+        return self.dir / "lost+found"
 
     # -- reading ---------------------------------------------------------------------
 
@@ -231,7 +262,6 @@ class Journal:
         """
         now = time.time()
         mtime_ns, ctime_ns = times or (time.time_ns(),) * 2
-        self._durable(False)
         with self.store.transaction():
             cur = self.store.db.execute(
                 "INSERT INTO upload_journal(inode, state, step, staging_path, folder_id, name, "
@@ -253,34 +283,32 @@ class Journal:
 
     def commit(self, f: LocalFile, size: int,
                also: Callable[[sqlite3.Connection], None] | None = None, *,
-               incomplete: str | None = None) -> None:
-        """The last close: bytes to disk, then the row (pending, or local for scratch)
-        with the file's times.
+               incomplete: str | None = None, on_disk: bool = False) -> None:
+        """The last close: the row (pending, or local for scratch) with the file's
+        times and size, committed (durable against a crash of the daemon; on disk
+        by the next group commit, `on_disk` 0 until then).
 
         `also` writes more rows in the same transaction (a watched folder's record
         of the file it took), so that both or neither are there after a crash.
         `incomplete`: why these bytes may be cut off (a write failed): kept as
-        failed, never uploaded."""
-        fd = os.open(f.staging, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        failed, never uploaded. `on_disk`: the bytes were fsync'd already (a
+        watched folder's copy): a reboot before the row reaches the disk loses
+        the row (the file is taken again), never the bytes of one that stayed."""
         if incomplete is not None:
             f.state, f.step, f.last_error = "failed", INCOMPLETE, incomplete
         else:
             f.state, f.step, f.last_error = ("local" if f.scratch else "pending"), "upload", None
         f.size, f.changed_at = size, time.time()
-        self._durable()
         with self.store.transaction():
             self._superseded_copies(f)
             self.store.db.execute(
                 "UPDATE upload_journal SET state=?, step=?, size=?, sha256=NULL, "
-                "attempts=0, last_error=?, updated_at_epoch=? WHERE id=?",
-                (f.state, f.step, size, f.last_error, f.changed_at, f.id))
+                "attempts=0, last_error=?, updated_at_epoch=?, on_disk=? WHERE id=?",
+                (f.state, f.step, size, f.last_error, f.changed_at, int(on_disk), f.id))
             self.store.set_times(f.inode, f.mtime_ns, f.ctime_ns)
             if also is not None:
                 also(self.store.db)
+        self._closed()
 
     def _superseded_copies(self, f: LocalFile) -> None:
         """The file changed (a new version, a new name): what was sent of the version
@@ -321,15 +349,15 @@ class Journal:
         f.scratch = scratch
         f.changed_at = time.time()
         f.touch(ctime_only=True)
-        self._durable()
         with self.store.transaction():
             if not f.incomplete:
                 self._superseded_copies(f)  # (under a new name: uploaded anew)
             self.store.db.execute(
                 "UPDATE upload_journal SET folder_id=?, name=?, scratch=?, state=?, "
-                "updated_at_epoch=? WHERE id=?",
+                "updated_at_epoch=?, on_disk=0 WHERE id=?",
                 (folder_key or None, name, int(scratch), f.state, f.changed_at, f.id))
             self.store.set_times(f.inode, f.mtime_ns, f.ctime_ns)
+        self._closed()
 
     def update(self, f: LocalFile, **fields: object) -> None:
         """Record an upload step (state, step, remote_id, sha256, last_error, …)."""
@@ -398,11 +426,20 @@ class Journal:
         else:
             self.remove(f, keep_bytes)
 
-    def recover(self) -> int:
+    def recover(self, boot: str | None = None) -> int:
         """At start: files whose first close never returned may be cut off: kept as
         failed (never uploaded until rewritten); rewrites that never finished and
         staging files of no row (unlinked while open) go; failed uploads are tried
-        once more. Returns how many files were found cut off."""
+        once more. After a reboot (`boot`: this boot's id), closed files whose bytes
+        were never made durable are set aside (`set_aside`). Returns how many files
+        were found cut off."""
+        boot = boot_id() if boot is None else boot
+        last = self.store.get_meta("journal_boot")
+        if last is not None and last != boot:
+            self._set_aside_unsynced()
+        if last != boot:
+            with self.store.transaction():
+                self.store.set_meta("journal_boot", boot)
         cut = 0
         for f in self.all():
             if f.state == "local" and not f.scratch and f.replaces_id and not f.discard:
@@ -415,9 +452,53 @@ class Journal:
                 self.update(f, state="pending")
         known = {str(r[0]) for r in self.store.db.execute("SELECT id FROM upload_journal")}
         for stray in self.dir.iterdir():
-            if stray.suffix == ".w" or stray.name not in known:
+            if stray.is_file() and (stray.suffix == ".w" or stray.name not in known):
                 stray.unlink()
         return cut
+
+    def _set_aside_unsynced(self) -> None:
+        """The machine stopped (a power loss, a kernel crash) since the journal was last
+        used: a closed file not yet on disk then (no fsync, no group commit since its
+        close) may have lost bytes the kernel had not written. Its bytes still to be
+        sent are moved to lost+found (kept, for the user to look at; never uploaded)
+        and its entry goes, so the mount never shows or uploads what may be half a
+        file: the library's version, if it replaced one, shows again. Entries whose
+        bytes are already in the workspace (remote_id) only finish their steps."""
+        for f in self.all():
+            if (self._on_disk(f) or f.discard or f.state == "local"
+                    or (f.state == "uploading" and f.remote_id is not None)):
+                continue
+            self.lost_and_found.mkdir(mode=0o700, exist_ok=True)
+            kept = self.lost_and_found / f"{f.id}-{f.name}"
+            try:
+                os.replace(f.staging, kept)
+            except FileNotFoundError:
+                kept = None
+            self.remove(f, keep_bytes=True)
+            log.warning("%s was closed but not yet on disk when the machine stopped: it is "
+                        "not uploaded (its bytes may be incomplete)%s", f.name,
+                        f"; they are kept in {kept}" if kept else "")
+
+    def _on_disk(self, f: LocalFile) -> bool:
+        row = self.store.db.execute("SELECT on_disk FROM upload_journal WHERE id=?",
+                                    (f.id,)).fetchone()
+        return row is None or bool(row[0])
+
+    # -- durability (upload/durability.py) ----------------------------------------------
+
+    def not_on_disk(self) -> list[LocalFile]:
+        """Closed entries whose bytes and row are not known to be on stable storage."""
+        return [LocalFile.from_row(r) for r in self.store.db.execute(
+            f"{_SELECT} WHERE j.on_disk = 0 AND j.state != 'local' ORDER BY j.id")]
+
+    def mark_on_disk(self, files: list[LocalFile]) -> None:
+        """These entries' bytes were fsync'd as of their `changed_at`; the rows say so
+        from this commit on, unless closed or renamed again meanwhile (the caller
+        makes the commit durable: an fsync of the WAL)."""
+        with self.store.transaction():
+            self.store.db.executemany(
+                "UPDATE upload_journal SET on_disk=1 WHERE id=? AND updated_at_epoch=?",
+                [(f.id, f.changed_at) for f in files])
 
     def rewrite_path(self, f: LocalFile) -> Path:
         """Where a rewrite of a closed file goes until its close (then replaces it)."""

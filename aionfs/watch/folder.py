@@ -287,7 +287,7 @@ class WatchedFolder:
             self.journal.update(f, tags=json.dumps(list(self.spec.tags)))
 
         self.journal.commit(f, size, also=lambda db: self.records.queued(
-            rel, size, st.st_mtime_ns, sha, f.id))
+            rel, size, st.st_mtime_ns, sha, f.id), on_disk=True)  # (the copy was fsync'd)
         queued = self.journal.get(f.id) or f
         self.local.adopt(queued)
         self.on_queued(queued)

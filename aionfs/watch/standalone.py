@@ -24,6 +24,7 @@ from ..fs.view import LibraryView
 from ..fs.writer import Writer
 from ..store import Store
 from ..sync import Syncer
+from ..upload.durability import GroupCommit
 from ..upload.journal import Journal
 from ..upload.lock import JournalBusy, JournalLock
 from ..upload.worker import Uploader
@@ -46,6 +47,7 @@ async def run_watch(settings: ApiSettings, store_path: Path, specs: tuple[WatchS
     except JournalBusy as exc:
         raise WatchError(str(exc)) from None
     store = Store(store_path)
+    durability: GroupCommit | None = None
     try:
         async with AionClient(settings, unlimited=unlimited) as client:
             syncer = Syncer(client, store)
@@ -61,15 +63,17 @@ async def run_watch(settings: ApiSettings, store_path: Path, specs: tuple[WatchS
             journal = Journal(store, store_path.parent / "staging")
             local = LocalFiles(journal, store)
             local.load()
-            uploader = Uploader(journal, store, client, syncer, delay=write_back_delay, busy=local.busy,
-                                settled=local.settled, shared=local.shared,
+            uploader = Uploader(journal, store, client, syncer, delay=write_back_delay,
+                                busy=local.busy, settled=local.settled, shared=local.shared,
                                 rekeyed=local.rekey)
             view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=False)
             writer = Writer(view, store, client, syncer, local, uploader.wake)
             watches = Watches(lambda spec: WatchedFolder(
                 spec, store, journal, local, writer, uploader.wake, settle=settle))
+            durability = GroupCommit(journal)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(uploader.run)
+                nursery.start_soon(durability.run)
                 await nursery.start(watches.run, specs)
                 with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                     async for signum in signals:
@@ -79,5 +83,7 @@ async def run_watch(settings: ApiSettings, store_path: Path, specs: tuple[WatchS
                         nursery.cancel_scope.cancel()
                         break
     finally:
+        if durability is not None:
+            durability.sync_now()
         store.close()
         lock.release()

@@ -26,6 +26,7 @@ from aionfs.fs.view import Attr, FsError, LibraryView
 from aionfs.fs.writer import Writer
 from aionfs.store import ROOT_INODE, Event, Store
 from aionfs.sync import Syncer
+from aionfs.upload.durability import GroupCommit
 from aionfs.upload.journal import Journal
 from aionfs.views import QueryCache, VirtualTree
 from tests.unit.fakes import FakeClient, FakeStorage, KernelRecorder, file_item, place
@@ -89,8 +90,10 @@ async def mounted(tmp_path: Path) -> AsyncIterator[Mounted]:
     view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=False, views=True)
     cache = ContentCache(tmp_path / "cache", store, storage,  # type: ignore[arg-type]
                          capacity=1 << 30, read_timeout=5)
-    local = LocalFiles(Journal(store, tmp_path / "staging"), store)
+    journal = Journal(store, tmp_path / "staging")
+    local = LocalFiles(journal, store)
     local.load()
+    durability = GroupCommit(journal)
     writer = Writer(view, store, client, syncer, local, lambda: None)  # type: ignore[arg-type]
     views = VirtualTree(store, QueryCache(store, client, syncer), view)  # type: ignore[arg-type]
     notifier = KernelNotifier(KernelCalls(kernel.invalidate_inode, kernel.invalidate_entry_async,
@@ -98,11 +101,13 @@ async def mounted(tmp_path: Path) -> AsyncIterator[Mounted]:
     echoes = Echoes(tmp_path, store.dir_path, notifier.forget_deleted, enabled=False)
     fs = Filesystem(store=store, client=client, syncer=syncer,  # type: ignore[arg-type]
                     view=view, cache=cache, echoes=echoes, views=views, local=local,
-                    writer=writer, thumbs=None, notify=notifier, make_entry=Entry)
+                    writer=writer, durability=durability, thumbs=None, notify=notifier,
+                    make_entry=Entry)
     syncer.subscribe(fs.on_events)
     fs.mounted = True
     async with trio.open_nursery() as nursery:
         cache.start(nursery)
+        nursery.start_soon(durability.run)
         yield Mounted(fs, store, storage, client, kernel)
         nursery.cancel_scope.cancel()
     notifier.close()
