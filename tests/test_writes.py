@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -424,3 +425,42 @@ def test_folders_made_offline_are_created_when_the_api_returns(
         "Offline/top.txt": hashlib.sha256(b"also offline\n").hexdigest()}
     names = sorted(f.name for f in call(emulator, tenant, lambda c: c.folder_tree()))
     assert names == ["Offline", "Renamed", "Sub"]
+
+
+@pytest.mark.daemon_log(r"was closed but not yet on disk when the machine stopped")
+def test_a_power_loss_keeps_fsyncd_files_and_never_shows_a_half_written_one(
+        emulator: EmulatorProcess, tenant: str, tmp_path: Path) -> None:
+    """docs/writes.md#durability, with the power loss simulated: the daemon killed
+    before its group commit ran, the bytes of the file closed without fsync cut as a
+    disk may hold them, and the journal's boot set to another one (the restart is
+    after a reboot)."""
+    slow = ("--write-back-delay", "3600", "--commit-interval", "3600")
+    m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", *slow)
+    with open(m.path / "saved.txt", "wb") as f:  # what editors do: write, fsync, close
+        f.write(b"saved with fsync\n")
+        f.flush()
+        os.fsync(f.fileno())
+    (m.path / "late.txt").write_bytes(b"closed, never fsync'd, the power went\n")
+    assert os.getxattr(m.path / "late.txt", "user.aion.sync_state") == b"pending"
+    os.kill(m.pid, signal.SIGKILL)
+    subprocess.run(["fusermount3", "-u", "-z", str(m.path)], check=False)
+    store_path = next((tmp_path / "c").glob("*/metadata.sqlite3"))
+    db = sqlite3.connect(store_path)
+    rows = dict(db.execute("SELECT name, staging_path FROM upload_journal"))
+    db.execute("UPDATE meta SET value='a boot before the power loss' WHERE key='journal_boot'")
+    db.commit()
+    db.close()
+    with open(rows["late.txt"], "r+b") as f:  # what the disk held of it
+        f.truncate(6)
+    m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", "--write-back-delay", "0.1")
+    try:
+        wait_for(lambda: "saved.txt" in workspace(emulator, tenant), timeout=30)
+        assert (m.path / "saved.txt").read_bytes() == b"saved with fsync\n"
+        assert not (m.path / "late.txt").exists()
+        lost = list((store_path.parent / "staging" / "lost+found").iterdir())
+        assert [p.name.split("-", 1)[1] for p in lost] == ["late.txt"]
+        assert lost[0].read_bytes() == b"closed"  # kept for the user, never uploaded
+        m.flush()
+        assert sorted(workspace(emulator, tenant)) == ["saved.txt"]
+    finally:
+        m.unmount()
