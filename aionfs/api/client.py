@@ -38,6 +38,7 @@ from .errors import (
     ValidationFailed,
     error_from_response,
 )
+from .multipart import FileContent, Multipart
 from .ratelimit import Priority, RateLimiter
 from .retry import RetryPolicy, with_retries
 from .settings import ApiSettings
@@ -139,7 +140,7 @@ class UploadItem:
     """One file for `upload_batch`."""
 
     filename: str
-    content: bytes
+    content: bytes | FileContent  # (a file's: streamed from its descriptor, api/multipart.py)
     content_type: str = "application/octet-stream"
 
 
@@ -535,7 +536,7 @@ class AionClient:
 
     async def upload_file(
         self,
-        content: bytes,
+        content: bytes | FileContent,
         filename: str,
         *,
         content_type: str = "application/octet-stream",
@@ -557,14 +558,14 @@ class AionClient:
         """
         check_metadata(title, tags)
         data = self._upload_fields(title, tags, skip_duplicates, auto_describe)
-        sha = hashlib.sha256(content).hexdigest()
+        sha = (content.sha256 if isinstance(content, FileContent)
+               else hashlib.sha256(content).hexdigest())
 
         async def send(fields: dict[str, str]) -> m.UploadResult:
+            body = Multipart(fields, [("file", filename, content, content_type)])
             return await self._json(
                 m.UploadResult, "POST", "user-files/upload/stream", priority=priority,
-                idempotent=False, data=fields,
-                files={"file": (filename, content, content_type)},
-            )
+                idempotent=False, content=body, headers=body.headers)
 
         try:
             return await send(data)
@@ -601,10 +602,11 @@ class AionClient:
         if not items:
             raise ValueError("upload_batch needs at least one file")
         check_metadata(None, tags)
-        data = self._upload_fields(None, tags, skip_duplicates, auto_describe)
-        files = [("files", (it.filename, it.content, it.content_type)) for it in items]
+        body = Multipart(self._upload_fields(None, tags, skip_duplicates, auto_describe),
+                         [("files", it.filename, it.content, it.content_type) for it in items])
         batch = await self._json(m.BatchUploadResult, "POST", "user-files/upload/stream-batch",
-                                 priority=priority, idempotent=False, data=data, files=files)
+                                 priority=priority, idempotent=False, content=body,
+                                 headers=body.headers)
         if batch.immediate_results is not None:
             results = [m.SessionResultItem(image_id=r.image_id, filename=r.filename,
                                            status=r.status, error_message=r.error)

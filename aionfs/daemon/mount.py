@@ -304,7 +304,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
             on_queued=fs.local_added))
         sources = Sources(opts.mountpoint, opts.profile.name, opts.profile.read_only, client, syncer,
                           journal, cache, watches=watches.describe, thumbs=thumbs,
-                          inodes=fs.inode_counts)
+                          inodes=fs.inode_counts, requests=lambda: dict(ops.REQUESTS))
         daemon = Controls(opts, sources, uploader, queries, notifier, watches)
         fuse_options = set(ops.DEFAULT_OPTIONS)
         fuse_options |= {"fsname=aionfs:" + settings.base_url.split("//", 1)[1].split("/")[0],

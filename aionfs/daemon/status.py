@@ -53,6 +53,8 @@ class Sources:
     watches: Callable[[], list[dict[str, Any]]] = lambda: []
     thumbs: Any = None  # thumbs.Thumbnails, when seeding
     inodes: Callable[[], dict[str, int]] = lambda: {}  # what the filesystem keeps per inode
+    #: kernel requests answered since the mount, by operation
+    requests: Callable[[], dict[str, int]] = lambda: {}
 
 
 def live_status(src: Sources) -> dict[str, Any]:
@@ -83,6 +85,7 @@ def live_status(src: Sources) -> dict[str, Any]:
         "uploads": counts,
         "queue": queue,
         "inodes": src.inodes(),
+        "kernel_requests": src.requests(),
         "cache": {"used": src.cache.used(), "capacity": src.cache.capacity,
                   "pinned_files": int(pinned), **src.cache.sources()},
         "plan": {"name": src.client.settings.plan, "from": src.client.plan_source},

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import platform
@@ -266,9 +267,20 @@ class Filesystem:
             try:
                 attr = self.view.lookup(parent_inode, os.fsdecode(name))
             except FsError as exc:
+                if exc.errno == errno.ENOENT:
+                    return self._absent
                 raise FsError(exc.errno) from None
         self.lookups[attr.inode] += 1
         return self._entry(attr)
+
+    @functools.cached_property
+    def _absent(self) -> Entry:
+        """No such name in a folder of the library: an entry with inode 0, which the
+        kernel keeps as a negative entry (ENOENT without asking again: `cp` and `rsync`
+        look a new name up twice before creating it). Every way a name can appear
+        tells the kernel: sync's entry_added events, the watched folders
+        (local_added), and what is made through the mount the kernel sees itself."""
+        return self._entry(Attr(0, False, 0, 0, 0, self.view.uid, self.view.gid), ENTRY_TIMEOUT, 0)
 
     def _local_attr(self, f: Any) -> Attr:
         return Attr(f.inode, False, self.local.size(f), stat.S_IFREG | 0o644, f.mtime_ns,
@@ -744,6 +756,8 @@ class Filesystem:
         if parent_inode_new >= VIRTUAL_BASE:
             # `mv FILE tags/<t>/` tags the file; it stays where it is in the tree
             entry = await self.lookup(parent_inode_old, name_old, ctx)
+            if not entry.st_ino:
+                raise FsError(errno.ENOENT)
             await self.forget([(entry.st_ino, 1)])  # a lookup the kernel does not count
             await self._tag(self._node(parent_inode_new), entry.st_ino)
             return

@@ -17,6 +17,7 @@ import errno
 import functools
 import inspect
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,7 +35,12 @@ assert pyfuse3.ENOATTR == errno.ENODATA
 
 #: what the kernel should use as st_blksize: reads and writes in 1 MiB pieces
 BLOCK_SIZE = 1 << 20
-DEFAULT_OPTIONS = frozenset(pyfuse3.default_options)
+#: pyfuse3's defaults but `default_permissions`: the mount is its owner's alone (no
+#: allow_other), every file and folder is the owner's, and what a mode would refuse
+#: the core refuses itself (virtual folders, read-only mounts: `ro`). Left on, the
+#: kernel asks for a folder's attributes again before each file created in it (a
+#: create invalidates them): one round trip more per file copied in.
+DEFAULT_OPTIONS = frozenset(pyfuse3.default_options) - {"default_permissions"}
 KERNEL = KernelCalls(
     invalidate_inode=lambda inode, attr_only: pyfuse3.invalidate_inode(
         inode, attr_only=attr_only),
@@ -179,10 +185,16 @@ class AionOperations(pyfuse3.Operations):
         return await self.fs.symlink(parent_inode, name, target, ctx)
 
 
+#: kernel requests answered since the mount, by operation (`aionfs status`): what a
+#: workload costs in round trips (docs/mount.md, docs/writes.md)
+REQUESTS: Counter[str] = Counter()
+
+
 def _guard(name: str, handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     """The core's errors as the kernel's; anything else logged (traceback) and EIO."""
     @functools.wraps(handler)
     async def guarded(*args: Any, **kwargs: Any) -> Any:
+        REQUESTS[name] += 1
         try:
             return await handler(*args, **kwargs)
         except FsError as exc:

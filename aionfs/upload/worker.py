@@ -21,9 +21,9 @@ file is rewritten.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -40,6 +40,7 @@ from ..api.errors import (
     QuotaExceeded,
     TransientError,
 )
+from ..api.multipart import FileContent
 from ..api.retry import Backoff
 from ..store import ROOT_KEY, Event, Store, naming
 from ..store.db import LOCAL_PREFIX, file_row
@@ -346,8 +347,15 @@ class Uploader:
                 shown = naming.file_name(row["title"], row["filename"], row["format"],
                                          row["media_type"], row["domain"])
                 f.title = row["title"] if shown == f.name else f.name
-        data = {f.id: f.staging.read_bytes() for f in files}
-        sha = {f.id: hashlib.sha256(data[f.id]).hexdigest() for f in files}
+        contents = await _staged(files)
+        try:
+            await self._send_all([f for f in files if f.id in contents], contents)
+        finally:
+            for content in contents.values():
+                os.close(content.fd)
+
+    async def _send_all(self, files: list[LocalFile], contents: dict[int, FileContent]) -> None:
+        sha = {f.id: contents[f.id].sha256 for f in files}
         recorded = self.journal.sent_hashes([f.id for f in files])
         # a crash (or a lost answer) interrupted these very uploads: one at a time
         resumed = [f for f in files if recorded.get(f.id, (None,))[0] == sha[f.id]]
@@ -364,7 +372,7 @@ class Uploader:
 
         async def one(f: LocalFile, known_new: bool, resumed: bool) -> None:
             try:
-                await self._upload_one(f, data[f.id], known_new, resumed=resumed)
+                await self._upload_one(f, contents[f.id], known_new, resumed=resumed)
             except TransientError as exc:  # the others still go
                 failures.append(exc)
 
@@ -382,11 +390,11 @@ class Uploader:
                 for f in batch:
                     await one(f, sha[f.id] not in dups, False)
             else:
-                await self._upload_batch(batch, data)
+                await self._upload_batch(batch, contents)
         if failures:
             raise failures[0]
 
-    async def _upload_one(self, f: LocalFile, data: bytes, known_new: bool,
+    async def _upload_one(self, f: LocalFile, data: FileContent, known_new: bool,
                           resumed: bool) -> None:
         if not self.journal.advance(f, self._versions[f.id], state="uploading"):
             return  # changed since taken: the next round
@@ -407,10 +415,11 @@ class Uploader:
             self._fail(f, str(exc))
             return
         remote = res.skipped_existing_image_id if res.skipped else res.image_id
-        self.journal.sent(f, self._versions[f.id], hashlib.sha256(data).hexdigest(), remote)
-        log.info("uploaded %s (%d bytes) as %s", f.name, len(data), remote)
+        self.journal.sent(f, self._versions[f.id], data.sha256, remote)
+        log.info("uploaded %s (%d bytes) as %s", f.name, data.size, remote)
 
-    async def _upload_batch(self, files: list[LocalFile], data: dict[int, bytes]) -> None:
+    async def _upload_batch(self, files: list[LocalFile], data: dict[int, FileContent]
+                            ) -> None:
         items = [UploadItem(f.name, data[f.id],
                             content_type(f.name) or "application/octet-stream") for f in files]
         try:
@@ -430,8 +439,7 @@ class Uploader:
         for f in files:
             r = by_name.get(f.name)
             if r is not None and r.image_id and r.status != "failed":
-                self.journal.sent(f, self._versions[f.id], hashlib.sha256(data[f.id]).hexdigest(),
-                                  r.image_id)
+                self.journal.sent(f, self._versions[f.id], data[f.id].sha256, r.image_id)
             elif f.name in refused or r is not None:
                 self._fail(f, refused.get(f.name) or (r.error_message if r else None)
                            or "refused")
@@ -543,3 +551,24 @@ class Uploader:
         self.store.upsert_files([file_row(item)])
         moved = self.store.place_files([f.remote_id], f.folder_key)  # type: ignore[list-item]
         return {f.folder_key, *(k for k in moved.values() if k is not None)}
+
+
+async def _staged(files: list[LocalFile]) -> dict[int, FileContent]:
+    """Each file's staging file opened and hashed, a piece at a time in a worker thread:
+    the descriptors pin the bytes hashed (a rewrite replaces the staging file, not
+    them), and no upload holds a whole file in memory. Files gone meanwhile (removed
+    or dropped: their next round says why) are left out."""
+    fds: dict[int, int] = {}
+    for f in files:
+        try:
+            fds[f.id] = os.open(f.staging, os.O_RDONLY)
+        except FileNotFoundError:
+            log.debug("%s left staging before its upload", f.name)
+    try:
+        hashed = await trio.to_thread.run_sync(
+            lambda: {jid: FileContent.hashed(fd) for jid, fd in fds.items()})
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
+    return hashed
