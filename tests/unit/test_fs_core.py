@@ -133,13 +133,21 @@ async def test_a_library_file_reads_its_bytes_and_is_kept_by_the_kernel(tmp_path
         assert m.storage.url_requests == 1
 
 
-@pytest.mark.parametrize(("name", "code"), [
-    ("x" * 256, errno.ENAMETOOLONG), ("missing.txt", errno.ENOENT)])
-async def test_bad_names_get_a_clear_errno(tmp_path: Path, name: str, code: int) -> None:
+async def test_a_name_too_long_gets_enametoolong(tmp_path: Path) -> None:
     async with mounted(tmp_path) as m:
         with pytest.raises(FsError) as err:
-            await m.lookup(ROOT_INODE, name)
-        assert err.value.errno == code
+            await m.lookup(ROOT_INODE, "x" * 256)
+        assert err.value.errno == errno.ENAMETOOLONG
+
+
+async def test_a_missing_name_is_a_negative_entry_the_kernel_keeps(tmp_path: Path) -> None:
+    """Inode 0: the kernel answers ENOENT and keeps the answer (cp looks twice)."""
+    async with mounted(tmp_path) as m:
+        missing = await m.lookup(ROOT_INODE, "missing.txt")
+        assert missing.st_ino == 0 and missing.entry_timeout > 0
+        readme = await m.lookup(ROOT_INODE, "readme.txt")
+        m.fs.on_events([Event("entry_added", readme.st_ino, ROOT_INODE, "late.txt", False)])
+        assert (ROOT_INODE, b"late.txt", 0) in m.kernel.entries  # a name appeared: told
 
 
 async def test_a_name_that_is_not_utf8_is_absent(tmp_path: Path) -> None:
@@ -304,8 +312,7 @@ async def test_a_file_deleted_remotely_while_open_stays_readable_until_closed(
         with m.store.transaction():  # what sync applies when the file is gone remotely
             m.store.delete_files(["r1"])
         m.fs.on_events([Event("gone", readme.st_ino, None, None, False)], echo=False)
-        with pytest.raises(FsError):
-            await m.lookup(ROOT_INODE, "readme.txt")
+        assert (await m.lookup(ROOT_INODE, "readme.txt")).st_ino == 0
         attr = (await m.fs.getattr(readme.st_ino)).attr  # fstat of the open descriptor
         assert (attr.size, attr.nlink) == (11, 0)
         assert await m.fs.read(opened.fh, 6, 5) == b"world"
