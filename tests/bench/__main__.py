@@ -1,6 +1,6 @@
 """`make bench`: figures for the client and the emulator, each beside a baseline.
 
-    python -m tests.bench [--quick] [--requests | --reads]
+    python -m tests.bench [--quick] [--requests | --reads | --writes]
 
 1. decode     list pages decoded into typed models (msgspec) vs json.loads into dicts
 2. overhead   one API request through AionClient vs a raw httpx call, same emulator
@@ -324,6 +324,12 @@ async def main() -> None:
 
                 await trio.to_thread.run_sync(bench_requests, row, emu)
                 return
+            if "--writes" in sys.argv:  # only the copies into the mount and the uploads
+                from .mount import bench_upload_memory, bench_writes
+
+                await trio.to_thread.run_sync(bench_writes, row, emu)
+                await trio.to_thread.run_sync(bench_upload_memory, row, emu)
+                return
             if "--reads" in sys.argv:  # only the cold reads, and beside rclone mount
                 from .rclone import bench_rclone
                 from .reads import bench_cold_folder
@@ -350,7 +356,11 @@ async def main() -> None:
             from .filemanager import bench_file_manager
 
             await trio.to_thread.run_sync(bench_file_manager, row, emu)
-            await trio.to_thread.run_sync(bench_writes, row, emu, 100 if QUICK else 300)
+            await trio.to_thread.run_sync(bench_writes, row, emu, 100 if QUICK else 500,
+                                          400 if QUICK else 2000)
+            from .mount import bench_upload_memory
+
+            await trio.to_thread.run_sync(bench_upload_memory, row, emu, 8 if QUICK else 40)
             with tempfile.TemporaryDirectory() as cache:
                 key = await bench_full_sync(emu, cache)
                 await trio.to_thread.run_sync(bench_walks, row, emu, key, cache)
