@@ -137,6 +137,8 @@ class Filesystem:
         self.handles = Handles()
         #: library files' inodes → set once the edit being started has its bytes staged
         self._editing: dict[int, trio.Event] = {}
+        #: local files' inodes → held while a rewrite's copy of their bytes is made
+        self._copying: dict[int, trio.Lock] = {}
         #: directory inode → its encoded listing, until sync reports any change
         self._listings: dict[int, list[tuple[bytes, Entry]]] = {}
         self._listed: set[int] = set()
@@ -469,7 +471,19 @@ class Filesystem:
         writing = bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_APPEND))
         local = self.local.by_inode(inode)
         if local is not None:
-            fd = self.local.open(local, writing, bool(flags & os.O_TRUNC))
+            truncate = bool(flags & os.O_TRUNC)
+            copied = self.local.needs_copy(local, writing, truncate)
+            if copied:  # a closed file rewritten: its bytes aside, off the trio thread
+                lock = self._copying.setdefault(inode, trio.Lock())
+                async with lock:
+                    copied = self.local.needs_copy(local, writing, truncate)  # (still?)
+                    if copied:
+                        await trio.to_thread.run_sync(self.local.copy_aside, local)
+                    fd = self.local.open(local, writing, truncate, copied=copied)
+                if not lock.statistics().tasks_waiting:
+                    del self._copying[inode]
+            else:
+                fd = self.local.open(local, writing, truncate)
             return Opened(self.handles.open_local(local, fd, writing), False)
         if writing:  # an uploaded file edited: a new version under the same inode
             local = await self._start_edit(inode, truncate=bool(flags & os.O_TRUNC))

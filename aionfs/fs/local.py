@@ -144,8 +144,20 @@ class LocalFiles:
         self._open[f.inode] = _Open(writers=1, fd=main, fds={fd})
         return fd
 
-    def open(self, f: LocalFile, write: bool, truncate: bool) -> int:
-        """A descriptor for a new handle on a local file."""
+    def needs_copy(self, f: LocalFile, write: bool, truncate: bool) -> bool:
+        """Would this open copy the file aside first (a closed file rewritten, not
+        truncated)? The caller then runs `copy_aside` in a worker thread first."""
+        state = self._open.get(f.inode)
+        return (write and not truncate and f.state != "local"
+                and (state is None or not state.writers))
+
+    def copy_aside(self, f: LocalFile) -> None:
+        """The staging file's bytes into its rewrite side file (blocking)."""
+        shutil.copyfile(f.staging, self.journal.rewrite_path(f))
+
+    def open(self, f: LocalFile, write: bool, truncate: bool, copied: bool = False) -> int:
+        """A descriptor for a new handle on a local file (`copied`: `copy_aside` made
+        the side file just now)."""
         state = self._open.setdefault(f.inode, _Open(size=f.size))
         if not write:  # readers see what writers wrote so far (positional I/O only)
             fd = os.dup(state.fd) if state.writers else os.open(f.staging, os.O_RDONLY)
@@ -157,7 +169,7 @@ class LocalFiles:
                 state.fd = os.open(f.staging, os.O_RDWR)
             else:  # a closed file: rewrite on the side, swap at the last close
                 side = self.journal.rewrite_path(f)
-                if not truncate:
+                if not truncate and not copied:
                     shutil.copyfile(f.staging, side)
                 state.fd = os.open(side, os.O_RDWR | os.O_CREAT | (os.O_TRUNC if truncate else 0),
                                    0o600)

@@ -359,3 +359,21 @@ async def test_writers_opening_a_file_while_its_edit_starts_share_one_edit(
         data = await m.read_all(scan.st_ino)
         assert data[:4] == b"ABCD" and data[4:] == m.storage.objects["big"][4:]
         assert len(m.fs.local.journal.all()) == 1
+
+
+async def test_a_closed_file_reopened_for_writing_keeps_its_bytes_until_the_close(
+        tmp_path: Path) -> None:
+    """An append to a file waiting for upload: the bytes are copied aside (in a worker
+    thread) and the new version replaces the staged one only at its close."""
+    async with mounted(tmp_path) as m:
+        opened, entry = await m.fs.create(ROOT_INODE, b"log.txt", 0o644, os.O_WRONLY, CALLER)
+        await m.fs.write(opened.fh, 0, b"line 1\n")
+        await m.fs.flush(opened.fh)
+        await m.fs.release(opened.fh)
+        appending = await m.fs.open(entry.st_ino, os.O_WRONLY | os.O_APPEND, CALLER)
+        await m.fs.write(appending.fh, 7, b"line 2\n")
+        staged = m.fs.local.by_inode(entry.st_ino).staging  # type: ignore[union-attr]
+        assert staged.read_bytes() == b"line 1\n"  # the closed version, until the close
+        await m.fs.flush(appending.fh)
+        await m.fs.release(appending.fh)
+        assert await m.read_all(entry.st_ino) == b"line 1\nline 2\n"
