@@ -294,7 +294,8 @@ def _big_documents(where: Path, n: int, size: int) -> list[Path]:
     return out
 
 
-def _timed(argv: list[str]) -> float:
+def _run_timed(argv: list[str]) -> float:
+    """Seconds a command takes to return."""
     t = time.perf_counter()
     subprocess.run(argv, check=True)
     return time.perf_counter() - t
@@ -347,9 +348,9 @@ def bench_writes(row: Row, emu: Any, n: int = 500, notes: int = 2000) -> None:
         files = _images(src, n)
         _notes(txt, notes)
         mb = sum(f.stat().st_size for f in files) / 1e6
-        native_cp = _timed(["cp", "-r", str(src), str(Path(tmp) / "native")])
-        native_rsync = _timed(["rsync", "-a", f"{src}/", str(Path(tmp) / "native-rsync")])
-        native_notes = _timed(["cp", "-r", str(txt), str(Path(tmp) / "native-notes")])
+        native_cp = _run_timed(["cp", "-r", str(src), str(Path(tmp) / "native")])
+        native_rsync = _run_timed(["rsync", "-a", f"{src}/", str(Path(tmp) / "native-rsync")])
+        native_notes = _run_timed(["cp", "-r", str(txt), str(Path(tmp) / "native-notes")])
 
         key = emu.new_tenant(plan="enterprise", rpm=0)
         mnt = Path(tmp) / "mnt"
@@ -372,9 +373,9 @@ def bench_writes(row: Row, emu: Any, n: int = 500, notes: int = 2000) -> None:
             drained = time.perf_counter() - t
             assert _drained(mnt / "Photos")  # every file shows as synced
             used = len(emu.requests(key)) - since
-            rsync_done = _timed(["rsync", "-a", f"{src}/", str(mnt / "Rsync")])
+            rsync_done = _run_timed(["rsync", "-a", f"{src}/", str(mnt / "Rsync")])
             _wait_drained(mnt)
-            notes_done = _timed(["cp", "-r", str(txt), str(mnt / "Notes")])
+            notes_done = _run_timed(["cp", "-r", str(txt), str(mnt / "Notes")])
             _wait_drained(mnt)
         finally:
             _unmount(mnt, pid)
