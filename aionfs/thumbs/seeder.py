@@ -104,6 +104,9 @@ class Thumbnails:
         self._where: dict[int, set[tuple[str, str]]] = {}  # inode → (dir, name) seeded
         self._failed: set[str] = set()  # file ids without a usable variant
         self._fetching: dict[str, trio.Event] = {}  # file id → done: one request per image
+        #: thumbnail URI → done: one writer per thumbnail (a folder seeded for a file
+        #: manager's opening and by the background pass at once)
+        self._writing: dict[str, trio.Event] = {}
         #: folders whose thumbnails were all current at the last look, until a change
         self._current: set[str] = set()
         self.cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -215,6 +218,21 @@ class Thumbnails:
 
     async def _seed_one(self, name: str, row: Any, uri: str, mtime: int, size: int,
                         paths: list[Path], priority: Priority) -> None:
+        while (busy := self._writing.get(uri)) is not None:
+            await busy.wait()  # another task writes this very thumbnail: its result
+            if await trio.to_thread.run_sync(
+                    lambda: all(is_current(p, uri, mtime) for p in paths)):
+                self.stats.current += 1
+                return
+        self._writing[uri] = done = trio.Event()
+        try:
+            await self._write_one(name, row, uri, mtime, size, paths, priority)
+        finally:
+            del self._writing[uri]
+            done.set()
+
+    async def _write_one(self, name: str, row: Any, uri: str, mtime: int, size: int,
+                         paths: list[Path], priority: Priority) -> None:
         source = await self._variant(row, priority)
         if source is None:
             return

@@ -19,6 +19,7 @@ import hashlib
 import io
 import os
 import struct
+import tempfile
 import zlib
 from pathlib import Path
 from urllib.parse import quote
@@ -101,12 +102,21 @@ def is_current(path: Path, uri: str, mtime: int) -> bool:
 
 
 def write_atomically(path: Path, data: bytes) -> None:
-    """0600 in a 0700 directory, renamed into place (a reader never sees half a PNG)."""
+    """0600 in a 0700 directory, renamed into place (a reader never sees half a PNG).
+
+    The temporary name is this writer's own (mkstemp: O_EXCL, a random part), so
+    two writers of one thumbnail — two threads, or a file manager's thumbnailer
+    beside the mount — never write into each other's file; the last rename wins,
+    and either is a whole PNG."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
