@@ -618,3 +618,31 @@ def test_directory_watchers_see_remote_changes(mounted: Mount, library: Library,
     finally:
         watch.close()
     assert sorted(os.listdir(mounted.path / "Site")) == ["North", "Pole 1.jpg"]
+
+
+def test_a_crawl_of_folders_nobody_opened_replays_nothing_through_the_mount(
+        emulator: EmulatorProcess, tmp_path: Path) -> None:
+    """Remote changes are replayed through the mount for inotify watchers (echo); a
+    folder whose inode the kernel does not hold has none, and the names a first listing
+    brings are in that listing: a fresh mount's crawl of folders nobody opened sends no
+    mknod to its own mount (it sent one per file it placed)."""
+    key = emulator.new_tenant(plan="enterprise")
+
+    async def build() -> None:
+        async with make_client(emulator, key) as c:
+            for f in range(4):
+                folder = await c.create_folder(f"Folder {f}")
+                ids = [(await c.upload_file(image_bytes((f * 40, i * 20, 9)),
+                                            f"photo {f}-{i}.jpg")).image_id for i in range(8)]
+                await c.move_files(ids, folder.id)
+
+    trio.run(build)
+    m = mount(emulator, key, tmp_path / "mnt", tmp_path / "cache")
+    try:
+        wait_for(lambda: m.status()["sync"]["root"] == "complete", timeout=30)
+        assert m.status()["sync"]["files"] == 32  # (there was something to place)
+        assert m.status()["kernel_requests"].get("mknod", 0) == 0
+        assert len(os.listdir(m.path / "Folder 2")) == 8  # opened now: from the store
+        assert m.status()["kernel_requests"].get("mknod", 0) == 0
+    finally:
+        m.unmount()

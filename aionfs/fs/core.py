@@ -137,6 +137,8 @@ class Filesystem:
         self.handles = Handles()
         #: library files' inodes → set once the edit being started has its bytes staged
         self._editing: dict[int, trio.Event] = {}
+        #: folders whose first listing is being fetched (for the opener: no echo)
+        self._first_listing: set[int] = set()
         #: local files' inodes → held while a rewrite's copy of their bytes is made
         self._copying: dict[int, trio.Lock] = {}
         #: directory inode → its encoded listing, until sync reports any change
@@ -201,6 +203,7 @@ class Filesystem:
         if key == "" and not self.syncer.crawl_finished.is_set():
             await self._first_root_listing()
             return
+        self._first_listing.add(inode)
         try:
             with answer_within(LIST_WAIT):
                 await self.syncer.ensure_listed(key, Priority.INTERACTIVE)
@@ -208,6 +211,8 @@ class Filesystem:
             raise self._fail(exc, errno.EACCES, "listing") from exc
         except ApiError as exc:
             self._fail(exc, errno.EIO, "listing (serving the cached library)")
+        finally:
+            self._first_listing.discard(inode)
 
     async def _first_root_listing(self) -> None:
         """The root of a fresh mount, complete or said to be partial.
@@ -227,8 +232,12 @@ class Filesystem:
         if first:
             self._root_deadline = trio.current_time() + ROOT_WAIT
             self.syncer.hurry()
-        with trio.move_on_at(self._root_deadline):  # (every caller until then waits too)
-            await self.syncer.crawl_finished.wait()
+        self._first_listing.add(ROOT_INODE)  # (what arrives meanwhile is in the listing)
+        try:
+            with trio.move_on_at(self._root_deadline):  # (every caller until then waits)
+                await self.syncer.crawl_finished.wait()
+        finally:
+            self._first_listing.discard(ROOT_INODE)
         self._listed.add(ROOT_INODE)
         if first and not self.syncer.crawl_finished.is_set():
             self.syncer.unhurry()
@@ -911,9 +920,8 @@ class Filesystem:
                     self.colors.new_bytes(row["id"])
         if not self.mounted:
             return
-        if echo:  # (a name written here shadows the library's: its changes are not seen)
-            self.echoes.submit([e for e in events if e.name is None or e.parent is None
-                                or self.local.lookup(e.parent, e.name) is None])
+        if echo:
+            self.echoes.submit([e for e in events if self._watchable(e)])
         gone = {e.inode for e in events if e.kind == "gone"}
         for inode in gone:
             for f in self.local.orphaned(inode):
@@ -935,6 +943,18 @@ class Filesystem:
             except OSError as exc:  # the kernel did not know the inode: nothing cached
                 if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
                     log.warning("invalidating %s failed: %s", e, exc)
+
+    def _watchable(self, e: Event) -> bool:
+        """Could anyone watch this change of a name with inotify? Only in a folder whose
+        inode the kernel holds (a watch holds it), not in one whose first listing is
+        what brings the name (its opener gets the name in that listing), and not under
+        a name written here (it shadows the library's). A crawl of folders nobody
+        opened replays nothing through the mount."""
+        if e.name is None or e.parent is None:
+            return True
+        return ((e.parent == ROOT_INODE or e.parent in self.lookups)
+                and e.parent not in self._first_listing
+                and self.local.lookup(e.parent, e.name) is None)
 
     def local_added(self, f: Any) -> None:
         """A file queued by a watched folder: its folder lists it from now on."""
