@@ -145,7 +145,7 @@ class Filesystem:
         self._listings: dict[int, list[tuple[bytes, Entry]]] = {}
         self._listed: set[int] = set()
         self._view_listings: dict[int, tuple[float, list[tuple[bytes, Any]]]] = {}
-        views.queries.subscribe(self._view_listings.clear)
+        views.queries.changed.subscribe(self._view_listings.clear)
         self._xattr_names: dict[int, list[bytes]] = {}
         self._root_deadline: float | None = None  # the first root listing's wait (trio time)
         self.colors = ImageColors(store, client)

@@ -55,7 +55,7 @@ class GroupCommit:
         self._closed = trio.Event()  # a file was closed since the last pass began
         self._lock = trio.Lock()  # one pass at a time (their order is the WAL's)
         self.passes = 0
-        journal.subscribe_closed(self.closed)
+        journal.closed.subscribe(self.closed)
 
     def closed(self) -> None:
         """A file was closed or renamed: the next pass makes it durable."""

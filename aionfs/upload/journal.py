@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..callbacks import Signal
 from ..store import Store
 
 log = logging.getLogger(__name__)
@@ -162,15 +163,8 @@ class Journal:
         #: rows the uploader holds right now (whatever their state says): one dropped
         #: meanwhile may land anyway, so it is marked `discard`, not removed
         self.in_flight: set[int] = set()
-        self._on_closed: list[Callable[[], None]] = []
-
-    def subscribe_closed(self, callback: Callable[[], None]) -> None:
-        """`callback()` after each close or rename committed (not yet on disk)."""
-        self._on_closed.append(callback)
-
-    def _closed(self) -> None:
-        for callback in self._on_closed:
-            callback()
+        #: after each close or rename committed (not yet on disk: the group commit's cue)
+        self.closed = Signal()
 
     @property
     def wal(self) -> Path:
@@ -308,7 +302,7 @@ class Journal:
             self.store.set_times(f.inode, f.mtime_ns, f.ctime_ns)
             if also is not None:
                 also(self.store.db)
-        self._closed()
+        self.closed()
 
     def _superseded_copies(self, f: LocalFile) -> None:
         """The file changed (a new version, a new name): what was sent of the version
@@ -357,7 +351,7 @@ class Journal:
                 "updated_at_epoch=?, on_disk=0 WHERE id=?",
                 (folder_key or None, name, int(scratch), f.state, f.changed_at, f.id))
             self.store.set_times(f.inode, f.mtime_ns, f.ctime_ns)
-        self._closed()
+        self.closed()
 
     def update(self, f: LocalFile, **fields: object) -> None:
         """Record an upload step (state, step, remote_id, sha256, last_error, …)."""

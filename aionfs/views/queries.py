@@ -25,6 +25,7 @@ import trio
 
 from ..api import AionClient, Priority, answer_after
 from ..api.errors import ApiError
+from ..callbacks import Signal
 from ..store import Store
 from ..store.query_results import QueryResults
 from ..sync import Syncer
@@ -55,15 +56,8 @@ class QueryCache:
         self.wait = wait
         self._locks: dict[tuple[str, str], trio.Lock] = {}
         self._logged: set[tuple[str, str]] = set()
-        self._subscribers: list[Callable[[], None]] = []
-
-    def subscribe(self, callback: Callable[[], None]) -> None:
-        """`callback()` whenever stored results or saved queries change."""
-        self._subscribers.append(callback)
-
-    def _changed(self) -> None:
-        for callback in self._subscribers:
-            callback()
+        #: whenever stored results or saved queries change
+        self.changed = Signal()
 
     # -- saved queries -------------------------------------------------------------
 
@@ -78,14 +72,14 @@ class QueryCache:
         if self.is_saved(kind, query):
             return False
         self.kept.save(kind, query)
-        self._changed()
+        self.changed()
         return True
 
     def forget(self, kind: str, query: str) -> bool:
         if not self.is_saved(kind, query):
             return False
         self.kept.forget(kind, query)
-        self._changed()
+        self.changed()
         return True
 
     # -- results ---------------------------------------------------------------------
@@ -137,7 +131,7 @@ class QueryCache:
         ranked = [(fid, score) for fid, score in ranked if fid in known]
         self.kept.replace(kind, query, ranked, self.ttl)
         self._logged.discard((kind, query))
-        self._changed()
+        self.changed()
         return [fid for fid, _ in ranked]
 
     async def _search(self, query: str, priority: Priority) -> list[tuple[str, float | None]]:

@@ -58,7 +58,7 @@ def test_the_layers_below_the_mount_do_not_import_it() -> None:
 #: __init__ docstring says; the daemon and the command line may import everything
 ALLOWED = {
     "api": {"vendor"},
-    "store": set(),
+    "store": set(),  # (and, like every package, callbacks.py: Signal)
     "sync": {"api", "store"},
     "cache": {"api", "store"},
     "upload": {"api", "store", "sync"},
@@ -88,5 +88,5 @@ def test_each_package_imports_only_what_its_docstring_allows() -> None:
     for name, tree in _modules().items():
         package = Path(name).parts[0]
         if package in ALLOWED:
-            extra = _targets(name, tree) - ALLOWED[package]
+            extra = _targets(name, tree) - ALLOWED[package] - {"callbacks"}
             assert not extra, f"{name} imports {extra}"
