@@ -427,9 +427,12 @@ class Filesystem:
             listing = await self._view_listing(inode)
         else:
             listing = await self._listing(inode)
-        if self.thumbs is not None and ctx is not None and self.thumbs.consumers.wants(ctx.pid):
-            # a file manager (or dialog, or viewer): its thumbnails first (bounded wait)
-            await self.thumbs.opened(self._dir_path(inode), listing)
+        if self.thumbs is not None and ctx is not None:
+            if self.thumbs.consumers.wants(ctx.pid):
+                # a file manager (or dialog, or viewer): its thumbnails first (bounded wait)
+                await self.thumbs.opened(self._dir_path(inode), listing)
+            else:
+                self.thumbs.stats.walkers += 1
         return self.handles.open_dir(listing)  # a snapshot: offsets stay valid
 
     async def _listing(self, inode: int) -> list[tuple[bytes, Entry]]:

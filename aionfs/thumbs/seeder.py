@@ -78,6 +78,9 @@ class ThumbStats:
     listed_urls: int = 0  # renditions fetched through a listing's URL (no API request)
     failed: int = 0
     skipped: int = 0  # not images, or no variants
+    #: folders opened by a process that draws no thumbnails (find, ls, rsync, backups):
+    #: decided at its opendir, nothing seeded for it then or later
+    walkers: int = 0
 
 
 @dataclass
