@@ -70,10 +70,17 @@ class Attr:
 
 
 def _ns(value: str | None, default: int) -> int:
+    """A time the API gives, in whole seconds (as nanoseconds).
+
+    Thumbnailers compare a thumbnail's `Thumb::MTime` with the file's mtime in two
+    ways: GLib wants the integer seconds, tumbler (Thunar's) compares a float with
+    the microseconds. Only a file whose mtime has no fraction satisfies both, so the
+    times of library files are shown in whole seconds (times set through the mount,
+    by utimens or a write, keep their nanoseconds)."""
     if not value:
         return default
     try:
-        return int(datetime.fromisoformat(value).timestamp() * 1e9)
+        return int(datetime.fromisoformat(value).timestamp()) * 1_000_000_000
     except ValueError:
         return default
 
