@@ -484,16 +484,8 @@ class Filesystem:
         local = self.local.by_inode(inode)
         if local is not None:
             truncate = bool(flags & os.O_TRUNC)
-            copied = self.local.needs_copy(local, writing, truncate)
-            if copied:  # a closed file rewritten: its bytes aside, off the trio thread
-                lock = self._copying.setdefault(inode, trio.Lock())
-                async with lock:
-                    copied = self.local.needs_copy(local, writing, truncate)  # (still?)
-                    if copied:
-                        await trio.to_thread.run_sync(self.local.copy_aside, local)
-                    fd = self.local.open(local, writing, truncate, copied=copied)
-                if not lock.statistics().tasks_waiting:
-                    del self._copying[inode]
+            if self.local.needs_copy(local, writing, truncate):
+                fd = await self._open_rewrite(inode, local, truncate)
             else:
                 fd = self.local.open(local, writing, truncate)
             return Opened(self.handles.open_local(local, fd, writing), False)
@@ -510,6 +502,26 @@ class Filesystem:
             return Opened(self.handles.open_reading(row["id"], desktop_entry(row), attr), True)
         self.cache.open(row["id"])
         return Opened(self.handles.open_reading(row["id"], None, attr), True)
+
+    async def _open_rewrite(self, inode: int, local: Any, truncate: bool) -> int:
+        """A closed file opened for writing, not truncated: its bytes are copied aside in
+        a worker thread (not on the thread that answers FUSE) into a private file,
+        which becomes the rewrite's side file only if no other writer started one
+        meanwhile (then the copy is dropped and the handle joins that rewrite)."""
+        lock = self._copying.setdefault(inode, trio.Lock())
+        try:
+            async with lock:
+                if not self.local.needs_copy(local, True, truncate):
+                    return self.local.open(local, True, truncate)
+                prepared = await trio.to_thread.run_sync(self.local.copy_aside, local)
+                if not self.local.needs_copy(local, True, truncate):  # (one began meanwhile)
+                    prepared.unlink(missing_ok=True)
+                    return self.local.open(local, True, truncate)
+                return self.local.open(local, True, truncate, prepared=prepared)
+        finally:
+            if (self._copying.get(inode) is lock and not lock.locked()
+                    and not lock.statistics().tasks_waiting):
+                del self._copying[inode]
 
     async def read(self, fh: int, off: int, size: int) -> bytes:
         local = self.handles.local.get(fh)
@@ -654,12 +666,14 @@ class Filesystem:
             raise FsError(errno.ENOENT)
         attr = self.view.file_attr(row)
         done = self._editing[inode] = trio.Event()
-        local = self.local.begin_edit(key, name, row, (attr.mtime_ns, attr.ctime))
+        local = None
         try:
+            local = self.local.begin_edit(key, name, row, (attr.mtime_ns, attr.ctime))
             if not truncate:
                 await self._stage_library_bytes(row, local.staging)
         except BaseException as exc:
-            self.local.abandon_edit(local)
+            if local is not None:
+                self.local.abandon_edit(local)
             if isinstance(exc, (CacheMiss, OSError)):
                 raise self._fail(exc, errno.EIO, f"reading {name} to edit it") from None
             raise
@@ -674,15 +688,15 @@ class Filesystem:
         """A library file's bytes into a staging file, 1 MiB at a time; the writes in
         a worker thread (the trio thread answers FUSE)."""
         file_id = row["id"]
-        self.cache.open(file_id)
         fd = os.open(staging, os.O_WRONLY)
+        self.cache.open(file_id)
         try:
             for off in range(0, row["size"], 1 << 20):
                 data = await self.cache.read(file_id, off, 1 << 20)
                 await trio.to_thread.run_sync(os.pwrite, fd, data, off)
         finally:
-            os.close(fd)
             self.cache.release(file_id)
+            os.close(fd)
 
     def _create_local(self, parent: int, name: str) -> Any:
         """A new file in the library: written to staging, uploaded after its last close."""
@@ -904,6 +918,13 @@ class Filesystem:
         self.local.fsynced(local.file)
         if local.file.state != "local":
             await self.durability.sync([local.file])
+        else:  # never closed yet: its name and row too (kept, as cut off, after a power loss)
+            await self.durability.sync_entry()
+
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        """fsync(2) of a folder (the end of a careful save: write a temp file, fsync,
+        rename over, fsync the folder): every closed or renamed file is made durable."""
+        await self.durability.sync()
 
     # -- change notifications from sync ---------------------------------------------------------
 
@@ -931,6 +952,7 @@ class Filesystem:
                 log.warning("%s was written into a folder deleted remotely: it is kept at the "
                             "root", f.name)
                 self._listings.pop(ROOT_INODE, None)
+                self.notify.entry(ROOT_INODE, f.name)  # (a negative entry may be kept)
         for e in events:
             try:
                 if e.kind == "entry_removed" and e.parent is not None and e.name is not None:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..store import ROOT_INODE, ROOT_KEY, Store
@@ -151,13 +153,23 @@ class LocalFiles:
         return (write and not truncate and f.state != "local"
                 and (state is None or not state.writers))
 
-    def copy_aside(self, f: LocalFile) -> None:
-        """The staging file's bytes into its rewrite side file (blocking)."""
-        shutil.copyfile(f.staging, self.journal.rewrite_path(f))
+    def copy_aside(self, f: LocalFile) -> Path:
+        """The staging file's bytes into a private copy (blocking: a worker thread's),
+        which `open(prepared=…)` makes the rewrite side file: no other writer ever
+        opens a file being copied into."""
+        fd, tmp = tempfile.mkstemp(prefix=f"{f.staging.name}.c", dir=f.staging.parent)
+        os.close(fd)
+        try:
+            shutil.copyfile(f.staging, tmp)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return Path(tmp)
 
-    def open(self, f: LocalFile, write: bool, truncate: bool, copied: bool = False) -> int:
-        """A descriptor for a new handle on a local file (`copied`: `copy_aside` made
-        the side file just now)."""
+    def open(self, f: LocalFile, write: bool, truncate: bool,
+             prepared: Path | None = None) -> int:
+        """A descriptor for a new handle on a local file (`prepared`: `copy_aside`'s
+        copy, to become the side file of a rewrite that starts now)."""
         state = self._open.setdefault(f.inode, _Open(size=f.size))
         if not write:  # readers see what writers wrote so far (positional I/O only)
             fd = os.dup(state.fd) if state.writers else os.open(f.staging, os.O_RDONLY)
@@ -169,7 +181,9 @@ class LocalFiles:
                 state.fd = os.open(f.staging, os.O_RDWR)
             else:  # a closed file: rewrite on the side, swap at the last close
                 side = self.journal.rewrite_path(f)
-                if not truncate and not copied:
+                if prepared is not None:
+                    os.replace(prepared, side)
+                elif not truncate:
                     shutil.copyfile(f.staging, side)
                 state.fd = os.open(side, os.O_RDWR | os.O_CREAT | (os.O_TRUNC if truncate else 0),
                                    0o600)

@@ -141,6 +141,9 @@ class AionOperations(pyfuse3.Operations):
     async def release(self, fh: int) -> None:
         await self.fs.release(fh)
 
+    async def fsyncdir(self, fh: int, datasync: bool) -> None:
+        await self.fs.fsyncdir(fh, datasync)
+
     async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: Any) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         opened, entry = await self.fs.create(parent_inode, name, mode, flags, ctx)

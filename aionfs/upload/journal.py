@@ -54,6 +54,12 @@ from ..store import Store
 
 log = logging.getLogger(__name__)
 
+def _lost_name(f: LocalFile) -> str:
+    """`<id>-<name>` within NAME_MAX (the name cut at a character boundary)."""
+    name = os.fsencode(f.name)[:200].decode("utf-8", "ignore")
+    return f"{f.id}-{name}"
+
+
 #: this boot's id: a journal last used under another one went through a reboot
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 
@@ -429,7 +435,8 @@ class Journal:
         were found cut off."""
         boot = boot_id() if boot is None else boot
         last = self.store.get_meta("journal_boot")
-        if last is not None and last != boot:
+        rebooted = last is not None and last != boot
+        if rebooted:
             self._set_aside_unsynced()
         if last != boot:
             with self.store.transaction():
@@ -446,8 +453,16 @@ class Journal:
                 self.update(f, state="pending")
         known = {str(r[0]) for r in self.store.db.execute("SELECT id FROM upload_journal")}
         for stray in self.dir.iterdir():
-            if stray.is_file() and (stray.suffix == ".w" or stray.name not in known):
-                stray.unlink()
+            if not stray.is_file() or (stray.suffix != ".w" and stray.name in known):
+                continue
+            if rebooted and stray.name.isdigit():
+                # a file fsync'd before its row reached the disk: its bytes, kept
+                self.lost_and_found.mkdir(mode=0o700, exist_ok=True)
+                os.replace(stray, self.lost_and_found / f"{stray.name}-without-a-name")
+                log.warning("bytes of a file whose name was lost when the machine stopped "
+                            "are kept in %s", self.lost_and_found)
+            else:
+                stray.unlink()  # unlinked while open, a rewrite never closed, a copy
         return cut
 
     def _set_aside_unsynced(self) -> None:
@@ -462,13 +477,21 @@ class Journal:
             if (self._on_disk(f) or f.discard or f.state == "local"
                     or (f.state == "uploading" and f.remote_id is not None)):
                 continue
-            self.lost_and_found.mkdir(mode=0o700, exist_ok=True)
-            kept = self.lost_and_found / f"{f.id}-{f.name}"
+            kept: Path | None = self.lost_and_found / _lost_name(f)
             try:
-                os.replace(f.staging, kept)
+                self.lost_and_found.mkdir(mode=0o700, exist_ok=True)
+                os.replace(f.staging, kept)  # type: ignore[arg-type]
             except FileNotFoundError:
                 kept = None
-            self.remove(f, keep_bytes=True)
+            except OSError as exc:  # kept where it is, as a failed file: never uploaded
+                self.update(f, state="failed", step=INCOMPLETE, last_error=(
+                    "incomplete: not yet on disk when the machine stopped"))
+                log.warning("%s was closed but not yet on disk when the machine stopped: "
+                            "kept as failed, never uploaded (moving it aside failed: %s)",
+                            f.name, exc)
+                continue
+            # (sent with no answer yet: marked discard, so that a copy that landed goes)
+            self.drop(f, keep_bytes=True)
             log.warning("%s was closed but not yet on disk when the machine stopped: it is "
                         "not uploaded (its bytes may be incomplete)%s", f.name,
                         f"; they are kept in {kept}" if kept else "")

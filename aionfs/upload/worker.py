@@ -559,12 +559,12 @@ async def _staged(files: list[LocalFile]) -> dict[int, FileContent]:
     them), and no upload holds a whole file in memory. Files gone meanwhile (removed
     or dropped: their next round says why) are left out."""
     fds: dict[int, int] = {}
-    for f in files:
-        try:
-            fds[f.id] = os.open(f.staging, os.O_RDONLY)
-        except FileNotFoundError:
-            log.debug("%s left staging before its upload", f.name)
     try:
+        for f in files:
+            try:
+                fds[f.id] = os.open(f.staging, os.O_RDONLY)
+            except FileNotFoundError:
+                log.debug("%s left staging before its upload", f.name)
         hashed = await trio.to_thread.run_sync(
             lambda: {jid: FileContent.hashed(fd) for jid, fd in fds.items()})
     except BaseException:

@@ -113,6 +113,11 @@ def _copy_and_hash(src: str, dst: Path) -> tuple[int, str, int]:
         fout.flush()
         os.fsync(fout.fileno())
         after = os.fstat(fin.fileno())
+    dir_fd = os.open(dst.parent, os.O_RDONLY | os.O_DIRECTORY)  # (its name too: on_disk)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
     return size, digest.hexdigest(), after.st_mtime_ns
 
 

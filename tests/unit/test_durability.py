@@ -95,10 +95,11 @@ async def test_a_file_closed_again_during_a_pass_is_not_taken_for_durable(
     f = closed(journal, "a.txt", b"v1")
     real = durability._fsync_files
 
-    def close_again_meanwhile(paths: list[Path], directory: Path) -> None:
-        real(paths, directory)
+    def close_again_meanwhile(paths: list[Path], directory: Path) -> set[Path]:
+        failed = real(paths, directory)
         f.staging.write_bytes(b"v2, not fsync'd")  # (the trio thread waits meanwhile)
         journal.commit(f, 15)
+        return failed
 
     monkeypatch.setattr(durability, "_fsync_files", close_again_meanwhile)
     await GroupCommit(journal).sync()

@@ -377,3 +377,21 @@ async def test_a_closed_file_reopened_for_writing_keeps_its_bytes_until_the_clos
         await m.fs.flush(appending.fh)
         await m.fs.release(appending.fh)
         assert await m.read_all(entry.st_ino) == b"line 1\nline 2\n"
+
+
+async def test_a_careful_save_is_on_disk_when_fsync_of_its_folder_returns(
+        tmp_path: Path) -> None:
+    """Write a temp file, fsync, close, rename it over the name, fsync the folder: on
+    disk then, as on a local filesystem (the rename alone waits for the group commit)."""
+    async with mounted(tmp_path) as m:
+        opened, _ = await m.fs.create(ROOT_INODE, b".plan.txt.tmp", 0o644, os.O_WRONLY,
+                                      CALLER)
+        await m.fs.write(opened.fh, 0, b"the plan\n")
+        await m.fs.fsync(opened.fh, False)
+        await m.fs.flush(opened.fh)
+        await m.fs.release(opened.fh)
+        await m.fs.rename(ROOT_INODE, b".plan.txt.tmp", ROOT_INODE, b"plan.txt", 0, CALLER)
+        journal = m.fs.local.journal
+        assert [f.name for f in journal.not_on_disk()] == ["plan.txt"]
+        await m.fs.fsyncdir(0, False)
+        assert journal.not_on_disk() == []
