@@ -190,8 +190,14 @@ def _ask_daemon(daemon: Daemon, command: str, **args: object) -> int:
     return 0
 
 
+#: A mountpoint argument: not checked for readability, which asks the daemon (access(2)
+#: goes to the filesystem: it has no `default_permissions`) and fails on a dead mount
+#: that the command itself is there to detach or report.
+MOUNTPOINT = click.Path(file_okay=False, readable=False, path_type=Path)
+
+
 @main.command()
-@click.argument("mountpoint", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("mountpoint", required=False, type=MOUNTPOINT)
 @profile_option
 @setting_options(*MOUNT_FLAGS)
 @click.option("--foreground", "-f", is_flag=True, help="Stay in the foreground (systemd).")
@@ -286,7 +292,7 @@ def _spawn_daemon(log_path: Path) -> int:
 
 
 @main.command()
-@click.argument("mountpoint", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("mountpoint", required=False, type=MOUNTPOINT)
 @profile_option
 @click.option("--timeout", default=30.0, show_default=True,
               help="Seconds to wait for the daemon to exit.")
@@ -329,7 +335,7 @@ def unmount(mountpoint: Path | None, profile_name: str | None, timeout: float, n
 
 
 @main.command()
-@click.argument("mountpoint", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("mountpoint", required=False, type=MOUNTPOINT)
 @profile_option
 @cache_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -375,7 +381,7 @@ def status(mountpoint: Path | None, profile_name: str | None, cache_dir: Path | 
 
 
 @main.command()
-@click.argument("mountpoint", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.argument("mountpoint", required=False, type=MOUNTPOINT)
 @profile_option
 @cache_dir_option
 @click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(0),
