@@ -28,6 +28,14 @@ def available() -> bool:
     return all(shutil.which(t) for t in ("Xvfb", "pcmanfm", "dbus-run-session"))
 
 
+#: where Debian 12 puts the thumbnailer daemon Thunar asks (D-Bus activated)
+TUMBLERD = Path("/usr/lib/x86_64-linux-gnu/tumbler-1/tumblerd")
+
+
+def has_thunar() -> bool:
+    return shutil.which("thunar") is not None and TUMBLERD.exists()
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         try:
@@ -81,6 +89,19 @@ def file_manager(folder: Path, env: dict[str, str], log: Path) -> Iterator[None]
         proc = subprocess.Popen(["dbus-run-session", "--", "pcmanfm", "--no-desktop",
                                  str(folder)], env=env, stdout=out, stderr=out,
                                 start_new_session=True)
+    try:
+        yield
+    finally:
+        _stop(proc)
+
+
+@contextmanager
+def thunar(folder: Path, env: dict[str, str], log: Path) -> Iterator[None]:
+    """Thunar showing `folder`, in a D-Bus session of its own (tumblerd is started by
+    D-Bus activation in that session, with the same XDG_CACHE_HOME)."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(["dbus-run-session", "--", "thunar", str(folder)], env=env,
+                                stdout=out, stderr=out, start_new_session=True)
     try:
         yield
     finally:

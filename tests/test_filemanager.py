@@ -152,3 +152,56 @@ def test_a_seeded_folder_opens_with_thumbnails_and_no_original_read(
         m.unmount()
     generic = desktop.variety(plain)
     assert seeded > 5 * generic, (seeded, generic, seconds)
+
+
+THUNAR_PHOTOS = 32
+
+
+@pytest.fixture(scope="module")
+def photos32(emulator: EmulatorProcess) -> Lib:
+    """A workspace with one never-listed folder of 32 photos."""
+    lib = Lib(emulator.new_tenant(rpm=0))
+
+    async def make(c: object) -> None:
+        from aionfs.api.client import AionClient, UploadItem
+
+        assert isinstance(c, AionClient)
+        folder = await c.create_folder("Bridge")
+        _, results = await c.upload_batch([UploadItem(f"crack_{i:03}.jpg", photo(i),
+                                                      "image/jpeg")
+                                           for i in range(THUNAR_PHOTOS)])
+        await c.move_files([r.image_id for r in results if r.image_id], folder.id)
+
+    api_call(emulator, lib, make)
+    return lib
+
+
+@pytest.mark.skipif(not desktop.has_thunar(),
+                    reason="needs thunar and tumbler (make test installs them)")
+def test_thunar_and_tumbler_show_seeded_thumbnails_and_read_no_original(
+        emulator: EmulatorProcess, photos32: Lib, display: str, tmp_path: Path) -> None:
+    """Thunar asks tumblerd for every visible image; tumblerd regenerates unless the
+    seeded thumbnail's Thumb::MTime equals the file's mtime to the microsecond (a
+    float compare): with whole-second mtimes on the mount it reads no original."""
+    env = desktop.desktop_env(tmp_path / "user", display)
+    m = start_mount(emulator, photos32.key, tmp_path / "mnt", tmp_path / "cache", env,
+                    "--thumbnail-wait", "30")
+    folder = m.path / "Bridge"
+    try:
+        before = m.status()["kernel_requests"]
+        with desktop.thunar(folder, env, tmp_path / "thunar.log"):
+            shot, seconds = desktop.wait_for_picture(
+                display, lambda img: desktop.variety(img) > 1500, timeout=60)
+            shot = desktop.screenshot(display)  # once more, after the window settled
+        shot.save(tmp_path / "thunar.png")
+        assert desktop.variety(shot) > 1500, f"no thumbnails shown after {seconds:.0f} s"
+        after = m.status()["kernel_requests"]
+        opens = after.get("open", 0) - before.get("open", 0)
+        reads = after.get("read", 0) - before.get("read", 0)
+        assert (opens, reads) == (0, 0), f"originals opened {opens}, read {reads} times"
+        downloads, _variants = downloads_and_variants(emulator.requests(photos32.key))
+        assert downloads == 0
+        assert all(current_thumbnails(Path(env["XDG_CACHE_HOME"]) / "thumbnails",
+                                      folder).values())
+    finally:
+        m.unmount()
