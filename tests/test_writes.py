@@ -464,3 +464,28 @@ def test_a_power_loss_keeps_fsyncd_files_and_never_shows_a_half_written_one(
         assert sorted(workspace(emulator, tenant)) == ["saved.txt"]
     finally:
         m.unmount()
+
+
+def test_a_file_reopened_for_writing_while_its_upload_ends_keeps_the_new_bytes(
+        emulator: EmulatorProcess, tenant: str, tmp_path: Path) -> None:
+    """Closed, uploading, then opened again and written while the upload ends: the
+    upload is not settled under the writer (its close would have found no entry and
+    the new bytes been dropped); the close makes a new version, which replaces it."""
+    m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", "--write-back-delay", "0.1")
+    try:
+        path = m.path / "log.txt"
+        path.write_bytes(b"first line\n")
+        emulator.set_faults(tenant, "latency:700ms")  # the upload's requests take a while
+        wait_for(lambda: os.getxattr(path, "user.aion.sync_state") == b"uploading", 15)
+        with open(path, "ab") as f:
+            f.write(b"second line\n")
+            f.flush()
+            time.sleep(3)  # the upload's answers come in while the file is open
+        emulator.set_faults(tenant, "")
+        wait_for(lambda: drained_names(m.path, ("log.txt",)), timeout=60)
+        assert path.read_bytes() == b"first line\nsecond line\n"
+        got = workspace(emulator, tenant)
+        assert list(got) == ["log.txt"]
+        assert got["log.txt"][1] == hashlib.sha256(b"first line\nsecond line\n").hexdigest()
+    finally:
+        m.unmount()

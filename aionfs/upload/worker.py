@@ -507,7 +507,10 @@ class Uploader:
         # changed since taken (a new version, a new name): not shown, not settled; the
         # next version replaces this copy (journal._superseded_copies)
         now = self.journal.versions([f.id for f, _ in ready])
-        ready = [(f, item) for f, item in ready if now.get(f.id) == versions[f.id]]
+        # (open for writing now: its close makes a new version that replaces this copy;
+        # settled under the writer, the close would find no entry and its bytes be lost)
+        ready = [(f, item) for f, item in ready
+                 if now.get(f.id) == versions[f.id] and not self.busy(f)]
         for f, _item in ready:
             for old_id in f.replaced:  # the new one is in place: the old ones go
                 with contextlib.suppress(NotFound):
@@ -522,8 +525,9 @@ class Uploader:
             folders: set[str] = set()
             for f, item in ready:
                 current = self.journal.get(f.id)
-                if current is None or current.changed_at != versions[f.id]:
-                    continue  # changed during the deletes: as above
+                if (current is None or current.changed_at != versions[f.id]
+                        or self.busy(f)):
+                    continue  # changed, or opened for writing, during the deletes
                 folders |= self._settle_one(f, item, events)
                 self.journal.settle(f)
                 finished.append(f)
