@@ -428,11 +428,8 @@ class Filesystem:
         else:
             listing = await self._listing(inode)
         if self.thumbs is not None and ctx is not None:
-            if self.thumbs.consumers.wants(ctx.pid):
-                # a file manager (or dialog, or viewer): its thumbnails first (bounded wait)
-                await self.thumbs.opened(self._dir_path(inode), listing)
-            else:
-                self.thumbs.stats.walkers += 1
+            # a file manager (or dialog, or viewer): its thumbnails first (bounded wait)
+            await self.thumbs.opened_by(ctx.pid, self._dir_path(inode), listing)
         return self.handles.open_dir(listing)  # a snapshot: offsets stay valid
 
     async def _listing(self, inode: int) -> list[tuple[bytes, Entry]]:
@@ -953,21 +950,17 @@ class Filesystem:
                             "root", f.name)
                 self._listings.pop(ROOT_INODE, None)
                 self.notify.entry(ROOT_INODE, f.name)  # (a negative entry may be kept)
-        for e in events:
-            try:
-                if e.kind == "entry_removed" and e.parent is not None and e.name is not None:
-                    self.notify.entry(e.parent, e.name, deleted=e.inode if e.inode in gone else 0)
-                elif e.kind == "entry_added" and e.parent is not None and e.name is not None:
-                    self.notify.entry(e.parent, e.name)
-                elif e.kind in ("attr", "content") and e.inode in self.lookups:
-                    self.notify.inode(e.inode, attr_only=e.kind == "attr")
-                    if e.kind == "content":
-                        row = self.store.file_by_inode(e.inode)
-                        if row is not None:
-                            self.cache.forget(row["id"])
-            except OSError as exc:  # the kernel did not know the inode: nothing cached
-                if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-                    log.warning("invalidating %s failed: %s", e, exc)
+        for e in events:  # (the notifier handles what the kernel answers)
+            if e.kind == "entry_removed" and e.parent is not None and e.name is not None:
+                self.notify.entry(e.parent, e.name, deleted=e.inode if e.inode in gone else 0)
+            elif e.kind == "entry_added" and e.parent is not None and e.name is not None:
+                self.notify.entry(e.parent, e.name)
+            elif e.kind in ("attr", "content") and e.inode in self.lookups:
+                self.notify.inode(e.inode, attr_only=e.kind == "attr")
+                if e.kind == "content":
+                    row = self.store.file_by_inode(e.inode)
+                    if row is not None:
+                        self.cache.forget(row["id"])
 
     def _watchable(self, e: Event) -> bool:
         """Could anyone watch this change of a name with inotify? Only in a folder whose

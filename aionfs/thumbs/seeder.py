@@ -116,6 +116,14 @@ class Thumbnails:
 
     # -- what the filesystem tells it (cheap, on the FUSE request path) --------------------
 
+    async def opened_by(self, pid: int, rel_dir: str | None, listing: Sequence[Any]) -> None:
+        """A folder opened by process `pid`: seeded first if it draws thumbnails; a
+        walker's opening (find, ls, rsync, backups) is only counted."""
+        if self.consumers.wants(pid):
+            await self.opened(rel_dir, listing)
+        else:
+            self.stats.walkers += 1
+
     async def opened(self, rel_dir: str | None, listing: Sequence[Any]) -> None:
         """A thumbnail consumer opened a folder: seed what it shows before it looks,
         waiting at most `wait` seconds; the rest goes on in the background."""
