@@ -5,7 +5,7 @@ carry no folder id, the API has no root filter). A `find` or an
 `rsync --delete` of the mount to a backup started right after the first
 mount used to see the folders but not the root's files, and the rsync
 deleted them from the backup. The first listing of the root now hurries the
-first crawl and waits for it (up to 10 s); past that it is served partial,
+first crawl and waits for it (up to 10 s, when the plan can finish it in that time);
 and the log and `aionfs status` say so.
 """
 
@@ -92,8 +92,9 @@ def test_find_and_rsync_delete_right_after_the_first_mount_see_every_file(
 def test_a_root_the_plan_cannot_complete_in_time_is_served_and_said_partial(
         emulator: EmulatorProcess, tmp_path: Path) -> None:
     """On FREE the first crawl of 12 folders needs more than a minute of the plan:
-    the root is served after the wait with its folders, and the log and status say
-    that its files are not all shown yet."""
+    the root is served with its folders (without waiting for a crawl that cannot end
+    in time), and the log and status say that its files are not all shown yet, and
+    what the crawl still needs."""
     key = _library(emulator, plan="free")
     m = mount(emulator, key, tmp_path / "m", tmp_path / "c", options=())
     try:
@@ -104,4 +105,8 @@ def test_a_root_the_plan_cannot_complete_in_time_is_served_and_said_partial(
     finally:
         m.unmount()
     assert sync["root"] == "partial", sync
+    crawl = sync["crawl"]  # what is left, and what the plan needs for it
+    assert crawl["folders"] == FOLDERS and crawl["files_known"] >= 0, crawl
+    assert crawl["requests_left"] >= FOLDERS - crawl["folders_listed"], crawl
+    assert crawl["eta_seconds"] > 0, crawl  # FREE: 10 requests a minute
     assert "the root is shown before the first crawl placed its files" in log

@@ -79,9 +79,7 @@ def live_status(src: Sources) -> dict[str, Any]:
                  "folders": library["folders"], "files": library["files"],
                  # files at the root are known once a first crawl has ended
                  "root": "complete" if src.syncer.crawl_finished.is_set() else "partial",
-                 "crawl": (None if src.syncer.crawl_progress is None else
-                           dict(zip(("folders_listed", "folders"),
-                                    src.syncer.crawl_progress, strict=True)))},
+                 "crawl": src.syncer.crawl_status()},
         "uploads": counts,
         "queue": queue,
         "inodes": src.inodes(),
@@ -153,9 +151,14 @@ def format_status(report: dict[str, Any]) -> str:
             line += f" (failing: {sync['last_error']})"
     if sync.get("root") == "partial":
         crawl = sync.get("crawl") or {}
-        line += ("; first crawl running"
-                 + (f" ({crawl['folders_listed']} of {crawl['folders']} folders)" if crawl
-                    else "") + ": files at the root are not all shown yet")
+        line += "; first crawl running"
+        if crawl:
+            eta = crawl.get("eta_seconds")
+            line += (f" ({crawl['folders_listed']} of {crawl['folders']} folders listed, "
+                     f"{crawl['files_known']} files known, about {crawl['requests_left']} "
+                     "requests left" + ("" if eta is None else f", {_duration(eta)} on this "
+                                         "plan") + ")")
+        line += ": files at the root are not all shown yet"
     lines.append(line)
     if "cache" in report:
         c = report["cache"]
@@ -185,3 +188,11 @@ def format_status(report: dict[str, Any]) -> str:
         lines.append(f"watching:   {w['dir']} → /{w['to']} ({w['uploaded']} uploaded, "
                      f"{w['waiting']} waiting)")
     return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from .blobs import BlobStore
 from .faults import EmulatedFault, Faults
 from .limits import WindowLimiter
+from .pages import Pages
 from .responses import ApiFailure, Invalid, json_response, request_id
 from .state import State, Tenant
 
@@ -45,6 +46,7 @@ class Emulator:
     faults: Faults = field(default_factory=Faults)
     semantic_latency: float = 0.0
     state: State = field(init=False)
+    pages: Pages = field(init=False)
     blobs: BlobStore = field(init=False)
     limiter: WindowLimiter = field(default_factory=WindowLimiter)
     tenant_faults: dict[str, Faults] = field(default_factory=dict)
@@ -54,6 +56,7 @@ class Emulator:
     def __post_init__(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.state = State(self.data_dir / "emulator.sqlite3")
+        self.pages = Pages(self.state.db)
         self.blobs = BlobStore(self.data_dir / "blobs")
 
     def record(self, entry: dict[str, Any]) -> None:

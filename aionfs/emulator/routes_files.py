@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from .app import Emulator, base_url
+from .pages import SORTS
 from .responses import (
     ApiFailure,
     Invalid,
@@ -27,12 +28,6 @@ from .responses import (
 from .state import Tenant, iso, now_dt
 from .views import file_details, file_item, signed
 
-SORTS = {
-    "created_at": "f.created_at",
-    "content_created_at": "COALESCE(f.content_created_at, f.created_at)",
-    "title": "COALESCE(f.title, f.original_filename, '') COLLATE NOCASE",
-    "size_bytes": "f.size_bytes",
-}
 VARIANT_TYPES = ("tiny_64", "small_256", "medium_750", "large_1024", "original")
 MAX_TAGS, MAX_TAG_LEN, MAX_TITLE = 40, 50, 255
 
@@ -90,13 +85,7 @@ async def list_files(emu: Emulator, request: Request, tenant: Tenant) -> Respons
     if (dto := q_datetime(request, "date_to")) is not None:
         where.append("f.created_at <= ?")
         args.append(iso(dto))
-    cond = " AND ".join(where)
-    db = emu.state.db
-    total = db.execute(f"SELECT count(*) FROM files f WHERE {cond}", args).fetchone()[0]
-    direction = "DESC" if order == "desc" else "ASC"
-    rows = db.execute(
-        f"SELECT f.* FROM files f WHERE {cond} ORDER BY {SORTS[sort_by]} {direction}, "
-        f"f.seq {direction} LIMIT ? OFFSET ?", (*args, limit, offset)).fetchall()
+    rows, total = emu.pages.page(" AND ".join(where), args, sort_by, order, limit, offset)
     base, now = base_url(request), iso(now_dt())
     files = [file_item(r, emu.blobs, base, now) for r in rows]
     return json_response({"files": files, "total_count": total,

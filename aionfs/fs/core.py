@@ -31,7 +31,6 @@ import os
 import platform
 import stat
 import time
-from collections import Counter
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -48,7 +47,9 @@ from ..views import VIRTUAL_BASE, Node, ViewError, VirtualTree
 from .colors import ImageColors
 from .echo import Echoes
 from .handles import Handles
+from .listing import EMPTY_LISTING, Listing, ListingCache
 from .local import LocalFiles
+from .lookups import LookupCounts
 from .notify import KernelNotifier
 from .tagcopy import CopyRefused, TagCopy
 from .view import XATTRS, Attr, FsError, LibraryView, desktop_entry
@@ -133,7 +134,7 @@ class Filesystem:
         self.views = views
         self.syncer = syncer
         self.cache = cache
-        self.lookups: Counter[int] = Counter()
+        self.lookups = LookupCounts()
         self.handles = Handles()
         #: library files' inodes → set once the edit being started has its bytes staged
         self._editing: dict[int, trio.Event] = {}
@@ -141,10 +142,10 @@ class Filesystem:
         self._first_listing: set[int] = set()
         #: local files' inodes → held while a rewrite's copy of their bytes is made
         self._copying: dict[int, trio.Lock] = {}
-        #: directory inode → its encoded listing, until sync reports any change
-        self._listings: dict[int, list[tuple[bytes, Entry]]] = {}
+        #: directory inode → its packed listing, until sync reports any change
+        self._listings = ListingCache()
         self._listed: set[int] = set()
-        self._view_listings: dict[int, tuple[float, list[tuple[bytes, Any]]]] = {}
+        self._view_listings: dict[int, tuple[float, Listing]] = {}
         views.queries.changed.subscribe(self._view_listings.clear)
         self._xattr_names: dict[int, list[bytes]] = {}
         self._root_deadline: float | None = None  # the first root listing's wait (trio time)
@@ -166,7 +167,7 @@ class Filesystem:
         except FsError:  # deleted: the kernel needs only a name to remove
             attr = Attr(inode, is_dir, 0, (stat.S_IFDIR | 0o755) if is_dir
                         else (stat.S_IFREG | 0o444), 0, os.getuid(), os.getgid())
-        self.lookups[inode] += 1
+        self.lookups.add(inode)
         return self._entry(attr, 0, 0)
 
     def _echoed_entry(self, kind: str, parent: int, name: bytes, ctx: Any
@@ -179,7 +180,7 @@ class Filesystem:
             entry = self._entry(self.view.attr(echo.inode, echo.is_dir))
         except FsError as exc:
             raise FsError(exc.errno) from None
-        self.lookups[echo.inode] += 1
+        self.lookups.add(echo.inode)
         return entry
 
     def _fail(self, exc: Exception, errno_: int, what: str) -> FsError:
@@ -231,7 +232,10 @@ class Filesystem:
         first = self._root_deadline is None
         if first:
             self._root_deadline = trio.current_time() + ROOT_WAIT
-            self.syncer.hurry()
+            if self.syncer.crawl_fits(ROOT_WAIT):
+                self.syncer.hurry()
+            else:  # (a huge library, or a small plan: waiting would not make it whole)
+                self._root_deadline = trio.current_time()
         self._first_listing.add(ROOT_INODE)  # (what arrives meanwhile is in the listing)
         try:
             with trio.move_on_at(self._root_deadline):  # (every caller until then waits)
@@ -265,11 +269,11 @@ class Filesystem:
         if parent_inode >= VIRTUAL_BASE or parent_inode == ROOT_INODE:
             found = await self._view_lookup(parent_inode, os.fsdecode(name), ctx)
             if found is not None:
-                self.lookups[found.st_ino] += 1
+                self.lookups.add(found.st_ino)
                 return found
         local = self.local.lookup(parent_inode, os.fsdecode(name))
         if local is not None:
-            self.lookups[local.inode] += 1
+            self.lookups.add(local.inode)
             return self._entry(self._local_attr(local))
         try:
             attr = self.view.lookup(parent_inode, os.fsdecode(name))
@@ -281,7 +285,7 @@ class Filesystem:
                 if exc.errno == errno.ENOENT:
                     return self._absent
                 raise FsError(exc.errno) from None
-        self.lookups[attr.inode] += 1
+        self.lookups.add(attr.inode)
         return self._entry(attr)
 
     @functools.cached_property
@@ -342,11 +346,8 @@ class Filesystem:
         folder's node and listing, a folder's listing), so that memory follows what
         the kernel holds, not every name ever looked up."""
         for inode, count in inode_list:
-            left = self.lookups[inode] - count
-            if left > 0:
-                self.lookups[inode] = left
+            if not self.lookups.forget(inode, count):
                 continue
-            self.lookups.pop(inode, None)
             self._listings.pop(inode, None)
             if inode >= VIRTUAL_BASE:
                 self._view_listings.pop(inode, None)
@@ -357,7 +358,8 @@ class Filesystem:
     def inode_counts(self) -> dict[str, int]:
         """For status: inodes the kernel holds, virtual folders known, listings kept."""
         return {"kernel": len(self.lookups), "virtual_folders": self.views.known(),
-                "listings": len(self._listings) + len(self._view_listings)}
+                "listings": len(self._listings) + len(self._view_listings),
+                "listing_bytes": self._listings.bytes}
 
     async def getattr(self, inode: int, ctx: Any = None) -> Entry:
         local = self.local.by_inode(inode)
@@ -432,7 +434,7 @@ class Filesystem:
             await self.thumbs.opened_by(ctx.pid, self._dir_path(inode), listing)
         return self.handles.open_dir(listing)  # a snapshot: offsets stay valid
 
-    async def _listing(self, inode: int) -> list[tuple[bytes, Entry]]:
+    async def _listing(self, inode: int) -> Listing:
         await self._ensure_listed(inode)
         listing = self._listings.get(inode)
         if listing is None:
@@ -447,11 +449,12 @@ class Filesystem:
                 names = {f.name for f in local}
                 entries = sorted([e for e in entries if e[0] not in names]
                                  + [(f.name, self._local_attr(f)) for f in local])
-            listing = [(os.fsencode(name), self._entry(attr)) for name, attr in entries]
-            self._listings[inode] = listing
+            listing = Listing(((os.fsencode(name), attr) for name, attr in entries),
+                              ENTRY_TIMEOUT, ATTR_TIMEOUT)
+            self._listings.put(inode, listing)
         return listing
 
-    async def _view_listing(self, inode: int) -> list[tuple[bytes, Entry]]:
+    async def _view_listing(self, inode: int) -> Listing:
         """Virtual listings are kept as briefly as the kernel keeps their names (their
         queries expire on their own), and dropped at once on any change we hear of."""
         kept = self._view_listings.get(inode)
@@ -461,15 +464,15 @@ class Filesystem:
             entries = await self.views.listing(self._node(inode))
         except ViewError as exc:
             raise self._fail(exc, exc.errno, "listing a virtual folder") from None
-        listing = [(os.fsencode(name), self._entry(attr, VIEW_ENTRY_TIMEOUT))
-                   for name, attr in entries]
+        listing = Listing(((os.fsencode(name), attr) for name, attr in entries),
+                          VIEW_ENTRY_TIMEOUT, ATTR_TIMEOUT)
         keep = min(VIEW_ENTRY_TIMEOUT, self.views.queries.ttl)
         self._view_listings[inode] = (trio.current_time() + keep, listing)
         return listing
 
-    def listing_of(self, fh: int) -> list[tuple[bytes, Entry]]:
+    def listing_of(self, fh: int) -> Listing:
         """An open directory's snapshot (readdir counts a lookup per entry it hands out)."""
-        return self.handles.dirs.get(fh, [])
+        return self.handles.dirs.get(fh, EMPTY_LISTING)
 
     async def releasedir(self, fh: int) -> None:
         self.handles.dirs.pop(fh, None)
@@ -710,7 +713,7 @@ class Filesystem:
             raise self._fail(exc, exc.errno or errno.EIO, f"staging {name}") from None
         fh = self.handles.open_local(f, fd, True)
         self._dir_changed(parent)
-        self.lookups[f.inode] += 1
+        self.lookups.add(f.inode)
         return Opened(fh, False), self._entry(self._local_attr(f))
 
     def _copy_entry(self, copy: TagCopy) -> Entry:
@@ -756,7 +759,7 @@ class Filesystem:
         inode, _ = await self._write_op("mkdir", self.writer.mkdir(parent_inode,
                                                                    os.fsdecode(name)))
         self._dir_changed(parent_inode)
-        self.lookups[inode] += 1
+        self.lookups.add(inode)
         return self._entry(self.view.attr(inode, True))
 
     async def mknod(self, parent_inode: int, name: bytes, mode: int, rdev: int,
@@ -827,7 +830,7 @@ class Filesystem:
     async def link(self, inode: int, new_parent_inode: int, new_name: bytes, ctx: Any) -> Any:
         if new_parent_inode >= VIRTUAL_BASE:  # `ln FILE tags/<t>/` tags the file
             await self._tag(self._node(new_parent_inode), inode)
-            self.lookups[inode] += 1
+            self.lookups.add(inode)
             return self._entry(self.view.attr(inode, False), VIEW_ENTRY_TIMEOUT)
         # Hard links cannot be kept (a library file has one name per folder): EPERM, what
         # link(2) answers on filesystems without them; EROFS would tell tools the whole
@@ -843,7 +846,7 @@ class Filesystem:
         except ViewError as exc:
             raise FsError(exc.errno) from None
         attr = self.views.dir_attr(child)
-        self.lookups[attr.inode] += 1
+        self.lookups.add(attr.inode)
         return self._entry(attr)
 
     def _forget_query(self, parent: Node, name: str) -> None:

@@ -15,6 +15,7 @@ import itertools
 from collections import Counter
 from typing import Any, NamedTuple
 
+from .listing import Listing
 from .tagcopy import TagCopy
 from .view import Attr
 
@@ -34,7 +35,7 @@ class Writing(NamedTuple):
 class Handles:
     def __init__(self) -> None:
         self._numbers = itertools.count(1)
-        self.dirs: dict[int, list[tuple[bytes, Any]]] = {}
+        self.dirs: dict[int, Listing] = {}
         self.reading: dict[int, Reading] = {}
         self.local: dict[int, Writing] = {}
         self.copies: dict[int, TagCopy] = {}
@@ -46,7 +47,7 @@ class Handles:
         #: descriptors of a file deleted meanwhile (here or remotely)
         self._attrs: dict[int, Attr] = {}
 
-    def open_dir(self, listing: list[tuple[bytes, Any]]) -> int:
+    def open_dir(self, listing: Listing) -> int:
         fh = next(self._numbers)
         self.dirs[fh] = listing
         return fh

@@ -112,13 +112,24 @@ class AionOperations(pyfuse3.Operations):
 
     async def readdir(self, fh: int, start_id: int, token: Any) -> None:
         listing = self.fs.listing_of(fh)
-        lookups = self.fs.lookups
+        held = self.fs.lookups.add
         reply = pyfuse3.readdir_reply
+        # One EntryAttributes filled per entry (readdir_reply copies it at once):
+        # listings are kept packed, not as an object per entry (fs/listing.py).
+        e = pyfuse3.EntryAttributes()
+        e.generation = e.st_rdev = 0
+        e.entry_timeout, e.attr_timeout = listing.entry_timeout, listing.attr_timeout
+        e.st_blksize = BLOCK_SIZE
+        row = listing.row
         for index in range(start_id, len(listing)):
-            name, entry = listing[index]
-            if not reply(token, name, entry, index + 1):
+            name, inode, size, mtime, ctime, mode, nlink, uid, gid = row(index)
+            e.st_ino, e.st_mode, e.st_nlink, e.st_uid, e.st_gid = inode, mode, nlink, uid, gid
+            e.st_size, e.st_blocks = size, (size + 511) // 512
+            e.st_atime_ns = e.st_mtime_ns = mtime
+            e.st_ctime_ns = ctime
+            if not reply(token, name, e, index + 1):
                 break
-            lookups[entry.st_ino] += 1
+            held(inode)
 
     async def releasedir(self, fh: int) -> None:
         await self.fs.releasedir(fh)

@@ -249,9 +249,6 @@ class Store:
                                    "folder_id=?", (folder_key,))
         return {r["id"]: r for r in rows}
 
-    def all_file_ids(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT id FROM files")}
-
     def unplaced(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM files WHERE placement='unknown'")]
 
@@ -466,12 +463,14 @@ class Store:
 
     # -- writing: files ----------------------------------------------------------
 
-    def upsert_files(self, items: Iterable[dict[str, Any]]) -> tuple[set[str], set[str], set[str]]:
+    def upsert_files(self, items: Iterable[dict[str, Any]], seen_all: int | None = None
+                     ) -> tuple[set[str], set[str], set[str]]:
         """Insert or update file metadata (not placement).
 
         Columns the listing does not carry (`colors`, fetched once per file and
         kept) are left alone, except that new bytes (a CONTENT_COLUMNS change)
         forget the colors: they were the old bytes' and are asked again.
+        `seen_all`: these items come from that all-files listing (`start_all_listing`).
 
         Returns (new ids, ids whose metadata changed, ids whose bytes changed).
         """
@@ -496,18 +495,18 @@ class Store:
             values = tuple(item[c] for c in FILE_COLUMNS)
             old = old_rows.get(item["id"])
             if old is None:
-                inserts.append((*values, inodes[item["id"]], now))
+                inserts.append((*values, inodes[item["id"]], now, seen_all))
                 new.add(item["id"])
             elif old != values:
                 diff = {c for c, a, b in zip(FILE_COLUMNS, old, values, strict=True) if a != b}
                 meta_changed.add(item["id"])
                 if diff & CONTENT_COLUMNS:
                     content_changed.add(item["id"])
-                updates.append((*values[1:], now, item["id"]))
+                updates.append((*values[1:], now, seen_all, item["id"]))
             else:
-                touched.append((now, item["id"]))
-        self.db.executemany(f"INSERT INTO files({cols}, inode, placement, listed_at_epoch) "
-                            f"VALUES ({marks}, ?, 'unknown', ?)", inserts)
+                touched.append((now, seen_all, item["id"]))
+        self.db.executemany(f"INSERT INTO files({cols}, inode, placement, listed_at_epoch, "
+                            f"seen_all) VALUES ({marks}, ?, 'unknown', ?, ?)", inserts)
         self.db.executemany(
             "INSERT OR REPLACE INTO file_urls(file_id, thumbnail_url, medium_url, "
             "original_url, listed_at_epoch) VALUES (?, ?, ?, ?, ?)",
@@ -515,14 +514,53 @@ class Store:
               now)
              for it in items
              if it.get("thumbnail_url") or it.get("medium_url") or it.get("original_url")])
-        self.db.executemany(f"UPDATE files SET {sets}, listed_at_epoch=? WHERE id=?", updates)
+        self.db.executemany(f"UPDATE files SET {sets}, listed_at_epoch=?, seen_all="
+                            "coalesce(?, seen_all) WHERE id=?", updates)
         self.db.executemany("UPDATE files SET colors=NULL WHERE id=?",
                             [(fid,) for fid in content_changed])
         # new bytes: a download URL kept for the old ones would serve those
         self.db.executemany("DELETE FROM download_urls WHERE file_id=?",
                             [(fid,) for fid in content_changed])
-        self.db.executemany("UPDATE files SET listed_at_epoch=? WHERE id=?", touched)
+        self.db.executemany("UPDATE files SET listed_at_epoch=?, seen_all=coalesce(?, seen_all)"
+                            " WHERE id=?", touched)
         return new, meta_changed, content_changed
+
+    def start_all_listing(self) -> int:
+        """A number for an all-files listing about to start (see `upsert_files`)."""
+        token = int(self.get_meta("all_listing", "0") or 0) + 1
+        with self.transaction():
+            self.set_meta("all_listing", str(token))
+        return token
+
+    def seen_all_count(self, token: int) -> int:
+        """How many distinct files that all-files listing showed."""
+        return int(self.db.execute("SELECT count(*) FROM files WHERE seen_all=?",
+                                   (token,)).fetchone()[0])
+
+    def missed_by_all(self, token: int) -> set[str]:
+        """Files the store has that that all-files listing did not show."""
+        return {r[0] for r in self.db.execute(
+            "SELECT id FROM files WHERE seen_all IS NOT ?", (token,))}
+
+    def unplaced_seen_all(self, token: int) -> list[str]:
+        """Unplaced files that that all-files listing showed."""
+        return [r[0] for r in self.db.execute(
+            "SELECT id FROM files WHERE placement='unknown' AND seen_all=?", (token,))]
+
+    def member_counts(self) -> dict[str, int]:
+        """Files shown per folder ('' = the root), in one pass over the placement index."""
+        return {(r[0] or ROOT_KEY): r[1] for r in self.db.execute(
+            "SELECT folder_id, count(*) FROM files WHERE placement IN ('folder', 'root') "
+            "GROUP BY folder_id")}
+
+    def known_ids(self, ids: list[str]) -> set[str]:
+        """Which of these file ids the store has."""
+        out: set[str] = set()
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            out.update(r[0] for r in self.db.execute(
+                f"SELECT id FROM files WHERE id IN ({','.join('?' * len(part))})", part))
+        return out
 
     def place_files(self, ids: Iterable[str], folder_key: str | None) -> dict[str, str | None]:
         """Set where files are shown ('' root, a folder id, None unknown).

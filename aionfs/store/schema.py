@@ -252,8 +252,15 @@ _V7 = """
 ALTER TABLE upload_journal ADD COLUMN on_disk INTEGER NOT NULL DEFAULT 1;
 """
 
+_V8 = """
+-- The all-files listing that last showed the file (a number from meta
+-- 'all_listing'): what that listing missed and which unplaced files it had
+-- are then two queries, where a million ids would otherwise sit in memory.
+ALTER TABLE files ADD COLUMN seen_all INTEGER;
+"""
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

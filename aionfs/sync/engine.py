@@ -39,7 +39,14 @@ from ..api.ratelimit import WINDOW
 from ..api.retry import Backoff
 from ..store import ROOT_KEY, Event, Store, naming
 from ..store.db import file_row, folder_row
-from .plan import ListingPlan, MassDeleteRefused, check_deletions, plan_listing, plan_tree
+from .plan import (
+    ListingPlan,
+    MassDeleteRefused,
+    check_deletions,
+    listing_complete,
+    plan_listing,
+    plan_tree,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +95,10 @@ class SyncOptions:
 
 #: the longest pause between failing rounds: a laptop back from sleep catches up soon
 MAX_BACKOFF = 300.0
+#: requests a second a crawl is assumed to make with no client limit (for `crawl_fits`)
+UNLIMITED_RATE = 50
+#: a long crawl logs its progress about this many times
+CRAWL_LOG_STEPS = 20
 
 
 class Syncer:
@@ -187,6 +198,9 @@ class Syncer:
     # -- listings ------------------------------------------------------------------
 
     async def _fetch_listing(self, folder_key: str, priority: Priority) -> ListingPlan:
+        """List a folder's files (or all files, '') page by page, metadata applied as it
+        comes. The all-files listing keeps no ids in memory: each row records the
+        listing that showed it (`seen_all`), so memory stays flat on huge libraries."""
         ids: list[str] = []
         totals: list[int] = []
         new: set[str] = set()
@@ -194,7 +208,9 @@ class Syncer:
         content: set[str] = set()
         filters: dict[str, Any] = {"sort_by": "created_at", "sort_order": "asc",
                                    "priority": priority, "page_size": self.options.page_size}
-        if folder_key != ROOT_KEY:
+        everything = folder_key == ROOT_KEY
+        seen_all = self.store.start_all_listing() if everything else None
+        if not everything:
             filters["folder_id"] = folder_key
         batch: list[dict[str, Any]] = []
 
@@ -202,7 +218,7 @@ class Syncer:
             # Metadata only (placement comes with the plan), ~1,000 rows a
             # transaction: few commits, and memory stays flat on huge libraries.
             with self.store.transaction():
-                n, c, b = self.store.upsert_files(batch)
+                n, c, b = self.store.upsert_files(batch, seen_all)
             new.update(n)
             changed.update(c)
             content.update(b)
@@ -211,7 +227,8 @@ class Syncer:
         async for page in self.client.iter_file_pages(**filters):
             totals.append(page.total_count)
             rows = [file_row(f) for f in page.files]
-            ids += [r["id"] for r in rows]
+            if not everything:
+                ids += [r["id"] for r in rows]
             batch += rows
             if len(batch) >= 1000:
                 flush()
@@ -219,15 +236,19 @@ class Syncer:
                 self.progress("files", len(rows))
         if batch:
             flush()
-        if folder_key == ROOT_KEY:
+        if everything:
             # At least the files the folders hold (counts fresh from the tree).
-            local = self.store.all_file_ids()
             expected = sum(f["file_count"] for f in self.store.folders().values())
+            assert seen_all is not None
+            listed = self.store.seen_all_count(seen_all)
+            complete, total = listing_complete(listed, totals, expected)
+            plan = ListingPlan(ids=[], complete=complete, total=total, listed=listed,
+                               seen_all=seen_all,
+                               vanished=self.store.missed_by_all(seen_all) if complete else set())
         else:
-            local = set(self.store.members(folder_key))
             row = self.store.folder(folder_key)
-            expected = row["file_count"] if row else None
-        plan = plan_listing(local, ids, totals, expected)
+            plan = plan_listing(set(self.store.members(folder_key)), ids, totals,
+                                row["file_count"] if row else None)
         plan.new, plan.changed, plan.content = new, changed, content
         return plan
 
@@ -263,7 +284,7 @@ class Syncer:
             self.store.set_listing(folder_key, plan.complete, plan.total)
         if not plan.complete:
             log.info("listing of %s was incomplete (%d of %d files); nothing removed",
-                     folder_key or "all files", len(plan.ids), plan.total)
+                     folder_key or "all files", plan.listed, plan.total)
         if inodes:
             log.info("%d files deleted remotely", len(inodes))
         self._publish(events)
@@ -391,9 +412,10 @@ class Syncer:
         in_folders = sum(f["file_count"] for f in folders.values())
         expected_root = all_files_total - in_folders
         unplaced = self.store.unplaced()
-        known_root = len(self.store.members(ROOT_KEY))
+        shown = self.store.member_counts()
+        known_root = shown.get(ROOT_KEY, 0)
         mismatched = [fid for fid, f in folders.items()
-                      if f["file_count"] != len(self.store.members(fid))]
+                      if f["file_count"] != shown.get(fid, 0)]
         if not mismatched and known_root + len(unplaced) == expected_root:
             if unplaced:
                 self.place_root(unplaced)
@@ -414,6 +436,60 @@ class Syncer:
     def unhurry(self) -> None:
         """Nobody waits any more (the root was served partial): background share again."""
         self._hurry = False
+
+    def crawl_requests_left(self) -> int:
+        """Requests the open crawl still needs, as the folder tree's counts tell: a
+        page per 100 files of each folder not listed yet, and the all-files listing."""
+        open_pass = self.store.get_meta("crawl_open")
+        done = self.store.crawl_done(int(open_pass)) if open_pass else set()
+        page = self.options.page_size
+        folders = self.store.folders()
+        left = sum(-(-max(f["file_count"], 1) // page) for fid, f in folders.items()
+                   if fid not in done)
+        if ROOT_KEY not in done:
+            left += -(-max(sum(f["file_count"] for f in folders.values()), 1) // page)
+        return left
+
+    def crawl_seconds(self, requests: int) -> float | None:
+        """What `requests` take on the plan's budget (None: no client limit, so it is
+        the API's speed that counts)."""
+        rate = self.client.limiter.configured
+        if not rate:
+            return None
+        used = self.client.limiter.statistics().used_in_window
+        return max(0.0, requests - max(rate - used, 0)) * WINDOW / rate
+
+    def crawl_fits(self, seconds: float) -> bool:
+        """Could the open crawl end within `seconds`? (A fresh mount's first listing of
+        the root waits for it only then: a million-file library, or a crawl on FREE,
+        would only make that first `ls` wait for nothing.)"""
+        left = self.crawl_requests_left()
+        needs = self.crawl_seconds(left)
+        return left <= UNLIMITED_RATE * seconds if needs is None else needs <= seconds
+
+    def crawl_status(self) -> dict[str, Any] | None:
+        """The running crawl for `aionfs status`: folders listed, files known, requests
+        left and the time the plan needs for them."""
+        if self.crawl_progress is None:
+            return None
+        left = self.crawl_requests_left()
+        seconds = self.crawl_seconds(left)
+        return {"folders_listed": self.crawl_progress[0], "folders": self.crawl_progress[1],
+                "files_known": self.store.counts()["files"], "requests_left": left,
+                "eta_seconds": None if seconds is None else round(seconds)}
+
+    def _crawl_step(self, started: float) -> None:
+        """One more folder listed: a log line every few percent of a long crawl."""
+        done, total = self.crawl_progress or (0, 0)
+        self.crawl_progress = (done + 1, total)
+        step = max(1, total // CRAWL_LOG_STEPS)
+        if total >= CRAWL_LOG_STEPS and (done + 1) % step == 0:
+            seconds = self.crawl_seconds(left := self.crawl_requests_left())
+            log.info("crawl: %d of %d folders listed (%d%%), %d files known, about %d "
+                     "requests left%s, %.0f s so far", done + 1, total,
+                     100 * (done + 1) // total, self.store.counts()["files"], left,
+                     "" if seconds is None else f" ({seconds / 60:.0f} min on this plan)",
+                     time.monotonic() - started)
 
     def _crawl_priority(self, priority: Priority) -> Priority:
         return Priority.INTERACTIVE if self._hurry else priority
@@ -448,7 +524,7 @@ class Syncer:
                     self.progress("folders", 1)
                 continue
             report.merge_counts(await self.list_folder(fid, self._crawl_priority(priority)))
-            self.crawl_progress = (self.crawl_progress[0] + 1, len(folders))
+            self._crawl_step(started)
             with self.store.transaction():
                 self.store.mark_crawled(crawl, fid)
             if self.progress:
@@ -462,8 +538,8 @@ class Syncer:
                 (row := self.store.listing(fid)) is not None and row["complete"]
                 for fid in self.store.folders())
             if all_complete:
-                listed = set(plan.ids)
-                self.place_root([f for f in self.store.unplaced() if f in listed])
+                assert plan.seen_all is not None
+                self.place_root(self.store.unplaced_seen_all(plan.seen_all))
             else:
                 self.reconcile_root(plan.total)
             with self.store.transaction():
@@ -482,7 +558,6 @@ class Syncer:
         started = time.monotonic()
         requests_before = self.client.stats.requests
         report = await self.refresh_tree(priority)
-        known = self.store.all_file_ids()
         fresh: list[dict[str, Any]] = []
         total = None
         pages = self.client.iter_file_pages(sort_by="created_at", sort_order="desc",
@@ -490,6 +565,7 @@ class Syncer:
         async with aclosing(pages):
             async for page in pages:
                 total = page.total_count if total is None else total
+                known = self.store.known_ids([f.id for f in page.files])
                 new = [file_row(f) for f in page.files if f.id not in known]
                 fresh += new
                 if len(new) < len(page.files):
@@ -503,12 +579,14 @@ class Syncer:
         # saved on another client (the old one deleted: the folder's count unchanged):
         # that folder is listed again now, not at its next revalidation.
         namesakes = self._namesake_folders(fresh)
+        shown = self.store.member_counts()
         for fid, f in folders.items():
             row = self.store.listing(fid)
             if row is None and not f["file_count"]:
                 continue
-            if row is None or f["file_count"] != len(self.store.members(fid)) or fid in namesakes:
+            if row is None or f["file_count"] != shown.get(fid, 0) or fid in namesakes:
                 report.merge_counts(await self.list_folder(fid, priority))
+                shown = self.store.member_counts()  # (a move out of a folder listed later)
         if total is not None and not self.reconcile_root(total):
             # Counts disagree at the root: a root or unplaced file moved or went away.
             suspects = set(self.store.members(ROOT_KEY)) | set(self.store.unplaced())

@@ -44,9 +44,12 @@ class ListingPlan:
     huge libraries); the plan keeps the ids and what changed.
     """
 
-    ids: list[str]
+    ids: list[str]  # in listing order (folder listings; the all-files one keeps none)
     complete: bool
     total: int
+    listed: int = 0  # distinct files shown
+    #: the all-files listing's number (Store.start_all_listing); None for a folder's
+    seen_all: int | None = None
     #: files shown in this folder that the listing no longer has (complete listings only)
     vanished: set[str] = field(default_factory=set)
     new: set[str] = field(default_factory=set)
@@ -64,12 +67,21 @@ def plan_listing(local_members: Iterable[str], ids: list[str], totals: list[int]
     empty or short answer must never look like a mass deletion.
     """
     unique = list(dict.fromkeys(ids))
-    total = totals[0] if totals else 0
-    complete = bool(totals) and len(set(totals)) == 1 and len(unique) == total
-    if expected is not None and expected > 0 and not unique:
-        complete = False
+    complete, total = listing_complete(len(unique), totals, expected)
     vanished = set(local_members) - set(unique) if complete else set()
-    return ListingPlan(ids=unique, complete=complete, total=total, vanished=vanished)
+    return ListingPlan(ids=unique, complete=complete, total=total, listed=len(unique),
+                       vanished=vanished)
+
+
+def listing_complete(listed: int, totals: list[int], expected: int | None
+                     ) -> tuple[bool, int]:
+    """(complete, total) of a listing that showed `listed` distinct files, for the
+    rules of `plan_listing` (the all-files listing counts its files in the store)."""
+    total = totals[0] if totals else 0
+    complete = bool(totals) and len(set(totals)) == 1 and listed == total
+    if expected is not None and expected > 0 and not listed:
+        complete = False
+    return complete, total
 
 
 class MassDeleteRefused(RuntimeError):

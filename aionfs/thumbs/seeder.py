@@ -129,8 +129,8 @@ class Thumbnails:
         waiting at most `wait` seconds; the rest goes on in the background."""
         if rel_dir is None or rel_dir in self._current:
             return  # all current at the last look, and nothing changed since
-        items = [(os.fsdecode(name), e.st_ino, e.st_mtime_ns // 1_000_000_000, e.st_size)
-                 for name, e in listing if stat.S_ISREG(e.st_mode)]
+        items = [(os.fsdecode(name), a.inode, a.mtime_ns // 1_000_000_000, a.size)
+                 for name, a in listing if stat.S_ISREG(a.mode)]
         with trio.move_on_after(self.wait) as scope:
             try:
                 await self._seed_folder(rel_dir, items, Priority.INTERACTIVE)

@@ -1,6 +1,6 @@
 """`make bench`: figures for the client and the emulator, each beside a baseline.
 
-    python -m tests.bench [--quick] [--requests | --reads | --writes]
+    python -m tests.bench [--quick] [--requests | --reads | --writes | --scale [FILES]]
 
 1. decode     list pages decoded into typed models (msgspec) vs json.loads into dicts
 2. overhead   one API request through AionClient vs a raw httpx call, same emulator
@@ -329,6 +329,13 @@ async def main() -> None:
 
                 await trio.to_thread.run_sync(bench_writes, row, emu)
                 await trio.to_thread.run_sync(bench_upload_memory, row, emu)
+                return
+            if "--scale" in sys.argv:  # only the big library (issue 17)
+                from .scale import bench_scale
+
+                at = sys.argv.index("--scale") + 1
+                files = int(sys.argv[at]) if at < len(sys.argv) else 200_000
+                await trio.to_thread.run_sync(bench_scale, row, emu, files)
                 return
             if "--reads" in sys.argv:  # only the cold reads, and beside rclone mount
                 from .rclone import bench_rclone
