@@ -5,8 +5,8 @@ carry no folder id, the API has no root filter). A `find` or an
 `rsync --delete` of the mount to a backup started right after the first
 mount used to see the folders but not the root's files, and the rsync
 deleted them from the backup. The first listing of the root now hurries the
-first crawl and waits for it (up to 10 s, when the plan can finish it in that time);
-and the log and `aionfs status` say so.
+first crawl and waits for it (up to 10 s, when the plan can end it in that
+time); past that, or at once when it cannot, it is served partial, and the log and `aionfs status` say so.
 """
 
 from __future__ import annotations
