@@ -335,3 +335,43 @@ async def test_polling_spends_at_most_a_tenth_of_the_plan(emulator: EmulatorProc
             assert Syncer(c, store)._paced(60.0, 2) == pause
     async with make_client(emulator, tenant_key) as c:  # no limit: the interval
         assert Syncer(c, store)._paced(60.0, 2) == 60.0
+
+
+async def test_a_library_kept_in_folders_is_crawled_without_the_all_files_listing(
+        client: AionClient, store: Store) -> None:
+    """Every file in a folder: the crawl's root step is one request (its total equals
+    the folders' files), not a page per 100 files of the whole library; a file the
+    store knew at the root that is gone is deleted, one that appeared is found."""
+    ids = await populate(client)
+    await client.move_files([ids["r1.jpg"], ids["r2.gif"]], ids["gamma"])
+    syncer = Syncer(client, store, SyncOptions(page_size=2))  # (all files: 3 pages)
+    before = client.stats.requests
+    await syncer.full_sync()
+    # the tree, one page per folder (3), and the one request of the root step
+    assert client.stats.requests - before == 1 + 3 + 1
+    assert store.counts()["root_files"] == 0 and store.counts()["files"] == 5
+    # with a file at the root again, the crawl lists all files to find it
+    await client.move_files([ids["r1.jpg"]], None)
+    await Syncer(client, store).full_sync()
+    assert store.member_ids(ROOT_KEY) == [ids["r1.jpg"]]
+
+
+async def test_revalidating_the_root_looks_its_files_up_by_id(
+        client: AionClient, store: Store) -> None:
+    """A root file retitled and another deleted, counts unchanged elsewhere: the
+    revalidation sees both with a request per 100 root files, not the all-files
+    listing."""
+    ids = await populate(client)
+    syncer = Syncer(client, store)
+    await syncer.full_sync()
+    await client.update_file(ids["r1.jpg"], title="Renamed at the root")
+    await client.batch_delete([ids["r2.gif"]])
+    before = client.stats.requests
+    while (key := (store.stale_listings(float("inf")) or [None])[0]) != ROOT_KEY:
+        with store.transaction():  # (the folders: listed just now, as far as this test goes)
+            store.set_listing(key, True, 0)  # type: ignore[arg-type]
+    await syncer.revalidate(older_than=0, limit=1)
+    # one lookup of the two root files: the one it lacks is gone
+    assert client.stats.requests - before == 1
+    assert store.member_ids(ROOT_KEY) == [ids["r1.jpg"]]
+    assert store.file(ids["r1.jpg"])["title"] == "Renamed at the root"

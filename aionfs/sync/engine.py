@@ -357,7 +357,10 @@ class Syncer:
 
     async def _delete_missing(self, ids: set[str], priority: Priority) -> SyncReport:
         """Delete those of `ids` the API proves gone (guarded); the rest stay."""
-        gone = await self._find_gone(ids, priority)
+        return self._delete(await self._find_gone(ids, priority))
+
+    def _delete(self, gone: set[str]) -> SyncReport:
+        """Delete files the API proved gone (guarded)."""
         self._guard(gone)
         report = SyncReport()
         if not gone:
@@ -371,6 +374,49 @@ class Syncer:
         return report
 
     # -- root ------------------------------------------------------------------------
+
+    async def _root_is_empty(self, priority: Priority) -> bool:
+        """After a crawl listed every folder completely: one request says whether the
+        library holds more files than its folders. If not, the root holds none and
+        the all-files listing (a page per 100 files of the whole library) is not
+        needed; files the store has in no folder are looked up by id (those gone are
+        deleted). Libraries kept in folders are crawled at a page per 100 files."""
+        folders = self.store.folders()
+        if not all((row := self.store.listing(fid)) is not None and row["complete"]
+                   for fid in folders):
+            return False
+        page = await self.client.list_files(limit=1, offset=0, sort_by="created_at",
+                                            sort_order="asc", priority=priority)
+        shown = self.store.member_counts()
+        if page.total_count != sum(shown.get(fid, 0) for fid in folders):
+            return False
+        strays = set(self.store.member_ids(ROOT_KEY)) | set(self.store.unplaced())
+        if strays:
+            await self._delete_missing(strays, priority)
+        with self.store.transaction():
+            self.store.set_listing(ROOT_KEY, True, page.total_count)
+        return True
+
+    async def _revalidate_root(self, priority: Priority) -> SyncReport:
+        """The root's files looked up by id (a page per 100 of them), not the
+        all-files listing again (a page per 100 files of the whole library): their
+        renames, retags and deletions. Files that moved to or from the root change
+        folder counts, which the poll follows."""
+        report = SyncReport(listings=1)
+        ids = self.store.member_ids(ROOT_KEY)
+        found: set[str] = set()
+        for start in range(0, len(ids), 100):
+            items = [item async for item in self.client.iter_files(
+                ids=ids[start:start + 100], priority=priority, page_size=100)]
+            found |= self.absorb(items)
+        missing = set(ids) - found
+        if missing and found:  # (the lookups answered: what they lack is gone)
+            report.merge_counts(self._delete(missing))
+        elif missing:  # nothing found at all: proven gone or a broken answer?
+            report.merge_counts(await self._delete_missing(missing, priority))
+        with self.store.transaction():
+            self.store.set_listing(ROOT_KEY, True, len(found))
+        return report
 
     # -- uploads in flight ------------------------------------------------------------
 
@@ -529,7 +575,10 @@ class Syncer:
                 self.store.mark_crawled(crawl, fid)
             if self.progress:
                 self.progress("folders", 1)
-        if ROOT_KEY not in done:
+        if ROOT_KEY not in done and await self._root_is_empty(self._crawl_priority(priority)):
+            with self.store.transaction():
+                self.store.mark_crawled(crawl, ROOT_KEY)
+        elif ROOT_KEY not in done:
             plan = await self._fetch_listing(ROOT_KEY, self._crawl_priority(priority))
             gone = await self._find_gone(plan.vanished, self._crawl_priority(priority)) if plan.vanished else set()
             self._guard(gone)
@@ -614,7 +663,9 @@ class Syncer:
         """List again the folders listed longest ago (renames, retags, deletes)."""
         report = SyncReport()
         for key in self.store.stale_listings(time.time() - older_than)[:limit]:
-            if key == ROOT_KEY or self.store.folder(key) is not None:
+            if key == ROOT_KEY:
+                report.merge_counts(await self._revalidate_root(priority))
+            elif self.store.folder(key) is not None:
                 report.merge_counts(await self.list_folder(key, priority))
         return report
 
