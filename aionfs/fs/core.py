@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import heapq
 import logging
 import os
 import platform
@@ -115,6 +116,10 @@ def _making_directory(tid: int) -> bool:
     except (OSError, ValueError):
         return False
 
+
+
+def _name(entry: tuple[str, Any]) -> str:
+    return entry[0]
 
 class Filesystem:
     def __init__(self, *, store: Store, client: AionClient, syncer: Syncer,
@@ -442,13 +447,16 @@ class Filesystem:
                 entries = self.view.listdir(inode)
             except FsError as exc:
                 raise FsError(exc.errno) from None
+            # streamed in name order straight into the packed listing: a directory of
+            # 100,000 files never sits in memory as objects (merges, not sorts)
             if inode == ROOT_INODE:
-                entries = sorted(entries + self.views.root_entries())
+                entries = heapq.merge(entries, sorted(self.views.root_entries()), key=_name)
             local = self.local.in_dir(inode)
             if local:  # written here, not uploaded yet: shadows a remote name
                 names = {f.name for f in local}
-                entries = sorted([e for e in entries if e[0] not in names]
-                                 + [(f.name, self._local_attr(f)) for f in local])
+                entries = heapq.merge((e for e in entries if e[0] not in names),
+                                      sorted(((f.name, self._local_attr(f)) for f in local),
+                                             key=_name), key=_name)
             listing = Listing(((os.fsencode(name), attr) for name, attr in entries),
                               ENTRY_TIMEOUT, ATTR_TIMEOUT)
             self._listings.put(inode, listing)

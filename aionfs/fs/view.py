@@ -25,6 +25,7 @@ import errno
 import json
 import stat
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -161,17 +162,19 @@ class LibraryView:
             raise FsError(errno.ENOENT)
         return self.attr(entry.inode, entry.is_dir)  # one query per lookup
 
-    def listdir(self, inode: int) -> list[tuple[str, Attr]]:
-        """Every entry with its attributes, from one joined query."""
+    def listdir(self, inode: int) -> Iterator[tuple[str, Attr]]:
+        """Every entry with its attributes in name order, from one joined query (made
+        at once: ENOTDIR is raised here, not when iterating)."""
         if self.folder_key(inode) is None:
             raise FsError(errno.ENOTDIR)
-        out = []
-        for entry, row in self.store.list_dir_with_files(inode, ATTR_COLUMNS):
+        return self._entries(self.store.list_dir_with_files(inode, ATTR_COLUMNS))
+
+    def _entries(self, rows: Iterator[tuple[Any, Any]]) -> Iterator[tuple[str, Attr]]:
+        for entry, row in rows:
             if entry.is_dir:
-                out.append((entry.name, self.attr(entry.inode, True)))
+                yield entry.name, self.attr(entry.inode, True)
             elif row is not None and row["id"] is not None:
-                out.append((entry.name, self.file_attr(row)))
-        return out
+                yield entry.name, self.file_attr(row)
 
     def file_row(self, inode: int) -> Any:
         row = self.store.file_by_inode(inode)

@@ -282,7 +282,7 @@ class Store:
             (parent_inode,))]
 
     def list_dir_with_files(self, parent_inode: int, columns: str = "f.*"
-                            ) -> list[tuple[Entry, sqlite3.Row | None]]:
+                            ) -> Iterator[tuple[Entry, sqlite3.Row | None]]:
         """Entries with their file rows (None for directories), in one join.
 
         `columns` narrows the file columns fetched (e.g. `ATTR_COLUMNS`): a cold
@@ -291,7 +291,8 @@ class Store:
         rows = self.db.execute(
             f"SELECT e.name, e.inode, e.is_dir, {columns} FROM entries e LEFT JOIN files f "
             "ON f.inode = e.inode WHERE e.parent_inode=? ORDER BY e.name", (parent_inode,))
-        return [(Entry(r[0], r[1], bool(r[2])), None if r[2] else r) for r in rows]
+        # (a generator: a directory of 100,000 files is never all in memory as rows)
+        return ((Entry(r[0], r[1], bool(r[2])), None if r[2] else r) for r in rows)
 
     def next_files(self, file_id: str, count: int) -> list[tuple[str, int]]:
         """(id, size) of the files after this one in its folder's order (the order
@@ -664,14 +665,19 @@ class Store:
                                          r["created_at"], r["id"]))
             is_dir[r["inode"]] = True
         superseded = self.superseded()
-        for r in self.members(folder_key).values():
-            if r["id"] in superseded:
+        placed = ("placement='root'" if folder_key == ROOT_KEY
+                  else "placement='folder' AND folder_id=?")
+        for fid, inode, title, filename, fmt, media_type, domain, created_at in self.db.execute(
+                "SELECT id, inode, title, filename, format, media_type, domain, created_at "
+                f"FROM files WHERE {placed}", () if folder_key == ROOT_KEY else (folder_key,)):
+            # (only the columns names need: a root of 100,000 files as whole rows was
+            # the peak of a million-file sync's memory)
+            if fid in superseded:
                 continue
             children.append(naming.Child(
-                r["inode"], naming.file_name(r["title"], r["filename"], r["format"],
-                                             r["media_type"], r["domain"]),
-                r["created_at"], r["id"]))
-            is_dir[r["inode"]] = False
+                inode, naming.file_name(title, filename, fmt, media_type, domain),
+                created_at, fid))
+            is_dir[inode] = False
         existing: dict[int, str] = {}
         for name, inode, was_dir in self.db.execute(
                 "SELECT name, inode, is_dir FROM entries WHERE parent_inode=?", (parent,)):
