@@ -99,6 +99,8 @@ MAX_BACKOFF = 300.0
 UNLIMITED_RATE = 50
 #: a long crawl logs its progress about this many times
 CRAWL_LOG_STEPS = 20
+#: folders a crawl lists at once
+CRAWL_CONCURRENCY = 4
 
 
 class Syncer:
@@ -197,10 +199,15 @@ class Syncer:
 
     # -- listings ------------------------------------------------------------------
 
-    async def _fetch_listing(self, folder_key: str, priority: Priority) -> ListingPlan:
+    async def _fetch_listing(self, folder_key: str, priority: Priority,
+                             root_check: int | None = None) -> ListingPlan:
         """List a folder's files (or all files, '') page by page, metadata applied as it
         comes. The all-files listing keeps no ids in memory: each row records the
-        listing that showed it (`seen_all`), so memory stays flat on huge libraries."""
+        listing that showed it (`seen_all`), so memory stays flat on huge libraries.
+        `root_check`: the files the folders hold, all listed completely; if the
+        first page of all files says the library holds no more, the listing stops
+        there (`root_empty`): the root holds none, and the rest would only repeat
+        what the folders' listings said."""
         ids: list[str] = []
         totals: list[int] = []
         new: set[str] = set()
@@ -224,18 +231,26 @@ class Syncer:
             content.update(b)
             batch.clear()
 
-        async for page in self.client.iter_file_pages(**filters):
-            totals.append(page.total_count)
-            rows = [file_row(f) for f in page.files]
-            if not everything:
-                ids += [r["id"] for r in rows]
-            batch += rows
-            if len(batch) >= 1000:
-                flush()
-            if self.progress:
-                self.progress("files", len(rows))
+        root_empty = False
+        async with aclosing(self.client.iter_file_pages(**filters)) as pages:
+            async for page in pages:
+                totals.append(page.total_count)
+                rows = [file_row(f) for f in page.files]
+                if not everything:
+                    ids += [r["id"] for r in rows]
+                batch += rows
+                if len(batch) >= 1000:
+                    flush()
+                if self.progress:
+                    self.progress("files", len(rows))
+                if root_check is not None and len(totals) == 1 and page.has_more:
+                    root_empty = page.total_count == root_check
+                    if root_empty:
+                        break
         if batch:
             flush()
+        if root_empty:
+            return ListingPlan(ids=[], complete=False, total=totals[0], root_empty=True)
         if everything:
             # At least the files the folders hold (counts fresh from the tree).
             expected = sum(f["file_count"] for f in self.store.folders().values())
@@ -375,27 +390,27 @@ class Syncer:
 
     # -- root ------------------------------------------------------------------------
 
-    async def _root_is_empty(self, priority: Priority) -> bool:
-        """After a crawl listed every folder completely: one request says whether the
-        library holds more files than its folders. If not, the root holds none and
-        the all-files listing (a page per 100 files of the whole library) is not
-        needed; files the store has in no folder are looked up by id (those gone are
-        deleted). Libraries kept in folders are crawled at a page per 100 files."""
+    def _in_listed_folders(self) -> int | None:
+        """The files shown in folders, when every folder's listing was complete (what
+        the all-files listing's total is compared with: `_fetch_listing`)."""
         folders = self.store.folders()
         if not all((row := self.store.listing(fid)) is not None and row["complete"]
                    for fid in folders):
-            return False
-        page = await self.client.list_files(limit=1, offset=0, sort_by="created_at",
-                                            sort_order="asc", priority=priority)
+            return None
         shown = self.store.member_counts()
-        if page.total_count != sum(shown.get(fid, 0) for fid in folders):
-            return False
+        return sum(shown.get(fid, 0) for fid in folders)
+
+    async def _root_was_empty(self, total: int, priority: Priority) -> None:
+        """The library holds no more files than its folders: the root is empty, and
+        the all-files listing (a page per 100 files of the whole library) stopped
+        after its first page. Files the store has in no folder are looked up by id
+        (those gone are deleted). Libraries kept in folders are crawled at a page
+        per 100 files and one per folder."""
         strays = set(self.store.member_ids(ROOT_KEY)) | set(self.store.unplaced())
         if strays:
             await self._delete_missing(strays, priority)
         with self.store.transaction():
-            self.store.set_listing(ROOT_KEY, True, page.total_count)
-        return True
+            self.store.set_listing(ROOT_KEY, True, total)
 
     async def _revalidate_root(self, priority: Priority) -> SyncReport:
         """The root's files looked up by id (a page per 100 of them), not the
@@ -564,22 +579,43 @@ class Syncer:
         if self.progress:
             self.progress("folders_total", len(folders))
         self.crawl_progress = (len(done & set(folders)), len(folders))
-        for fid in sorted(folders, key=lambda f: (folders[f]["parent_id"] or "", f)):
-            if fid in done:
+        order = sorted(folders, key=lambda f: (folders[f]["parent_id"] or "", f))
+        if self.progress:
+            self.progress("folders", len([f for f in order if f in done]))
+        todo = iter([f for f in order if f not in done])  # (shared: each taken once)
+        failed: list[Exception] = []
+
+        async def lister(cancel_scope: trio.CancelScope) -> None:
+            for fid in todo:
+                try:
+                    listed = await self.list_folder(fid, self._crawl_priority(priority))
+                except Exception as exc:  # the first failure ends the crawl's round
+                    failed.append(exc)
+                    cancel_scope.cancel()
+                    return
+                report.merge_counts(listed)
+                self._crawl_step(started)
+                with self.store.transaction():
+                    self.store.mark_crawled(crawl, fid)
                 if self.progress:
                     self.progress("folders", 1)
-                continue
-            report.merge_counts(await self.list_folder(fid, self._crawl_priority(priority)))
-            self._crawl_step(started)
-            with self.store.transaction():
-                self.store.mark_crawled(crawl, fid)
-            if self.progress:
-                self.progress("folders", 1)
-        if ROOT_KEY not in done and await self._root_is_empty(self._crawl_priority(priority)):
+
+        # A few folders at once: the API's answer time overlaps the store's work
+        # (with no client limit a crawl went twice as fast); the plan's budget is
+        # the limiter's business either way.
+        async with trio.open_nursery() as nursery:
+            for _ in range(CRAWL_CONCURRENCY):
+                nursery.start_soon(lister, nursery.cancel_scope)
+        if failed:
+            raise failed[0]
+        if ROOT_KEY not in done:
+            plan = await self._fetch_listing(ROOT_KEY, self._crawl_priority(priority),
+                                             root_check=self._in_listed_folders())
+        if ROOT_KEY not in done and plan.root_empty:
+            await self._root_was_empty(plan.total, self._crawl_priority(priority))
             with self.store.transaction():
                 self.store.mark_crawled(crawl, ROOT_KEY)
         elif ROOT_KEY not in done:
-            plan = await self._fetch_listing(ROOT_KEY, self._crawl_priority(priority))
             gone = await self._find_gone(plan.vanished, self._crawl_priority(priority)) if plan.vanished else set()
             self._guard(gone)
             report.merge_counts(self._apply_listing(ROOT_KEY, plan, gone))

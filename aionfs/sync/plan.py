@@ -50,6 +50,8 @@ class ListingPlan:
     listed: int = 0  # distinct files shown
     #: the all-files listing's number (Store.start_all_listing); None for a folder's
     seen_all: int | None = None
+    #: the all-files listing stopped at its first page: the root holds no file
+    root_empty: bool = False
     #: files shown in this folder that the listing no longer has (complete listings only)
     vanished: set[str] = field(default_factory=set)
     new: set[str] = field(default_factory=set)
