@@ -12,6 +12,7 @@ queries with prepared (cached) statements.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 import uuid
@@ -25,10 +26,15 @@ from typing import Any, NamedTuple
 from . import naming
 from .schema import ROOT_INODE, migrate
 
+log = logging.getLogger(__name__)
+
 #: The root's folder key. The API has no filter for "outside any folder", so the
 #: root's files are found in the listing of all files (kept under this key) and
 #: placed at the root once no folder claims them (docs/store-and-sync.md).
 ROOT_KEY = ""
+#: free pages given back per `compact` (8 MiB), and the least worth a call (10 MiB)
+COMPACT_PAGES = 2048
+COMPACT_MIN_FREE = 2560
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,10 @@ class Store:
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                   cached_statements=256)
         self.db.row_factory = sqlite3.Row
+        if self.db.execute("PRAGMA user_version").fetchone()[0] == 0:
+            # a new store (this must precede its first table): free pages can be given
+            # back a few at a time (`compact`)
+            self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA temp_store=MEMORY")
@@ -92,6 +102,28 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def compact(self, pages: int = COMPACT_PAGES) -> int:
+        """Give free pages back to the file system, `pages` at most (a few MB: the
+        caller is the sync loop, between rounds). Deleted files leave free pages
+        that SQLite reuses but never returns; after a library shrank, the store
+        would keep its largest size forever. Returns the pages freed."""
+        free = self.db.execute("PRAGMA freelist_count").fetchone()[0]
+        if free < COMPACT_MIN_FREE or self._in_tx:  # (never inside a transaction)
+            return 0
+        if self.db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+            # A store made before incremental vacuum: converted by one VACUUM, once,
+            # when a quarter of it is free (it rewrites the file: seconds for a big store).
+            if free < self.db.execute("PRAGMA page_count").fetchone()[0] // 4:
+                return 0
+            log.info("compacting the metadata store once (%d MB free)", free * 4096 >> 20)
+            self.db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            self.db.execute("VACUUM")
+            return free
+        # (executescript steps it to the end: through execute, sqlite3 steps a pragma
+        # that returns no row once, which frees one page)
+        self.db.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
+        return free - self.db.execute("PRAGMA freelist_count").fetchone()[0]
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -348,7 +380,10 @@ class Store:
             events += self.remove_entries_of([other[0]])
             self.db.execute("UPDATE files SET inode=? WHERE id=?", (inode, file_id))
             self.db.execute("DELETE FROM inodes WHERE inode=?", (other[0],))
-        self.db.execute("UPDATE inodes SET kind='file', ref=? WHERE inode=?", (file_id, inode))
+        # (INSERT OR REPLACE: the row of an inode whose file was deleted remotely while
+        # edited here is gone, and the number comes back for the new version)
+        self.db.execute("INSERT OR REPLACE INTO inodes(inode, kind, ref) VALUES (?, 'file', ?)",
+                        (inode, file_id))
         return events
 
     def drop_names(self, inode: int) -> None:
@@ -637,6 +672,9 @@ class Store:
                 continue
             inodes.append(row[0])
             self.db.execute("DELETE FROM files WHERE id=?", (fid,))
+            # (AUTOINCREMENT never hands the number out again: the row need not stay,
+            # and a library that churns does not grow its store without bound)
+            self.db.execute("DELETE FROM inodes WHERE inode=?", (row[0],))
             self.db.execute("DELETE FROM file_urls WHERE file_id=?", (fid,))
             self.db.execute("DELETE FROM download_urls WHERE file_id=?", (fid,))
             self.db.execute("DELETE FROM query_results WHERE file_id=?", (fid,))

@@ -732,6 +732,7 @@ class Syncer:
                         older_than=0 if asked else self.revalidate_interval, priority=priority)
                     self.report.merge_counts(revalidated)
                 pause = self._paced(self.poll_interval, self.client.stats.requests - before)
+                self.store.compact()  # (free pages of deleted files, a few MB a round)
                 failures.reset(self.poll_interval)
                 self.last_error = None
                 self.last_sync = time.time()
