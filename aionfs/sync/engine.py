@@ -467,13 +467,16 @@ class Syncer:
         self._publish(events)
         return len(moved)
 
-    def reconcile_root(self, all_files_total: int) -> bool:
-        """Place unplaced files at the root when the counts prove they are there."""
+    def reconcile_root(self, all_files_total: int, shown: dict[str, int] | None = None
+                       ) -> bool:
+        """Place unplaced files at the root when the counts prove they are there.
+        (`shown`: the store's member counts, when the caller has them current: on a
+        million files they take a fifth of a second.)"""
         folders = self.store.folders()
         in_folders = sum(f["file_count"] for f in folders.values())
         expected_root = all_files_total - in_folders
         unplaced = self.store.unplaced()
-        shown = self.store.member_counts()
+        shown = self.store.member_counts() if shown is None else shown
         known_root = shown.get(ROOT_KEY, 0)
         mismatched = [fid for fid, f in folders.items()
                       if f["file_count"] != shown.get(fid, 0)]
@@ -672,9 +675,9 @@ class Syncer:
             if row is None or f["file_count"] != shown.get(fid, 0) or fid in namesakes:
                 report.merge_counts(await self.list_folder(fid, priority))
                 shown = self.store.member_counts()  # (a move out of a folder listed later)
-        if total is not None and not self.reconcile_root(total):
+        if total is not None and not self.reconcile_root(total, shown):
             # Counts disagree at the root: a root or unplaced file moved or went away.
-            suspects = set(self.store.members(ROOT_KEY)) | set(self.store.unplaced())
+            suspects = set(self.store.member_ids(ROOT_KEY)) | set(self.store.unplaced())
             if suspects:
                 report.merge_counts(await self._delete_missing(suspects, priority))
             self.reconcile_root(total)
