@@ -600,15 +600,6 @@ class Store:
             "SELECT folder_id, count(*) FROM files WHERE placement IN ('folder', 'root') "
             "GROUP BY folder_id")}
 
-    def known_ids(self, ids: list[str]) -> set[str]:
-        """Which of these file ids the store has."""
-        out: set[str] = set()
-        for chunk in range(0, len(ids), 500):
-            part = ids[chunk:chunk + 500]
-            out.update(r[0] for r in self.db.execute(
-                f"SELECT id FROM files WHERE id IN ({','.join('?' * len(part))})", part))
-        return out
-
     def place_files(self, ids: Iterable[str], folder_key: str | None) -> dict[str, str | None]:
         """Set where files are shown ('' root, a folder id, None unknown).
 

@@ -653,7 +653,7 @@ class Syncer:
         async with aclosing(pages):
             async for page in pages:
                 total = page.total_count if total is None else total
-                known = self.store.known_ids([f.id for f in page.files])
+                known = self.store.known_files([f.id for f in page.files])
                 new = [file_row(f) for f in page.files if f.id not in known]
                 fresh += new
                 if len(new) < len(page.files):

@@ -20,6 +20,12 @@
               API requests per action beside each floor (docs/requests.md), errors, and
               the FREE session's wall time beside the time its requests need at 10/min
 
+11. scale     (tests/bench/scale.py) a library of 200,000 files (`--scale N` alone: N files;
+              the million-file run is in docs/store-and-sync.md): a fresh mount's first
+              listings while its crawl runs, `sync --full` (records/s, requests, peak
+              RSS), cold and warm `find`, the daemon's RSS after the find, 1,000 reads
+              and a minute of polling, the store's bytes per file
+
 Each line prints the figure, the baseline measured in the same run, and the ratio.
 """
 
@@ -374,6 +380,9 @@ async def main() -> None:
             from .requests import bench_requests
 
             await trio.to_thread.run_sync(bench_requests, row, emu)
+            from .scale import bench_scale
+
+            await trio.to_thread.run_sync(bench_scale, row, emu, 50_000 if QUICK else 200_000)
         finally:
             stop_emulator(emu)
 
