@@ -94,7 +94,7 @@ class Setting:
     docs/operations.md all come from this, so they cannot disagree."""
 
     help: str
-    kind: str  # seconds, size, bool, path, plan, count, text, buckets, watch
+    kind: str  # seconds, size, bool, path, file, plan, count, text, buckets, watch
     minimum: float = 0.0  # seconds: the least accepted
     flag: bool = True  # a flag of `aionfs mount` (--poll-interval for poll_interval)
     reload: bool = False  # a running mount takes a new value on reload (SIGHUP)
@@ -103,7 +103,7 @@ class Setting:
 
     @property
     def metavar(self) -> str:
-        return {"seconds": "S", "size": "SIZE", "path": "DIR", "count": "N",
+        return {"seconds": "S", "size": "SIZE", "path": "DIR", "file": "FILE", "count": "N",
                 "buckets": "B1,B2"}.get(self.kind, "TEXT")
 
     def parse(self, raw: Any) -> Any:
@@ -134,6 +134,11 @@ class Setting:
             path = _expand(_typed(raw, str))
             if path.exists() and not path.is_dir():
                 raise ConfigError(f"{path} is not a directory")
+            return path
+        if kind == "file":
+            path = _expand(_typed(raw, str))
+            if path.is_dir():
+                raise ConfigError(f"{path} is a directory")
             return path
         if kind == "text":
             return _typed(raw, str)
@@ -216,6 +221,10 @@ class Profile:
     thumbnail_wait: float = _setting(5.0, "Seconds a file manager's opening of a folder "
                                      "waits for its thumbnails (the rest follow in the "
                                      "background).", "seconds", reload=True)
+    trace: Path | None = _setting(None, "Append every API request's and answer's shape to "
+                                  "this file (no key, token, title or content: "
+                                  "docs/operations.md#traces), for a report of how the "
+                                  "service answered.", "file", shown="none")
     watch: tuple[WatchSpec, ...] = _setting((), "Watched folders the mount runs "
                                             "([[profiles.NAME.watch]] tables).", "watch",
                                             flag=False, reload=True)

@@ -28,6 +28,7 @@ import trio
 
 from ..api import AionClient, ApiSettings, Priority
 from ..api.errors import ApiError, AuthError
+from ..api.trace import Trace
 from ..cache.content import ContentCache
 from ..fs import ops
 from ..fs.core import Filesystem
@@ -253,7 +254,9 @@ async def serve(settings: ApiSettings, opts: MountOptions,
     except JournalBusy as exc:
         raise MountError(str(exc)) from None
     store = Store(opts.store_path)
-    async with AionClient(settings, unlimited=opts.unlimited) as client:
+    trace = Trace(opts.profile.trace) if opts.profile.trace is not None else None
+    async with AionClient(settings, unlimited=opts.unlimited,
+                          event_hooks=trace.hooks() if trace is not None else None) as client:
         syncer = Syncer(client, store)
         notifier.status("checking the API key")
         try:
@@ -372,6 +375,8 @@ async def serve(settings: ApiSettings, opts: MountOptions,
             store.close()
             notifier.close()
             lock.release()
+            if trace is not None:
+                trace.close()
 
 
 def mounted_store(mountpoint: Path) -> tuple[int | None, Path | None]:
