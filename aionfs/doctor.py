@@ -37,6 +37,8 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    #: the API check's settings, with the plan it settled on (what `--api` probes with)
+    settings: ApiSettings | None = None
 
 
 def check_fuse() -> Check:
@@ -154,7 +156,7 @@ def check_api(settings: ApiSettings, profile: Profile) -> Check:
               f"({probe.folders} folders); {plan}: {limit}")
     if assumed and profile.rpm is None and rpm == PLAN_LIMITS["free"][0]:
         detail += " (set plan in the profile if yours is larger: sync goes faster)"
-    return Check("API", True, detail)
+    return Check("API", True, detail, settings=settings)
 
 
 def check_cache(profile: Profile, store_dir: Callable[[], Path] | None) -> Check:

@@ -108,25 +108,55 @@ def config_show(profile_name: str | None, as_json: bool) -> None:
 @click.command()
 @profile_option
 @plan_option
-def doctor(profile_name: str | None, plan: str | None) -> None:
+@click.option("--api", "api", is_flag=True,
+              help="Also call each API operation aionfs relies on once (read-only, at most "
+                   "15 requests) and check every answer against the vendored spec.")
+@click.option("--write-test", "write_folder", metavar="FOLDER", default=None,
+              help="With --api: also upload, read, rename and delete one small image in "
+                   "this folder of the library (e.g. Inspections/Scans).")
+def doctor(profile_name: str | None, plan: str | None, api: bool,
+           write_folder: str | None) -> None:
     """Check everything a mount needs, and print a fix for each failing check.
 
     FUSE, the mountpoint, the API key, the API's reachability, your plan
     and its rate limit (the plan given, else the one the service names, as
-    the mount would use), and the cache directory's free space.
+    the mount would use), and the cache directory's free space. With --api,
+    a table of the service's answers: per operation its status, time, and
+    "conforms" or the first difference from the spec.
 
     \b
-    Example:
+    Examples:
       aionfs doctor --profile work
+      aionfs doctor --api
+      aionfs doctor --api --write-test Inspections/Scans
     """
-    from .doctor import run_checks
+    from .doctor import check_key, run_checks
 
-    checks = run_checks(profile_for(profile_name, plan=plan), lambda s: workspace_store(s, None))
+    profile = profile_for(profile_name, plan=plan)
+    checks = run_checks(profile, lambda s: workspace_store(s, None))
     for c in checks:
         click.echo(f"{'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")
         if not c.ok and c.fix:
             click.echo(f"     fix: {c.fix}")
-    sys.exit(0 if all(c.ok for c in checks) else 1)
+    ok = all(c.ok for c in checks)
+    if write_folder is not None and not api:
+        raise click.UsageError("--write-test goes with --api")
+    if api:
+        import trio
+
+        from .conformance import probe, table
+
+        # the plan the API check settled on; else (it failed: the probe says how) the
+        # profile's
+        settings = next((c.settings for c in checks if c.settings is not None), None) \
+            or check_key(profile)[1]
+        if settings is None:  # (no key: said above)
+            sys.exit(1)
+        click.echo("")
+        lines = trio.run(probe, settings, write_folder)
+        click.echo(table(lines))
+        ok = ok and all(line.ok for line in lines)
+    sys.exit(0 if ok else 1)
 
 
 @click.group()

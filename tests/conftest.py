@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from aionfs.api import AionClient, ApiSettings
+from aionfs.api.contract import Contract
 from aionfs.api.retry import RetryPolicy
-from tests.contract.validator import Contract
 
 CONTRACT = Contract()
 

@@ -2,8 +2,9 @@
 
     python tests/contract/vendor_spec.py ../shared/aionvision-api
 
-Writes `openapi-subset.json` (the operations below and every schema they
-reference, unchanged) and copies the spec's Apache-2.0 LICENSE beside it.
+Writes `aionfs/api/spec/openapi-subset.json` (the operations below and every
+schema they reference, unchanged) and copies the spec's Apache-2.0 LICENSE
+beside it (the package ships both: `aionfs doctor --api` checks answers).
 The error envelope of the API reference's prose (README "Error Format") has
 no schema in the spec; it is added as `x-aionfs-error-envelope` so that the
 tests can check undeclared error answers too.
@@ -91,8 +92,9 @@ def main(src_dir: str) -> None:
         "x-aionfs-error-envelope": ERROR_ENVELOPE,
     }
     here = Path(__file__).parent
-    (here / "openapi-subset.json").write_text(json.dumps(subset, indent=1, sort_keys=True) + "\n")
-    shutil.copyfile(src / "LICENSE", here / "LICENSE")
+    out = here.parent.parent / "aionfs" / "api" / "spec"
+    (out / "openapi-subset.json").write_text(json.dumps(subset, indent=1, sort_keys=True) + "\n")
+    shutil.copyfile(src / "LICENSE", out / "LICENSE")
     print(f"vendored {len(OPERATIONS)} operations and {len(keep)} schemas")
 
 

@@ -1,8 +1,9 @@
-"""Check HTTP exchanges against the vendored OpenAPI subset.
+"""Check HTTP exchanges against the vendored OpenAPI subset (`spec/`, Apache-2.0).
 
-Every request the client sends and every answer the emulator gives during
-the client tests passes through `Contract.check_request` and
-`Contract.check_response` (as httpx event hooks): undeclared paths,
+Two users: the tests, where every request the client sends and every answer
+the emulator gives passes through `Contract.check_request` and
+`Contract.check_response` (as httpx event hooks), and `aionfs doctor --api`,
+which holds the real service's answers to the same spec. Undeclared paths,
 undeclared or ill-typed parameters, bodies that break their schema and
 answers whose JSON does not match the declared schema for their status all
 fail the test. Error answers with a status the operation does not declare
@@ -23,7 +24,7 @@ import jsonschema
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_PATH = Path(__file__).with_name("openapi-subset.json")
+SPEC_PATH = Path(__file__).with_name("spec") / "openapi-subset.json"
 BASE = "urn:aion-spec"
 
 
