@@ -120,14 +120,19 @@ class FullDescription(Model, kw_only=True):
 
 
 class FileDetails(Model, kw_only=True):
+    """(`object_key`, `content_type`, `format`, `upload_method` and `hash` are required
+    by openapi.json and absent from the reference's own example (files.md): both are
+    accepted, docs/client.md. A missing hash only means a cut-off upload's copy is
+    not recognised by it.)"""
+
     id: str
-    object_key: str
+    object_key: str | None = None
     title: str | None = None
     tags: list[str] = []
     size_bytes: int
-    content_type: str
+    content_type: str | None = None
     dimensions: Dimensions | None = None
-    format: str
+    format: str | None = None
     variant_status: str | None = None
     upload_description: str | None = None
     visible_text: str | None = None
@@ -135,9 +140,9 @@ class FileDetails(Model, kw_only=True):
     created_at: datetime
     updated_at: datetime | None = None
     content_created_at: datetime | None = None
-    upload_method: str
+    upload_method: str | None = None
     original_filename: str | None = None
-    hash: str
+    hash: str | None = None
     description_status: str | None = None
     media_type: str | None = None
     document_type: str | None = None

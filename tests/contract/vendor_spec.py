@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -95,7 +96,40 @@ def main(src_dir: str) -> None:
     out = here.parent.parent / "aionfs" / "api" / "spec"
     (out / "openapi-subset.json").write_text(json.dumps(subset, indent=1, sort_keys=True) + "\n")
     shutil.copyfile(src / "LICENSE", out / "LICENSE")
-    print(f"vendored {len(OPERATIONS)} operations and {len(keep)} schemas")
+    examples = response_examples(src / "api")
+    (here / "examples.json").write_text(json.dumps(examples, indent=1, ensure_ascii=False)
+                                        + "\n")
+    shutil.copyfile(src / "LICENSE", here / "LICENSE")
+    print(f"vendored {len(OPERATIONS)} operations, {len(keep)} schemas and "
+          f"{len(examples)} response examples")
+
+
+def response_examples(api_dir: Path) -> list[dict[str, str]]:
+    """The JSON response examples of the reference's prose (`## METHOD /path` headings,
+    then `**Response** `200`` and a json block), for the operations aionfs uses; they
+    go to `examples.json` beside this file, with the reference's license."""
+    used = {(m.upper(), p.removeprefix("/api/v2")) for m, p in OPERATIONS}
+    out = []
+    for md in sorted(api_dir.glob("*.md")):
+        lines = md.read_text().splitlines()
+        endpoint, status, i = None, None, 0
+        while i < len(lines):
+            line = lines[i]
+            if (h := re.match(r"^#{2,3} (GET|POST|PATCH|PUT|DELETE) (/\S+)", line)):
+                endpoint, status = (h[1], h[2]), None
+            elif (r := re.match(r"^\*\*Response\*\*\s*`?(\d{3})", line)):
+                status = r[1]
+            elif line.startswith("```json") and endpoint and status:
+                end = lines.index("```", i + 1)
+                method, path = endpoint
+                template = re.sub(r"\{[^}]+\}", "{}", path)
+                if any(m == method and re.sub(r"\{[^}]+\}", "{}", p) == template
+                       for m, p in used):
+                    out.append({"source": md.name, "method": method, "path": path,
+                                "status": status, "body": "\n".join(lines[i + 1:end])})
+                status, i = None, end
+            i += 1
+    return out
 
 
 if __name__ == "__main__":
