@@ -375,3 +375,33 @@ async def test_revalidating_the_root_looks_its_files_up_by_id(
     assert client.stats.requests - before == 1
     assert store.member_ids(ROOT_KEY) == [ids["r1.jpg"]]
     assert store.file(ids["r1.jpg"])["title"] == "Renamed at the root"
+
+
+@pytest.mark.parametrize("fault", ["short:1", "drift:1"])
+async def test_listings_shorter_than_their_total_or_drifting_remove_nothing(
+        client: AionClient, store: Store, emulator: EmulatorProcess, tenant_key: str,
+        fault: str) -> None:
+    """Pages that leave out items (a listing shorter than its total_count: incomplete,
+    so nothing is deleted or moved out), or that each repeat the previous page's last
+    item (files added ahead while paging: the repeats are one file each, nothing is
+    lost); once the service answers whole again the store equals the workspace."""
+    ids = await populate(client)
+    for i in range(6):  # (enough files for several pages of 2)
+        up = await client.upload_file(image_bytes((i, 90, 9)), f"more{i}.jpg")
+        await client.move_files([up.image_id], ids["gamma"])
+    syncer = Syncer(client, store, SyncOptions(page_size=2))
+    await syncer.full_sync()
+    before = store.counts()
+    emulator.set_faults(tenant_key, fault)
+    try:
+        for key in [ids["gamma"], ROOT_KEY]:  # (listings of several pages)
+            report = await syncer.list_folder(key)
+            assert report.deleted == 0 and report.moved == 0
+            # short pages never add up to the total; repeated items are one file each
+            assert report.incomplete == (fault == "short:1")
+        await syncer.poll()
+        assert store.counts() == before
+    finally:
+        emulator.set_faults(tenant_key, "")
+    await syncer.full_sync()
+    assert_same(store, await remote_shape(client))

@@ -9,6 +9,7 @@ admin routes skip authentication and rate limits.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import deque
@@ -16,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import trio
 from starlette.applications import Starlette
@@ -180,6 +181,15 @@ class FaultAndLogMiddleware:
             wrong = json_response({"folders": [{"id": 7, "name": None}]})
             await wrong(scope, receive, send)
             return
+        if faults and listing and faults.drift:
+            # (the query as the route reads it: offset one less, the rest unchanged)
+            query = parse_qs(entry["query"], keep_blank_values=True)
+            if int(query.get("offset", ["0"])[0] or 0) > 0:
+                query["offset"] = [str(int(query["offset"][0]) - 1)]
+                scope = {**scope, "query_string": urlencode(query, doseq=True).encode()}
+        if faults and listing and faults.short:
+            await self._short_page(scope, receive, send, entry)
+            return
         if action == "empty":
             entry["status"] = "empty"
             tenant = self.emu.state.tenant_by_key(key) if key else None
@@ -229,6 +239,34 @@ class FaultAndLogMiddleware:
         finally:
             st = scope["state"]
             entry["tenant"] = st.get("tenant") or st.get("tenant_tag")
+
+    async def _short_page(self, scope: dict[str, Any], receive: Any, send: Any,
+                          entry: dict[str, Any]) -> None:
+        """A listing page without its last item, its total and has_more as they were."""
+        parts: list[bytes] = []
+        start: dict[str, Any] = {}
+
+        async def keep(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            else:
+                parts.append(message.get("body", b""))
+
+        try:
+            await self.app(scope, receive, keep)
+        finally:
+            st = scope["state"]
+            entry["tenant"] = st.get("tenant") or st.get("tenant_tag")
+        body = b"".join(parts)
+        doc = json.loads(body) if start.get("status") == 200 else None
+        if isinstance(doc, dict) and doc.get("files"):
+            doc["files"] = doc["files"][:-1]
+            body = json.dumps(doc).encode()
+        headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
+        entry["status"] = start.get("status")
+        await send({**start, "headers": [*headers,
+                                         (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def build_app(emu: Emulator) -> Any:

@@ -11,6 +11,11 @@ Spec (`--faults`, or per tenant through the admin API), comma-separated:
     burst:5          length of a 429 burst (default 5 requests)
     down:1           refuse everything (connection reset before any answer)
     empty:0.5        answer file listings (GET /user-files) with an empty page
+    short:1          file listings leave out the last item of every page (total and
+                     has_more unchanged: a listing shorter than its total_count)
+    drift:1          file listings past the first page start one item early, as if a
+                     file had been added ahead meanwhile: each repeats the previous
+                     page's last item
     nonconforming:1  answer GET /folders with a body the spec does not allow (a folder
                      whose id is a number and whose name is null: `doctor --api` tests)
     limit:3          stop after injecting 3 faults (e.g. `reset:1,limit:1`: the next
@@ -45,6 +50,8 @@ class Faults:
     burst_length: int = 5
     down: bool = False
     nonconforming: bool = False
+    short: bool = False
+    drift: bool = False
     api_only: bool = False
     blob_only: bool = False
     seed: int = 0
@@ -81,8 +88,8 @@ class Faults:
                     f.burst_length = max(1, int(value))
                 elif name == "down":
                     f.down = value not in ("0", "false")
-                elif name == "nonconforming":
-                    f.nonconforming = value not in ("0", "false")
+                elif name in ("nonconforming", "short", "drift"):
+                    setattr(f, name, value not in ("0", "false"))
                 elif name == "limit":
                     f.limit = max(0, int(value))
                 elif name == "api-only":
@@ -98,7 +105,8 @@ class Faults:
     @property
     def active(self) -> bool:
         return bool(self.latency or self.stall or self.error_rate or self.reset_rate or self.burst_rate
-                    or self.empty_rate or self.down or self.nonconforming)
+                    or self.empty_rate or self.down or self.nonconforming or self.short
+                    or self.drift)
 
     def decide(self, is_blob: bool, is_listing: bool = False) -> str | None:
         """'down', '429', '5xx', 'reset', 'empty' or None for one request."""
