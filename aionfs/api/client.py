@@ -61,14 +61,45 @@ _decoders: dict[type, msgspec.json.Decoder] = {}
 
 
 def decode(body: bytes, model: type[T]) -> T:
-    """Decode JSON bytes straight into a model (decoders are cached per type)."""
+    """Decode JSON bytes straight into a model (decoders are cached per type). The
+    first answer of each model is also looked over for fields the model does not
+    know (a service newer than this aionfs): logged once, never refused."""
     dec = _decoders.get(model)
     if dec is None:
         dec = _decoders[model] = msgspec.json.Decoder(model)
+        _note_unknown_fields(body, model)
     try:
         return dec.decode(body)  # type: ignore[no-any-return]
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ApiError(f"unexpected answer from the API ({model.__name__}): {exc}") from exc
+
+
+def _note_unknown_fields(body: bytes, model: Any) -> None:
+    try:
+        doc = msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        return  # (decode says what is wrong)
+    found: set[str] = set()
+
+    def walk(value: Any, kind: Any, where: str) -> None:
+        fields = getattr(kind, "__struct_fields__", None)
+        if fields is None or not isinstance(value, dict):
+            return
+        hints = msgspec.structs.fields(kind)
+        found.update(f"{where}{k}" for k in value if k not in fields)
+        for f in hints:
+            inner = value.get(f.encode_name)
+            for candidate in getattr(f.type, "__args__", ()) or (f.type,):
+                if isinstance(inner, list) and inner:
+                    walk(inner[0], getattr(candidate, "__args__", (candidate,))[0],
+                         f"{where}{f.name}[].")
+                else:
+                    walk(inner, candidate, f"{where}{f.name}.")
+
+    walk(doc, model, "")
+    if found:
+        log.info("the API answers fields this aionfs does not know (%s: %s); they are "
+                 "ignored", getattr(model, "__name__", model), ", ".join(sorted(found)))
 
 
 MAX_TITLE, MAX_TAGS, MAX_TAG_LEN = 255, 40, 50

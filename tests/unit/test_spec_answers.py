@@ -113,3 +113,16 @@ class _store:
     def __exit__(self, *exc: object) -> None:
         self.store.close()
         self._dir.cleanup()
+
+
+def test_fields_the_models_do_not_know_are_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    from aionfs.api import client
+
+    client._decoders.pop(m.FolderTree, None)  # (as in a fresh process)
+    body = (b'{"folders": [{"id": "f", "name": "A", "created_at": "2026-01-01T00:00:00Z",'
+            b' "updated_at": "2026-01-01T00:00:00Z", "color": "red"}], "next": null}')
+    with caplog.at_level("INFO", logger="aionfs.api.client"):
+        decode(body, m.FolderTree)
+        decode(body, m.FolderTree)
+    said = [r.getMessage() for r in caplog.records if "does not know" in r.getMessage()]
+    assert len(said) == 1 and "folders[].color" in said[0] and "next" in said[0]
