@@ -405,3 +405,36 @@ async def test_listings_shorter_than_their_total_or_drifting_remove_nothing(
         emulator.set_faults(tenant_key, "")
     await syncer.full_sync()
     assert_same(store, await remote_shape(client))
+
+
+async def test_a_folder_deleted_between_two_pages_of_its_listing_loses_no_file(
+        client: AionClient, store: Store) -> None:
+    """The folder goes (its files moved to its parent) after the first page of its
+    listing: the listing is cut short (the rest answers as a folder naming nothing),
+    so nothing is removed; the next poll follows the tree and the store equals the
+    workspace, every file still there."""
+    ids = await populate(client)
+    for i in range(5):
+        up = await client.upload_file(image_bytes((i, 7, 70)), f"site{i}.jpg")
+        await client.move_files([up.image_id], ids["beta"])
+    syncer = Syncer(client, store, SyncOptions(page_size=2))
+    await syncer.full_sync()
+    pages = client.iter_file_pages
+
+    async def deleting_after_the_first_page(**filters: object) -> AsyncIterator[object]:
+        first = True
+        async for page in pages(**filters):
+            yield page
+            if first and filters.get("folder_id") == ids["beta"]:
+                first = False
+                await client.delete_folder(ids["beta"], mode="move_to_parent")
+
+    client.iter_file_pages = deleting_after_the_first_page  # type: ignore[method-assign,assignment]
+    try:
+        report = await syncer.list_folder(ids["beta"])
+    finally:
+        client.iter_file_pages = pages  # type: ignore[method-assign]
+    assert report.deleted == 0 and report.incomplete == 1
+    await syncer.poll()
+    assert store.counts()["files"] == 10
+    assert_same(store, await remote_shape(client))
