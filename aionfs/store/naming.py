@@ -107,7 +107,8 @@ def folder_name(name: str) -> str:
 
 def suffixed(name: str, object_id: str, length: int = 8) -> str:
     stem, ext = split_ext(name)
-    tag = f" ({object_id.replace('-', '')[:length]})"
+    # (cleaned as names are: an id is opaque text, and one not a UUID may hold a "/")
+    tag = f" ({_clean(object_id.replace('-', ''))[:length]})"
     return _truncate(stem, tag + ext) if stem else _truncate(name, tag)
 
 

@@ -126,3 +126,29 @@ def test_fields_the_models_do_not_know_are_logged_once(caplog: pytest.LogCapture
         decode(body, m.FolderTree)
     said = [r.getMessage() for r in caplog.records if "does not know" in r.getMessage()]
     assert len(said) == 1 and "folders[].color" in said[0] and "next" in said[0]
+
+
+@pytest.mark.parametrize("ids", [
+    ["01J9ZK3M4N5P6Q7R8S9T0V1W2X", "01J9ZK3M4N5P6Q7R8S9T0V1W2Y"],  # ULIDs: one prefix
+    ["12345", "12346"],  # numbers
+    ["a/b?c", "a/b#d"],  # characters a name may not hold
+    ["é" * 40, "é" * 39 + "è"],  # long, unicode
+])
+def test_ids_in_another_format_are_opaque_text(ids: list[str]) -> None:
+    """Ids in a format other than UUIDs: namesakes still get distinct, valid names
+    (the clash suffix is made from the id), and every file is in the tree."""
+    item = {"title": "Same", "size_bytes": 3, "created_at": "2026-01-01T00:00:00Z",
+            "format": "jpeg", "media_type": "image"}
+    page = decode(json.dumps({"files": [{**item, "id": i} for i in ids], "total_count": 2,
+                              "has_more": False}).encode(), m.FilePage)
+    with _store() as store:
+        with store.transaction():
+            store.upsert_files([file_row(f) for f in page.files])
+            store.place_files(ids, ROOT_KEY)
+            store.rename_dir(ROOT_KEY)
+        view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=False,
+                           views=False)
+        names = [name for name, _ in view.listdir(ROOT_INODE)]
+        assert len(set(names)) == 2 and "Same.jpg" in names
+        for name in names:
+            assert "/" not in name and "\0" not in name and len(name.encode()) <= 255
