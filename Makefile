@@ -27,7 +27,7 @@ sysdeps:
 # What only the tests use: rsync and vim (copies and saves into the mount, as users make
 # them), a real desktop for the file-manager test (Xvfb, PCManFM, a D-Bus session), gio
 # (what GTK applications read of xattrs, and `gio save`) and systemd-analyze (the units);
-# Thunar and tumbler (the Xfce file manager and its thumbnailer daemon).
+# Thunar and tumbler (the Xfce file manager and its thumbnailer daemon); Nautilus (GNOME's).
 testdeps:
 	@need=""; \
 	command -v rsync >/dev/null || need="$$need rsync"; \
@@ -36,6 +36,7 @@ testdeps:
 	command -v pcmanfm >/dev/null || need="$$need pcmanfm"; \
 	command -v thunar >/dev/null || need="$$need thunar"; \
 	test -x /usr/lib/x86_64-linux-gnu/tumbler-1/tumblerd || need="$$need tumbler"; \
+	command -v nautilus >/dev/null || need="$$need nautilus"; \
 	command -v dbus-run-session >/dev/null || need="$$need dbus"; \
 	command -v gio >/dev/null || need="$$need libglib2.0-bin"; \
 	command -v systemd-analyze >/dev/null || need="$$need systemd"; \

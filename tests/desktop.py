@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -102,6 +103,27 @@ def thunar(folder: Path, env: dict[str, str], log: Path) -> Iterator[None]:
     with open(log, "ab") as out:
         proc = subprocess.Popen(["dbus-run-session", "--", "thunar", str(folder)], env=env,
                                 stdout=out, stderr=out, start_new_session=True)
+    try:
+        yield
+    finally:
+        _stop(proc)
+
+
+def has_nautilus() -> bool:
+    return shutil.which("nautilus") is not None
+
+
+@contextmanager
+def nautilus(folder: Path, env: dict[str, str], log: Path) -> Iterator[None]:
+    """Nautilus (GNOME Files) showing `folder`, in a D-Bus session of its own; its
+    settings in memory, thumbnails of every file (its default is local files only,
+    and what counts as local differs between versions)."""
+    script = ("gsettings set org.gnome.nautilus.preferences show-image-thumbnails "
+              "'always' 2>/dev/null; exec nautilus --new-window " + shlex.quote(str(folder)))
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(["dbus-run-session", "--", "sh", "-c", script],
+                                env={**env, "GSETTINGS_BACKEND": "keyfile"}, stdout=out,
+                                stderr=out, start_new_session=True)
     try:
         yield
     finally:
