@@ -466,6 +466,38 @@ def test_a_power_loss_keeps_fsyncd_files_and_never_shows_a_half_written_one(
         m.unmount()
 
 
+def test_fsync_of_a_folder_makes_a_careful_save_survive_a_power_loss(
+        emulator: EmulatorProcess, tenant: str, tmp_path: Path) -> None:
+    """A careful save without fsync of the file itself: written to a new name, closed,
+    renamed over, then the folder fsync'd (FUSE_FSYNCDIR). A power loss right after
+    (simulated as above) keeps it: it is uploaded after the restart, nothing is set
+    aside."""
+    slow = ("--write-back-delay", "3600", "--commit-interval", "3600")
+    m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", *slow)
+    (m.path / ".goutputstream-7QX1Z2").write_bytes(b"saved by rename and a folder fsync\n")
+    os.rename(m.path / ".goutputstream-7QX1Z2", m.path / "report.txt")
+    folder = os.open(m.path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    os.kill(m.pid, signal.SIGKILL)
+    subprocess.run(["fusermount3", "-u", "-z", str(m.path)], check=False)
+    store_path = next((tmp_path / "c").glob("*/metadata.sqlite3"))
+    db = sqlite3.connect(store_path)
+    db.execute("UPDATE meta SET value='a boot before the power loss' WHERE key='journal_boot'")
+    db.commit()
+    db.close()
+    m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", "--write-back-delay", "0.1")
+    try:
+        wait_for(lambda: "report.txt" in workspace(emulator, tenant), timeout=30)
+        assert (m.path / "report.txt").read_bytes() == b"saved by rename and a folder fsync\n"
+        lost = store_path.parent / "staging" / "lost+found"
+        assert not lost.exists() or not list(lost.iterdir())
+    finally:
+        m.unmount()
+
+
 def test_a_file_reopened_for_writing_while_its_upload_ends_keeps_the_new_bytes(
         emulator: EmulatorProcess, tenant: str, tmp_path: Path) -> None:
     """Closed, uploading, then opened again and written while the upload ends: the
