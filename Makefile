@@ -27,9 +27,10 @@ sysdeps:
 # What only the tests use: rsync and vim (copies and saves into the mount, as users make
 # them), a real desktop for the file-manager test (Xvfb, PCManFM, a D-Bus session), gio
 # (what GTK applications read of xattrs, and `gio save`) and systemd-analyze (the units);
-# Thunar and tumbler (the Xfce file manager and its thumbnailer daemon); Nautilus (GNOME's).
+# Thunar and tumbler (the Xfce file manager and its thumbnailer daemon); Nautilus (GNOME's);
+# Dolphin and KIO's thumbnail workers (KDE's; without recommends: not all of KDE).
 testdeps:
-	@need=""; \
+	@set -e; need=""; \
 	command -v rsync >/dev/null || need="$$need rsync"; \
 	command -v vim >/dev/null || need="$$need vim"; \
 	command -v Xvfb >/dev/null || need="$$need xvfb"; \
@@ -37,12 +38,19 @@ testdeps:
 	command -v thunar >/dev/null || need="$$need thunar"; \
 	test -x /usr/lib/x86_64-linux-gnu/tumbler-1/tumblerd || need="$$need tumbler"; \
 	command -v nautilus >/dev/null || need="$$need nautilus"; \
+	lean=""; command -v dolphin >/dev/null || lean="dolphin kio-extras"; \
 	command -v dbus-run-session >/dev/null || need="$$need dbus"; \
 	command -v gio >/dev/null || need="$$need libglib2.0-bin"; \
 	command -v systemd-analyze >/dev/null || need="$$need systemd"; \
+	if [ -n "$$need$$lean" ]; then \
+	  echo "installing system packages for the tests:$$need $$lean"; \
+	  apt-get update -qq; \
+	fi; \
 	if [ -n "$$need" ]; then \
-	  echo "installing system packages for the tests:$$need"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need; \
+	fi; \
+	if [ -n "$$lean" ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$lean; \
 	fi
 
 $(STAMP): pyproject.toml

@@ -130,6 +130,24 @@ def nautilus(folder: Path, env: dict[str, str], log: Path) -> Iterator[None]:
         _stop(proc)
 
 
+def has_dolphin() -> bool:
+    return shutil.which("dolphin") is not None
+
+
+@contextmanager
+def dolphin(folder: Path, env: dict[str, str], log: Path) -> Iterator[None]:
+    """Dolphin (KDE) showing `folder`, in a D-Bus session of its own (its previews come
+    from KIO's thumbnail workers, which it starts)."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(["dbus-run-session", "--", "dolphin", "--new-window",
+                                 str(folder)], env={**env, "QT_QPA_PLATFORM": "xcb"},
+                                stdout=out, stderr=out, start_new_session=True)
+    try:
+        yield
+    finally:
+        _stop(proc)
+
+
 def screenshot(display: str) -> Image.Image:
     return ImageGrab.grab(xdisplay=display)
 

@@ -235,3 +235,35 @@ def test_nautilus_shows_seeded_thumbnails_and_reads_no_original(
                                       folder).values())
     finally:
         m.unmount()
+
+
+@pytest.mark.skipif(not desktop.has_dolphin(), reason="needs dolphin (make test installs it)")
+def test_dolphin_shows_seeded_thumbnails_and_reads_no_original(
+        emulator: EmulatorProcess, photos32: Lib, display: str, tmp_path: Path) -> None:
+    """Dolphin's previews (KIO's PreviewJob) take a thumbnail from the freedesktop
+    cache when its Thumb::URI and Thumb::MTime are the file's: seeded before it looks,
+    it reads no original. (Dolphin opens some of the files without reading a byte,
+    12 of the 32 here: an open of a library file fetches nothing, so that costs no
+    request and no transfer.)"""
+    env = desktop.desktop_env(tmp_path / "user", display)
+    m = start_mount(emulator, photos32.key, tmp_path / "mnt", tmp_path / "cache", env,
+                    "--thumbnail-wait", "30")
+    folder = m.path / "Bridge"
+    try:
+        before = m.status()["kernel_requests"]
+        with desktop.dolphin(folder, env, tmp_path / "dolphin.log"):
+            shot, seconds = desktop.wait_for_picture(
+                display, lambda img: desktop.variety(img) > 1500, timeout=60)
+            shot = desktop.screenshot(display)
+        shot.save(tmp_path / "dolphin.png")
+        assert desktop.variety(shot) > 1500, f"no thumbnails shown after {seconds:.0f} s"
+        after = m.status()["kernel_requests"]
+        opens = after.get("open", 0) - before.get("open", 0)
+        reads = after.get("read", 0) - before.get("read", 0)
+        assert reads == 0, f"originals opened {opens}, read {reads} times"
+        downloads, _variants = downloads_and_variants(emulator.requests(photos32.key))
+        assert downloads == 0
+        assert all(current_thumbnails(Path(env["XDG_CACHE_HOME"]) / "thumbnails",
+                                      folder).values())
+    finally:
+        m.unmount()
