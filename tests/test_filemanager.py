@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -265,5 +266,72 @@ def test_dolphin_shows_seeded_thumbnails_and_reads_no_original(
         assert downloads == 0
         assert all(current_thumbnails(Path(env["XDG_CACHE_HOME"]) / "thumbnails",
                                       folder).values())
+    finally:
+        m.unmount()
+
+
+def _settled(display: str, box: tuple[int, int, int, int], timeout: float = 30) -> object:
+    """The window's `box` once two screenshots a second apart are the same."""
+    from PIL import ImageChops
+
+    deadline = time.monotonic() + timeout
+    last = desktop.screenshot(display).crop(box)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = desktop.screenshot(display).crop(box)
+        if ImageChops.difference(last, now).getbbox() is None:
+            return now
+        last = now
+    raise AssertionError("the window never settled")
+
+
+def _changes(display: str, box: tuple[int, int, int, int], before: object,
+             timeout: float) -> bool:
+    from PIL import ImageChops
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if ImageChops.difference(before, desktop.screenshot(display).crop(box)).getbbox():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+@pytest.mark.skipif(not desktop.has_nautilus(), reason="needs nautilus (make test installs it)")
+@pytest.mark.parametrize("read_only", [False, True])
+def test_nautilus_follows_a_remote_delete_and_rename(
+        emulator: EmulatorProcess, display: str, tmp_path: Path, read_only: bool) -> None:
+    """A file deleted and another renamed on another client show in the open window
+    within the poll interval (the mount replays them for inotify). A read-only mount
+    replays nothing: there the window stays as it was (the control)."""
+    lib = Lib(emulator.new_tenant(rpm=0))
+    ids: list[str] = []
+
+    async def make(c: object) -> None:
+        from aionfs.api.client import AionClient, UploadItem
+
+        assert isinstance(c, AionClient)
+        folder = await c.create_folder("Live")
+        _, results = await c.upload_batch([UploadItem(f"shot_{i}.jpg", photo(100 + i),
+                                                      "image/jpeg") for i in range(6)])
+        ids.extend(r.image_id for r in results if r.image_id)
+        await c.move_files(ids, folder.id)
+
+    api_call(emulator, lib, make)
+    env = desktop.desktop_env(tmp_path / "user", display)
+    m = start_mount(emulator, lib.key, tmp_path / "mnt", tmp_path / "cache", env,
+                    "--poll-interval", "1", "--revalidate-interval", "1",
+                    *(("--read-only",) if read_only else ()))
+    box = (260, 60, 880, 420)  # the first rows of icons, clear of pop-ups
+    try:
+        with desktop.nautilus(m.path / "Live", env, tmp_path / "nautilus.log"):
+            before = _settled(display, box)
+            api_call(emulator, lib, lambda c: c.delete_file(ids[0]))
+            deleted = _changes(display, box, before, timeout=10)
+            before = _settled(display, box)
+            api_call(emulator, lib, lambda c: c.update_file(ids[1], title="zz renamed"))
+            renamed = _changes(display, box, before, timeout=10)
+            desktop.screenshot(display).save(tmp_path / "after.png")
+        assert (deleted, renamed) == (not read_only, not read_only)
     finally:
         m.unmount()
