@@ -14,7 +14,6 @@ that folder, its move there, a read, a rename and its deletion.
 from __future__ import annotations
 
 import io
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import httpx
 from .api import AionClient, ApiSettings, Priority
 from .api.contract import Contract, ContractViolation
 from .api.errors import ApiError
+from .api.hooks import ExchangeHooks
 
 #: requests the read-only probe may spend
 BUDGET = 15
@@ -42,24 +42,16 @@ class Line:
         return self.result == "conforms" or self.result.startswith("skipped")
 
 
-class _Checker:
+class _Checker(ExchangeHooks):
     """httpx hooks: each answer checked against the spec, kept for the table."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.contract = Contract()
         self.lines: list[Line] = []
-        self._started: dict[int, float] = {}
 
-    def hooks(self) -> dict[str, list[Any]]:
-        return {"request": [self._on_request], "response": [self._on_response]}
-
-    async def _on_request(self, request: httpx.Request) -> None:
-        self._started[id(request)] = time.perf_counter()
-
-    async def _on_response(self, response: httpx.Response) -> None:
+    def exchange(self, response: httpx.Response, ms: float | None) -> None:
         request = response.request
-        started = self._started.pop(id(request), None)
-        await response.aread()
         try:
             template, _ = self.contract.operation(request.method, str(request.url))
         except ContractViolation:  # (storage URLs are not operations of the spec)
@@ -72,7 +64,6 @@ class _Checker:
             result = "conforms"
         except ContractViolation as exc:
             result = f"differs: {exc}"
-        ms = None if started is None else 1000 * (time.perf_counter() - started)
         self.lines.append(Line(f"{request.method} {template}", str(response.status_code), ms,
                                result))
 

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from PIL import Image, ImageGrab
@@ -84,45 +84,10 @@ def desktop_env(home: Path, display: str, *, thumbnails: bool = True) -> dict[st
 
 
 @contextmanager
-def file_manager(folder: Path, env: dict[str, str], log: Path) -> Iterator[None]:
-    """pcmanfm showing `folder`, in a D-Bus session of its own."""
+def _in_session(command: list[str], env: dict[str, str], log: Path) -> Iterator[None]:
+    """`command` in a D-Bus session of its own (and its process group, stopped after)."""
     with open(log, "ab") as out:
-        proc = subprocess.Popen(["dbus-run-session", "--", "pcmanfm", "--no-desktop",
-                                 str(folder)], env=env, stdout=out, stderr=out,
-                                start_new_session=True)
-    try:
-        yield
-    finally:
-        _stop(proc)
-
-
-@contextmanager
-def thunar(folder: Path, env: dict[str, str], log: Path) -> Iterator[None]:
-    """Thunar showing `folder`, in a D-Bus session of its own (tumblerd is started by
-    D-Bus activation in that session, with the same XDG_CACHE_HOME)."""
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(["dbus-run-session", "--", "thunar", str(folder)], env=env,
-                                stdout=out, stderr=out, start_new_session=True)
-    try:
-        yield
-    finally:
-        _stop(proc)
-
-
-def has_nautilus() -> bool:
-    return shutil.which("nautilus") is not None
-
-
-@contextmanager
-def nautilus(folder: Path, env: dict[str, str], log: Path) -> Iterator[None]:
-    """Nautilus (GNOME Files) showing `folder`, in a D-Bus session of its own; its
-    settings in memory, thumbnails of every file (its default is local files only,
-    and what counts as local differs between versions)."""
-    script = ("gsettings set org.gnome.nautilus.preferences show-image-thumbnails "
-              "'always' 2>/dev/null; exec nautilus --new-window " + shlex.quote(str(folder)))
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(["dbus-run-session", "--", "sh", "-c", script],
-                                env={**env, "GSETTINGS_BACKEND": "keyfile"}, stdout=out,
+        proc = subprocess.Popen(["dbus-run-session", "--", *command], env=env, stdout=out,
                                 stderr=out, start_new_session=True)
     try:
         yield
@@ -130,22 +95,39 @@ def nautilus(folder: Path, env: dict[str, str], log: Path) -> Iterator[None]:
         _stop(proc)
 
 
+def file_manager(folder: Path, env: dict[str, str], log: Path) -> AbstractContextManager[None]:
+    """pcmanfm showing `folder`."""
+    return _in_session(["pcmanfm", "--no-desktop", str(folder)], env, log)
+
+
+def thunar(folder: Path, env: dict[str, str], log: Path) -> AbstractContextManager[None]:
+    """Thunar showing `folder` (tumblerd is started by D-Bus activation in its session,
+    with the same XDG_CACHE_HOME)."""
+    return _in_session(["thunar", str(folder)], env, log)
+
+
+def has_nautilus() -> bool:
+    return shutil.which("nautilus") is not None
+
+
+def nautilus(folder: Path, env: dict[str, str], log: Path) -> AbstractContextManager[None]:
+    """Nautilus (GNOME Files) showing `folder`; its settings in a key file under the
+    test's HOME, with thumbnails of every file (its default is local files only, and
+    what counts as local differs between versions)."""
+    script = ("gsettings set org.gnome.nautilus.preferences show-image-thumbnails "
+              "'always' 2>/dev/null; exec nautilus --new-window " + shlex.quote(str(folder)))
+    return _in_session(["sh", "-c", script], {**env, "GSETTINGS_BACKEND": "keyfile"}, log)
+
+
 def has_dolphin() -> bool:
     return shutil.which("dolphin") is not None
 
 
-@contextmanager
-def dolphin(folder: Path, env: dict[str, str], log: Path) -> Iterator[None]:
-    """Dolphin (KDE) showing `folder`, in a D-Bus session of its own (its previews come
-    from KIO's thumbnail workers, which it starts)."""
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(["dbus-run-session", "--", "dolphin", "--new-window",
-                                 str(folder)], env={**env, "QT_QPA_PLATFORM": "xcb"},
-                                stdout=out, stderr=out, start_new_session=True)
-    try:
-        yield
-    finally:
-        _stop(proc)
+def dolphin(folder: Path, env: dict[str, str], log: Path) -> AbstractContextManager[None]:
+    """Dolphin (KDE) showing `folder` (its previews come from KIO's thumbnail workers,
+    which it starts)."""
+    return _in_session(["dolphin", "--new-window", str(folder)],
+                       {**env, "QT_QPA_PLATFORM": "xcb"}, log)
 
 
 def screenshot(display: str) -> Image.Image:

@@ -6,7 +6,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -177,6 +178,34 @@ def photos32(emulator: EmulatorProcess) -> Lib:
     return lib
 
 
+def _browse_seeded(emulator: EmulatorProcess, lib: Lib, display: str, tmp_path: Path,
+                   app: Callable[..., AbstractContextManager[None]]) -> tuple[int, int]:
+    """A fresh mount; `app` shows the never-listed folder of 32 photos until thumbnails
+    are on the screen (asserted, with 0 download requests and every seeded thumbnail
+    current); returns how often originals were opened and read through the mount."""
+    env = desktop.desktop_env(tmp_path / "user", display)
+    m = start_mount(emulator, lib.key, tmp_path / "mnt", tmp_path / "cache", env,
+                    "--thumbnail-wait", "30")
+    folder = m.path / "Bridge"
+    try:
+        before = m.status()["kernel_requests"]
+        with app(folder, env, tmp_path / "app.log"):
+            shot, seconds = desktop.wait_for_picture(
+                display, lambda img: desktop.variety(img) > 1500, timeout=60)
+            shot = desktop.screenshot(display)  # once more, after the window settled
+        shot.save(tmp_path / "app.png")
+        assert desktop.variety(shot) > 1500, f"no thumbnails shown after {seconds:.0f} s"
+        after = m.status()["kernel_requests"]
+        downloads, _variants = downloads_and_variants(emulator.requests(lib.key))
+        assert downloads == 0
+        assert all(current_thumbnails(Path(env["XDG_CACHE_HOME"]) / "thumbnails",
+                                      folder).values())
+        return (after.get("open", 0) - before.get("open", 0),
+                after.get("read", 0) - before.get("read", 0))
+    finally:
+        m.unmount()
+
+
 @pytest.mark.skipif(not desktop.has_thunar(),
                     reason="needs thunar and tumbler (make test installs them)")
 def test_thunar_and_tumbler_show_seeded_thumbnails_and_read_no_original(
@@ -184,28 +213,8 @@ def test_thunar_and_tumbler_show_seeded_thumbnails_and_read_no_original(
     """Thunar asks tumblerd for every visible image; tumblerd regenerates unless the
     seeded thumbnail's Thumb::MTime equals the file's mtime to the microsecond (a
     float compare): with whole-second mtimes on the mount it reads no original."""
-    env = desktop.desktop_env(tmp_path / "user", display)
-    m = start_mount(emulator, photos32.key, tmp_path / "mnt", tmp_path / "cache", env,
-                    "--thumbnail-wait", "30")
-    folder = m.path / "Bridge"
-    try:
-        before = m.status()["kernel_requests"]
-        with desktop.thunar(folder, env, tmp_path / "thunar.log"):
-            shot, seconds = desktop.wait_for_picture(
-                display, lambda img: desktop.variety(img) > 1500, timeout=60)
-            shot = desktop.screenshot(display)  # once more, after the window settled
-        shot.save(tmp_path / "thunar.png")
-        assert desktop.variety(shot) > 1500, f"no thumbnails shown after {seconds:.0f} s"
-        after = m.status()["kernel_requests"]
-        opens = after.get("open", 0) - before.get("open", 0)
-        reads = after.get("read", 0) - before.get("read", 0)
-        assert (opens, reads) == (0, 0), f"originals opened {opens}, read {reads} times"
-        downloads, _variants = downloads_and_variants(emulator.requests(photos32.key))
-        assert downloads == 0
-        assert all(current_thumbnails(Path(env["XDG_CACHE_HOME"]) / "thumbnails",
-                                      folder).values())
-    finally:
-        m.unmount()
+    opens, reads = _browse_seeded(emulator, photos32, display, tmp_path, desktop.thunar)
+    assert (opens, reads) == (0, 0), f"originals opened {opens}, read {reads} times"
 
 
 @pytest.mark.skipif(not desktop.has_nautilus(), reason="needs nautilus (make test installs it)")
@@ -214,28 +223,8 @@ def test_nautilus_shows_seeded_thumbnails_and_reads_no_original(
     """GNOME Files looks a thumbnail up by the file's URI and takes it when its
     Thumb::MTime is the file's (GnomeDesktopThumbnailFactory): seeded before it looks,
     it reads no original."""
-    env = desktop.desktop_env(tmp_path / "user", display)
-    m = start_mount(emulator, photos32.key, tmp_path / "mnt", tmp_path / "cache", env,
-                    "--thumbnail-wait", "30")
-    folder = m.path / "Bridge"
-    try:
-        before = m.status()["kernel_requests"]
-        with desktop.nautilus(folder, env, tmp_path / "nautilus.log"):
-            shot, seconds = desktop.wait_for_picture(
-                display, lambda img: desktop.variety(img) > 1500, timeout=60)
-            shot = desktop.screenshot(display)
-        shot.save(tmp_path / "nautilus.png")
-        assert desktop.variety(shot) > 1500, f"no thumbnails shown after {seconds:.0f} s"
-        after = m.status()["kernel_requests"]
-        opens = after.get("open", 0) - before.get("open", 0)
-        reads = after.get("read", 0) - before.get("read", 0)
-        assert (opens, reads) == (0, 0), f"originals opened {opens}, read {reads} times"
-        downloads, _variants = downloads_and_variants(emulator.requests(photos32.key))
-        assert downloads == 0
-        assert all(current_thumbnails(Path(env["XDG_CACHE_HOME"]) / "thumbnails",
-                                      folder).values())
-    finally:
-        m.unmount()
+    opens, reads = _browse_seeded(emulator, photos32, display, tmp_path, desktop.nautilus)
+    assert (opens, reads) == (0, 0), f"originals opened {opens}, read {reads} times"
 
 
 @pytest.mark.skipif(not desktop.has_dolphin(), reason="needs dolphin (make test installs it)")
@@ -246,28 +235,8 @@ def test_dolphin_shows_seeded_thumbnails_and_reads_no_original(
     it reads no original. (Dolphin opens some of the files without reading a byte,
     12 of the 32 here: an open of a library file fetches nothing, so that costs no
     request and no transfer.)"""
-    env = desktop.desktop_env(tmp_path / "user", display)
-    m = start_mount(emulator, photos32.key, tmp_path / "mnt", tmp_path / "cache", env,
-                    "--thumbnail-wait", "30")
-    folder = m.path / "Bridge"
-    try:
-        before = m.status()["kernel_requests"]
-        with desktop.dolphin(folder, env, tmp_path / "dolphin.log"):
-            shot, seconds = desktop.wait_for_picture(
-                display, lambda img: desktop.variety(img) > 1500, timeout=60)
-            shot = desktop.screenshot(display)
-        shot.save(tmp_path / "dolphin.png")
-        assert desktop.variety(shot) > 1500, f"no thumbnails shown after {seconds:.0f} s"
-        after = m.status()["kernel_requests"]
-        opens = after.get("open", 0) - before.get("open", 0)
-        reads = after.get("read", 0) - before.get("read", 0)
-        assert reads == 0, f"originals opened {opens}, read {reads} times"
-        downloads, _variants = downloads_and_variants(emulator.requests(photos32.key))
-        assert downloads == 0
-        assert all(current_thumbnails(Path(env["XDG_CACHE_HOME"]) / "thumbnails",
-                                      folder).values())
-    finally:
-        m.unmount()
+    opens, reads = _browse_seeded(emulator, photos32, display, tmp_path, desktop.dolphin)
+    assert reads == 0, f"originals opened {opens}, read {reads} times"
 
 
 def _settled(display: str, box: tuple[int, int, int, int], timeout: float = 30) -> object:

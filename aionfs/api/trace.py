@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+
+from .hooks import ExchangeHooks
 
 #: headers worth a report; all others (Authorization, cookies, anything unknown) are left out
 HEADERS = frozenset({"content-type", "content-length", "retry-after", "x-request-id",
@@ -87,29 +88,21 @@ def _body_shape(content_type: str, body: bytes) -> Any:
     return f"{content_type.split(';')[0] or 'bytes'}"
 
 
-class Trace:
+class Trace(ExchangeHooks):
     """The httpx event hooks that write the trace file."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
         self._out: TextIO | None = None
-        self._started: dict[int, float] = {}
-
-    def hooks(self) -> dict[str, list[Any]]:
-        return {"request": [self._on_request], "response": [self._on_response]}
 
     def close(self) -> None:
         if self._out is not None:
             self._out.close()
             self._out = None
 
-    async def _on_request(self, request: httpx.Request) -> None:
-        self._started[id(request)] = time.perf_counter()
-
-    async def _on_response(self, response: httpx.Response) -> None:
+    def exchange(self, response: httpx.Response, ms: float | None) -> None:
         request = response.request
-        started = self._started.pop(id(request), None)
-        await response.aread()
         ctype = request.headers.get("content-type", "")
         request_shape = None
         if "json" in ctype:  # (uploads are multipart: their size only)
@@ -124,7 +117,7 @@ class Trace:
             "path": path_template(url.path),
             "query": sorted({k for k, _ in parse_qsl(url.query, keep_blank_values=True)}),
             "status": response.status_code,
-            "ms": None if started is None else round(1000 * (time.perf_counter() - started), 1),
+            "ms": None if ms is None else round(ms, 1),
             "request_bytes": int(request.headers.get("content-length", 0) or 0),
             "response_bytes": len(response.content),
             "request_headers": _headers(request.headers),

@@ -316,7 +316,7 @@ class Filesystem:
                 continue
             self.store.set_times(inode, now, now)
             for parent, _ in self.store.names_of(inode):
-                self._listings.pop(parent, None)
+                self._listings.pop(parent)
 
     def _dir_path(self, inode: int) -> str | None:
         """A directory's path below the mountpoint (real or virtual)."""
@@ -353,7 +353,7 @@ class Filesystem:
         for inode, count in inode_list:
             if not self.lookups.forget(inode, count):
                 continue
-            self._listings.pop(inode, None)
+            self._listings.pop(inode)
             if inode >= VIRTUAL_BASE:
                 self._view_listings.pop(inode, None)
                 parent = self.views.release(inode)
@@ -406,7 +406,7 @@ class Filesystem:
                 self.store.set_times(
                     inode, current.mtime_ns if mtime is None else mtime, time.time_ns())
                 for parent, _ in self.store.names_of(inode):
-                    self._listings.pop(parent, None)
+                    self._listings.pop(parent)
             return await self.getattr(inode)
         if fields.update_size:
             try:
@@ -416,7 +416,7 @@ class Filesystem:
             self.writer.wake_uploader()
         if fields.update_mtime or fields.update_mode or fields.update_uid or fields.update_gid:
             self.local.set_times(local, mtime)
-        self._listings.pop(self.local.parent_of(local), None)
+        self._listings.pop(self.local.parent_of(local))
         return self._entry(self._local_attr(local))
 
     def statfs(self) -> Usage:
@@ -559,7 +559,7 @@ class Filesystem:
             f, fd, writing = local
             self.local.release(f, fd, writing)
             if writing:  # a version to upload (or keep, for scratch files)
-                self._listings.pop(self.local.parent_of(f), None)  # its size in the listing
+                self._listings.pop(self.local.parent_of(f))  # its size in the listing
                 self.writer.wake_uploader()
             return
         reading = self.handles.close_reading(fh)
@@ -689,7 +689,7 @@ class Filesystem:
             del self._editing[inode]
             done.set()
         self.local.finish_edit(local, 0 if truncate else row["size"])
-        self._listings.pop(parent, None)
+        self._listings.pop(parent)
         return local
 
     async def _stage_library_bytes(self, row: Any, staging: Any) -> None:
@@ -907,7 +907,7 @@ class Filesystem:
         local = self.handles.local.get(fh)
         if local is not None:
             if local.writing and self.local.flush(local.file):
-                self._listings.pop(self.local.parent_of(local.file), None)
+                self._listings.pop(self.local.parent_of(local.file))
                 if self.local.wants_disk(local.file):  # fsync'd, then closed: the row too
                     await self.durability.sync([local.file])
             return
@@ -959,7 +959,7 @@ class Filesystem:
             for f in self.local.orphaned(inode):
                 log.warning("%s was written into a folder deleted remotely: it is kept at the "
                             "root", f.name)
-                self._listings.pop(ROOT_INODE, None)
+                self._listings.pop(ROOT_INODE)
                 self.notify.entry(ROOT_INODE, f.name)  # (a negative entry may be kept)
         for e in events:  # (the notifier handles what the kernel answers)
             if e.kind == "entry_removed" and e.parent is not None and e.name is not None:
@@ -988,7 +988,7 @@ class Filesystem:
     def local_added(self, f: Any) -> None:
         """A file queued by a watched folder: its folder lists it from now on."""
         parent = self.local.parent_of(f)
-        self._listings.pop(parent, None)
+        self._listings.pop(parent)
         self._xattr_names.pop(f.inode, None)
         if self.mounted:
             self.notify.entry(parent, f.name)

@@ -104,7 +104,7 @@ class ListingCache:
             _, old = self._kept.popitem(last=False)
             self._bytes -= old.nbytes
 
-    def pop(self, inode: int, default: None = None) -> None:
+    def pop(self, inode: int) -> None:
         listing = self._kept.pop(inode, None)
         if listing is not None:
             self._bytes -= listing.nbytes

@@ -60,7 +60,7 @@ class LookupCounts:
         else:
             self._sparse[inode] = count
 
-    def pop(self, inode: int, default: None = None) -> None:
+    def pop(self, inode: int) -> None:
         if not self[inode]:
             return
         self._held -= 1
