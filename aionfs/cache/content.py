@@ -336,8 +336,9 @@ class ContentCache:
         entry.next_seq = end
         if not sequential:
             entry.window = 0
-        if entry.whole and end == entry.size:
-            self._read_whole(entry.file_id)
+        if entry.whole and end == entry.size and self._nursery is not None:
+            # after the reply: the reader goes on while the next files are set up
+            self._nursery.start_soon(self._read_whole, entry.file_id)
         missing = [i for i in wanted if i not in entry.chunks]
         ahead = (self._ahead(entry, last)
                  if sequential and self.readahead and len(entry.chunks) < entry.n_chunks
@@ -363,7 +364,7 @@ class ContentCache:
                                     f"no answer within {self.read_timeout:g}s")
         return os.pread(entry.fd, end - off, off)
 
-    def _read_whole(self, file_id: str) -> None:
+    async def _read_whole(self, file_id: str) -> None:
         """A file was read whole, in order. If it was the one expected after the
         previous file of its folder, the reader is going through the folder: fetch
         the next files now, so their bytes are here when it opens them (the storage
