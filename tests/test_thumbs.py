@@ -20,6 +20,7 @@ from aionfs.thumbs.standard import (
     make_thumbnail,
     text_chunks,
     thumbnail_path,
+    with_uri,
 )
 from tests.conftest import EmulatorProcess
 from tests.media import noise_jpeg
@@ -96,6 +97,21 @@ def test_a_changed_mtime_or_uri_makes_a_thumbnail_stale(tmp_path: Path) -> None:
     assert not is_current(tmp_path / "missing.png", "file:///m/a.jpg", 1700000000)
     p.write_bytes(b"not a png")
     assert not is_current(p, "file:///m/a.jpg", 1700000000)
+
+
+def test_a_renamed_files_thumbnail_is_the_same_image_under_its_new_uri(tmp_path: Path) -> None:
+    old = make_thumbnail(Image.effect_noise((300, 200), 60), "large", uri="file:///m/a.jpg",
+                         mtime=1700000000, size=5, mime="image/jpeg")
+    new = with_uri(old, "file:///m/Caf%C3%A9%20%231.jpg")
+    assert new is not None
+    p = tmp_path / "t.png"
+    p.write_bytes(new)
+    assert is_current(p, "file:///m/Caf%C3%A9%20%231.jpg", 1700000000)
+    assert text_chunks(new)["Thumb::Mime"] == "image/jpeg"
+    with Image.open(io.BytesIO(new)) as img:  # libpng-grade check: every chunk's CRC
+        img.load()
+        assert img.tobytes() == Image.open(io.BytesIO(old)).tobytes()
+    assert with_uri(b"not a png", "file:///x") is None
 
 
 # -- on a real mount ----------------------------------------------------------------------
@@ -263,9 +279,14 @@ def test_thumbnails_follow_remote_renames_deletes_and_remounts(
         file_id = os.getxattr(folder / "IMG_000.jpg", "user.aion.id").decode()
         gone = thumbnail_path(thumb_home, "normal", file_uri(folder / "IMG_001.jpg"))
         gone_id = os.getxattr(folder / "IMG_001.jpg", "user.aion.id").decode()
+        mtime = int((folder / "IMG_000.jpg").stat().st_mtime)
         api_call(emulator, photos, lambda c: c.update_file(file_id, title="Renamed"))
         api_call(emulator, photos, lambda c: c.delete_file(gone_id))
         wait_for(lambda: not old.exists() and not gone.exists(), timeout=30)
+        # the renamed file's thumbnail went with it, before anything listed the folder
+        # again (a file manager told of the new name looks it up at once)
+        renamed = file_uri(folder / "Renamed.jpg")
+        assert is_current(thumbnail_path(thumb_home, "normal", renamed), renamed, mtime)
         wait_for(lambda: "Renamed.jpg" in gio_list(folder) and current_thumbnails(
             thumb_home, folder).get("Renamed.jpg") == {"normal", "large"}, timeout=30)
     finally:

@@ -355,10 +355,11 @@ class Store:
         return known
 
     def files_by_inode(self, inodes: list[int]) -> dict[int, sqlite3.Row]:
-        """Rows of these files (one query), by inode."""
+        """Rows of these files (one query), by inode, with the times set through the
+        mount (what `LibraryView.file_attr` shows)."""
         marks = ",".join("?" * len(inodes))
         return {r["inode"]: r for r in self.db.execute(
-            f"SELECT * FROM files WHERE inode IN ({marks})", inodes)}
+            f"SELECT f.*, {TIME_COLUMNS} FROM files f WHERE f.inode IN ({marks})", inodes)}
 
     def folders_holding(self, name: str) -> set[str]:
         """Ids of the folders that show a file under this name."""

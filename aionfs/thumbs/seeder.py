@@ -52,8 +52,10 @@ from .standard import (
     file_uri,
     is_current,
     make_thumbnail,
+    text_chunks,
     thumbnail_path,
     thumbnail_root,
+    with_uri,
     write_atomically,
 )
 
@@ -143,20 +145,50 @@ class Thumbnails:
             self._current.add(rel_dir)
 
     def on_events(self, events: list[Event]) -> None:
-        """Renamed and deleted files lose their thumbnails; changed ones get new ones
-        (where they were seeded) at once."""
+        """Deleted files lose their thumbnails; renamed ones take theirs along (a file
+        manager shown the new name at once must find it current, or it reads the
+        original); changed ones get new ones (where they were seeded) at once.
+
+        Runs before the mount replays the change for inotify (it subscribed first),
+        so the thumbnail is at the new name before a file manager hears of it."""
         if events:
             self._current.clear()  # a name or a file changed somewhere: look again
+        added = {e.inode: e for e in events if e.kind == "entry_added" and not e.is_dir
+                 and e.parent is not None and e.name is not None}
         for e in events:
             if e.kind == "entry_removed" and not e.is_dir and e.parent is not None \
                     and e.name is not None:
                 rel = self.store.dir_path(e.parent)
                 if rel is not None:
+                    to = added.get(e.inode)
+                    new_rel = self.store.dir_path(to.parent) if to and to.parent else None
+                    if to is not None and to.name is not None and new_rel is not None:
+                        self._carry(rel, e.name, new_rel, to.name, e.inode)
                     self._remove(rel, e.name)
                     self._where.get(e.inode, set()).discard((rel, e.name))
             elif e.kind in ("attr", "content") and e.inode in self._where:
                 for rel, name in list(self._where[e.inode]):
                     self._send.send_nowait((rel, [(name, e.inode, -1, -1)]))
+
+    def _carry(self, rel_dir: str, name: str, new_dir: str, new_name: str,
+               inode: int) -> None:
+        """Thumbnails of a renamed file written for its new name (a few small files)."""
+        uri = file_uri(self.mountpoint / rel_dir / name)
+        new_uri = file_uri(self.mountpoint / new_dir / new_name)
+        carried = False
+        for bucket in BUCKETS:
+            try:
+                data = thumbnail_path(self.root, bucket, uri).read_bytes()
+                renamed = with_uri(data, new_uri)
+                if renamed is not None and text_chunks(data).get("Thumb::URI") == uri:
+                    write_atomically(thumbnail_path(self.root, bucket, new_uri), renamed)
+                    carried = True
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.debug("carrying the thumbnail of %s to %s: %s", name, new_name, exc)
+        if carried:
+            self._where.setdefault(inode, set()).add((new_dir, new_name))
 
     def _remove(self, rel_dir: str, name: str) -> None:
         uri = file_uri(self.mountpoint / rel_dir / name)

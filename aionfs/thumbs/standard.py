@@ -90,6 +90,25 @@ def text_chunks(data: bytes) -> dict[str, str]:
     return out
 
 
+def with_uri(data: bytes, uri: str) -> bytes | None:
+    """The same PNG for a file renamed to `uri`: its Thumb::URI chunk rewritten (its
+    CRC too), the image untouched. None if it has no such chunk before the image."""
+    pos = len(PNG_MAGIC)
+    if not data.startswith(PNG_MAGIC):
+        return None
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"tEXt" and data[pos + 8:pos + 8 + length].startswith(b"Thumb::URI\0"):
+            body = b"Thumb::URI\0" + uri.encode("latin-1")
+            chunk = (struct.pack(">I4s", len(body), kind) + body
+                     + struct.pack(">I", zlib.crc32(kind + body)))
+            return data[:pos] + chunk + data[pos + 12 + length:]
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        pos += 12 + length
+    return None
+
+
 def is_current(path: Path, uri: str, mtime: int) -> bool:
     """Would a file manager take this thumbnail for the file as it is now?"""
     try:
