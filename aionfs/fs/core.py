@@ -181,6 +181,7 @@ class Filesystem:
         echo = self.echoes.acknowledge(kind, ctx.pid, dst=(parent, os.fsdecode(name)))
         if echo is None:
             return None
+        self._dir_changed(parent)
         try:
             entry = self._entry(self.view.attr(echo.inode, echo.is_dir))
         except FsError as exc:
@@ -781,6 +782,9 @@ class Filesystem:
         if parent_inode >= VIRTUAL_BASE:
             return await self._untag(self._node(parent_inode), os.fsdecode(name))
         if self.echoes.acknowledge("unlink", ctx.pid, src=(parent_inode, os.fsdecode(name))):
+            # The folder's times move, as for an unlink of our own: KDirWatch (Dolphin)
+            # acts on IN_DELETE only if the folder's mtime/ctime changed.
+            self._dir_changed(parent_inode)
             return None
         entry = self.store.lookup(parent_inode, os.fsdecode(name))
         if entry is not None and self.handles.still_read(entry.inode):  # open: kept for
@@ -794,6 +798,7 @@ class Filesystem:
         if parent_inode >= VIRTUAL_BASE:
             return self._forget_query(self._node(parent_inode), os.fsdecode(name))
         if self.echoes.acknowledge("rmdir", ctx.pid, src=(parent_inode, os.fsdecode(name))):
+            self._dir_changed(parent_inode)
             return None
         await self._write_op("rmdir", self.writer.rmdir(parent_inode, os.fsdecode(name)))
         self._dir_changed(parent_inode)
@@ -814,6 +819,7 @@ class Filesystem:
         if not flags and self.echoes.acknowledge(
                 "rename", ctx.pid, src=(parent_inode_old, os.fsdecode(name_old)),
                 dst=(parent_inode_new, os.fsdecode(name_new))):
+            self._dir_changed(parent_inode_old, parent_inode_new)
             return
         if flags & ~RENAME_NOREPLACE:
             raise FsError(errno.EINVAL)  # RENAME_EXCHANGE: not supported
