@@ -28,7 +28,8 @@ sysdeps:
 # them), a real desktop for the file-manager test (Xvfb, PCManFM, a D-Bus session), gio
 # (what GTK applications read of xattrs, and `gio save`) and systemd-analyze (the units);
 # Thunar and tumbler (the Xfce file manager and its thumbnailer daemon); Nautilus (GNOME's);
-# Dolphin and KIO's thumbnail workers (KDE's; without recommends: not all of KDE).
+# Dolphin and KIO's thumbnail workers (KDE's; without recommends: not all of KDE); xwininfo
+# (x11-utils: the windows a file manager opened, to see that no error dialog came).
 testdeps:
 	@set -e; need=""; \
 	command -v rsync >/dev/null || need="$$need rsync"; \
@@ -38,6 +39,7 @@ testdeps:
 	command -v thunar >/dev/null || need="$$need thunar"; \
 	test -x /usr/lib/x86_64-linux-gnu/tumbler-1/tumblerd || need="$$need tumbler"; \
 	command -v nautilus >/dev/null || need="$$need nautilus"; \
+	command -v xwininfo >/dev/null || need="$$need x11-utils"; \
 	lean=""; command -v dolphin >/dev/null || lean="dolphin kio-extras"; \
 	command -v dbus-run-session >/dev/null || need="$$need dbus"; \
 	command -v gio >/dev/null || need="$$need libglib2.0-bin"; \

@@ -38,6 +38,8 @@ def has_thunar() -> bool:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End the session's whole group: its leader, and what outlives a SIGTERM to it
+    (pcmanfm, busy saving its settings, stayed behind once its D-Bus session was gone)."""
     if proc.poll() is None:
         try:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -46,6 +48,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+    started = time.monotonic()
+    while time.monotonic() - started < 5:  # (the group is ours alone: its own session)
+        try:  # (bounded: a killed member stays visible as a zombie until reaped)
+            os.killpg(proc.pid, signal.SIGKILL if time.monotonic() - started > 3 else 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
 
 
 @contextmanager
@@ -134,11 +143,11 @@ def screenshot(display: str) -> Image.Image:
     return ImageGrab.grab(xdisplay=display)
 
 
-def variety(img: Image.Image) -> int:
-    """Distinct colours (5 bits a channel) in the icon area. Thumbnails of 200
-    different photos bring thousands; the theme's generic image icon, the same in
-    every cell, a few hundred, however colourful it is."""
-    colours = img.crop(ICONS).convert("RGB").getcolors(1 << 24) or []
+def variety(img: Image.Image, box: tuple[int, int, int, int] = ICONS) -> int:
+    """Distinct colours (5 bits a channel) in `box` (pcmanfm's icon area). Thumbnails
+    of 200 different photos bring thousands; the theme's generic image icon, the
+    same in every cell, a few hundred, however colourful it is."""
+    colours = img.crop(box).convert("RGB").getcolors(1 << 24) or []
     return len({(r >> 3, g >> 3, b >> 3) for _, (r, g, b) in colours})
 
 

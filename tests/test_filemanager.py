@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -266,13 +267,30 @@ def _changes(display: str, box: tuple[int, int, int, int], before: object,
     return False
 
 
-@pytest.mark.skipif(not desktop.has_nautilus(), reason="needs nautilus (make test installs it)")
-@pytest.mark.parametrize("read_only", [False, True])
-def test_nautilus_follows_a_remote_delete_and_rename(
-        emulator: EmulatorProcess, display: str, tmp_path: Path, read_only: bool) -> None:
+#: each file manager with the part of its window that shows the first rows of icons
+#: (Nautilus's clear of its pop-ups), and what it needs (installed by make test)
+FOLLOWERS = {
+    "pcmanfm": (desktop.file_manager, (170, 80, 980, 720), desktop.available),
+    "thunar": (desktop.thunar, (0, 0, 1280, 900), desktop.has_thunar),
+    "nautilus": (desktop.nautilus, (260, 60, 880, 420), desktop.has_nautilus),
+    "dolphin": (desktop.dolphin, (0, 0, 1280, 900), desktop.has_dolphin),
+}
+
+
+@pytest.mark.parametrize(("app", "read_only"), [
+    ("pcmanfm", False), ("thunar", False), ("nautilus", False), ("dolphin", False),
+    ("nautilus", True)])
+def test_a_file_manager_follows_a_remote_delete_and_rename(
+        emulator: EmulatorProcess, display: str, tmp_path: Path, app: str,
+        read_only: bool) -> None:
     """A file deleted and another renamed on another client show in the open window
-    within the poll interval (the mount replays them for inotify). A read-only mount
-    replays nothing: there the window stays as it was (the control)."""
+    within the poll interval: the mount replays them for inotify, which GIO's file
+    monitors (PCManFM, Thunar, Nautilus) and KDirWatch (Dolphin) follow. A read-only
+    mount replays nothing: there the window stays as it was (the control, once).
+    The renamed photo's thumbnail goes with it: no original is read to draw it."""
+    show, box, needed = FOLLOWERS[app]
+    if not needed():
+        pytest.skip(f"needs {app} (make test installs it)")
     lib = Lib(emulator.new_tenant(rpm=0))
     ids: list[str] = []
 
@@ -291,16 +309,73 @@ def test_nautilus_follows_a_remote_delete_and_rename(
     m = start_mount(emulator, lib.key, tmp_path / "mnt", tmp_path / "cache", env,
                     "--poll-interval", "1", "--revalidate-interval", "1",
                     *(("--read-only",) if read_only else ()))
-    box = (260, 60, 880, 420)  # the first rows of icons, clear of pop-ups
     try:
-        with desktop.nautilus(m.path / "Live", env, tmp_path / "nautilus.log"):
+        with show(m.path / "Live", env, tmp_path / f"{app}.log"):
             before = _settled(display, box)
             api_call(emulator, lib, lambda c: c.delete_file(ids[0]))
             deleted = _changes(display, box, before, timeout=10)
+            desktop.screenshot(display).save(tmp_path / "deleted.png")
             before = _settled(display, box)
+            reads = m.status()["kernel_requests"].get("read", 0)
             api_call(emulator, lib, lambda c: c.update_file(ids[1], title="zz renamed"))
             renamed = _changes(display, box, before, timeout=10)
-            desktop.screenshot(display).save(tmp_path / "after.png")
+            _settled(display, box)
+            desktop.screenshot(display).save(tmp_path / "renamed.png")
+            reads = m.status()["kernel_requests"].get("read", 0) - reads
         assert (deleted, renamed) == (not read_only, not read_only)
+        # the thumbnail moved with the file: shown under its new name, the photo is
+        # not read to draw it again
+        assert reads == 0, f"{reads} reads of originals after the rename"
+    finally:
+        m.unmount()
+
+
+def _windows(display: str) -> list[str]:
+    """The top-level windows shown and big enough to be a window or a dialog (not the
+    1×1 and 10×10 leaders toolkits keep, nor Qt's unmapped helpers), as xwininfo
+    names them."""
+    def xwininfo(*args: str) -> str:
+        return subprocess.run(["xwininfo", "-display", display, *args], capture_output=True,
+                              text=True, check=True).stdout
+
+    shown = []
+    for line in xwininfo("-root", "-children").splitlines():
+        m = re.search(r"^\s*(0x[0-9a-f]+) (.*?)\s+(\d+)x(\d+)[+-]", line)
+        if m and int(m[3]) >= 100 and int(m[4]) >= 100 \
+                and "IsViewable" in xwininfo("-id", m[1]):
+            shown.append(m[2])
+    return shown
+
+
+@pytest.mark.parametrize("app", list(FOLLOWERS))
+def test_a_file_manager_opens_the_virtual_folders_without_an_error(
+        emulator: EmulatorProcess, display: str, tmp_path: Path, app: str) -> None:
+    """Each virtual folder kind opened in a real file manager (a search by its name, a
+    color, the tags, the dates): one window, showing the folder, and no error dialog
+    from what it probes there (`.hidden`, `.directory`, trash, thumbnails, write
+    access); the daemon logs no warning (the log check of every test)."""
+    show, _box, needed = FOLLOWERS[app]
+    if not needed():
+        pytest.skip(f"needs {app} (make test installs it)")
+    lib = Lib(emulator.new_tenant(rpm=0))
+
+    async def make(c: object) -> None:
+        from aionfs.api.client import AionClient, UploadItem
+
+        assert isinstance(c, AionClient)
+        await c.upload_batch([UploadItem(f"shot_{i}.jpg", photo(200 + i), "image/jpeg")
+                              for i in range(4)])
+
+    api_call(emulator, lib, make)
+    env = desktop.desktop_env(tmp_path / "user", display)
+    m = start_mount(emulator, lib.key, tmp_path / "mnt", tmp_path / "cache", env)
+    try:
+        for folder in ("search/shot", "colors", "tags", "by-date"):
+            with show(m.path / folder, env, tmp_path / f"{app}.log"):
+                _settled(display, (0, 0, 1280, 900))
+                windows = _windows(display)
+                desktop.screenshot(display).save(tmp_path / f"{folder.replace('/', '_')}.png")
+            name = folder.rsplit("/", 1)[-1]
+            assert len(windows) == 1 and name in windows[0], (folder, windows)
     finally:
         m.unmount()
