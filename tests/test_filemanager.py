@@ -313,12 +313,12 @@ def test_a_file_manager_follows_a_remote_delete_and_rename(
         with show(m.path / "Live", env, tmp_path / f"{app}.log"):
             before = _settled(display, box)
             api_call(emulator, lib, lambda c: c.delete_file(ids[0]))
-            deleted = _changes(display, box, before, timeout=10)
+            deleted = _changes(display, box, before, timeout=6)
             desktop.screenshot(display).save(tmp_path / "deleted.png")
             before = _settled(display, box)
             reads = m.status()["kernel_requests"].get("read", 0)
             api_call(emulator, lib, lambda c: c.update_file(ids[1], title="zz renamed"))
-            renamed = _changes(display, box, before, timeout=10)
+            renamed = _changes(display, box, before, timeout=6)
             _settled(display, box)
             desktop.screenshot(display).save(tmp_path / "renamed.png")
             reads = m.status()["kernel_requests"].get("read", 0) - reads
@@ -350,8 +350,8 @@ def _windows(display: str) -> list[str]:
 @pytest.mark.parametrize("app", list(FOLLOWERS))
 def test_a_file_manager_opens_the_virtual_folders_without_an_error(
         emulator: EmulatorProcess, display: str, tmp_path: Path, app: str) -> None:
-    """Each virtual folder kind opened in a real file manager (a search by its name, a
-    color, the tags, the dates): one window, showing the folder, and no error dialog
+    """Virtual folders opened in a real file manager (a search by its name, the colors,
+    and in Nautilus the tags and dates too): one window, showing the folder, no error dialog
     from what it probes there (`.hidden`, `.directory`, trash, thumbnails, write
     access); the daemon logs no warning (the log check of every test)."""
     show, _box, needed = FOLLOWERS[app]
@@ -370,7 +370,11 @@ def test_a_file_manager_opens_the_virtual_folders_without_an_error(
     env = desktop.desktop_env(tmp_path / "user", display)
     m = start_mount(emulator, lib.key, tmp_path / "mnt", tmp_path / "cache", env)
     try:
-        for folder in ("search/shot", "colors", "tags", "by-date"):
+        # every kind in Nautilus (whose probes the issue met); a query and a views root
+        # in the others (the suite's time: each opening is a file manager started)
+        kinds = (("search/shot", "colors", "tags", "by-date") if app == "nautilus"
+                 else ("search/shot", "colors"))
+        for folder in kinds:
             with show(m.path / folder, env, tmp_path / f"{app}.log"):
                 _settled(display, (0, 0, 1280, 900))
                 windows = _windows(display)

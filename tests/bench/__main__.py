@@ -1,6 +1,7 @@
 """`make bench`: figures for the client and the emulator, each beside a baseline.
 
-    python -m tests.bench [--quick] [--requests | --reads | --writes | --scale [FILES]]
+    python -m tests.bench [--quick] [--requests | --reads | --writes | --file-managers
+                           | --scale [FILES]]
 
 1. decode     list pages decoded into typed models (msgspec) vs json.loads into dicts
 2. overhead   one API request through AionClient vs a raw httpx call, same emulator
@@ -14,8 +15,9 @@
 8. mount      (tests/bench/mount.py) cold and cached reads of a 50 MB file, random
               reads, and `ls -lR` / `find` / os.walk+stat of the 100,000-file library,
               cold and warm, against native copies; the daemon's peak RSS
-9. file mgr   (tests/bench/filemanager.py) PCManFM under Xvfb opening 200 photos on the
-              mount: bytes, requests and seconds to pictures, seeded vs not seeded
+9. file mgr   (tests/bench/filemanager.py) PCManFM, Thunar, Nautilus and Dolphin under
+              Xvfb opening 200 photos on a fresh mount and after a remount: bytes,
+              requests and seconds to pictures, seeded vs not seeded
 10. requests  (tests/bench/requests.py) a new user's session on FREE and PROFESSIONAL:
               API requests per action beside each floor (docs/requests.md), errors, and
               the FREE session's wall time beside the time its requests need at 10/min
@@ -342,6 +344,11 @@ async def main() -> None:
                 at = sys.argv.index("--scale") + 1
                 files = int(sys.argv[at]) if at < len(sys.argv) else 200_000
                 await trio.to_thread.run_sync(bench_scale, row, emu, files)
+                return
+            if "--file-managers" in sys.argv:  # only the file managers (issue 18)
+                from .filemanager import bench_file_manager
+
+                await trio.to_thread.run_sync(bench_file_manager, row, emu)
                 return
             if "--reads" in sys.argv:  # only the cold reads, and beside rclone mount
                 from .rclone import bench_rclone

@@ -1,15 +1,18 @@
-"""A real file manager opening a folder of 200 photos on the mount, seeded vs not.
+"""Real file managers opening a folder of 200 photos on the mount, seeded vs not.
 
-PCManFM under Xvfb, with its own HOME, opening the folder for the first time; the photos weigh what a camera's
-JPEGs weigh (1600x1200 with grain), and the emulator adds 50 ms to each
-request, as a real network would. Not seeded: the mount runs with
+Each file manager Debian 12 provides here (PCManFM, Thunar with tumblerd,
+Nautilus, Dolphin with KIO's thumbnail workers) under Xvfb, with its own HOME,
+opening the folder for the first time on a fresh mount, then again after the
+mount was unmounted and mounted anew (the same caches); the photos weigh what
+a camera's JPEGs weigh (1600x1200 with grain), and the emulator adds 50 ms to
+each request, as a real network would. Not seeded: the mount runs with
 --no-thumbnails and the file manager draws thumbnails by reading the photos
 through the mount. Seeded: the mount writes the thumbnails from one small
-variant each while the file manager's opening of the folder waits (then
-once more, opened again). Figures: bytes and requests the emulator served
+variant each (or the listing's presigned URL) while the file manager's
+opening of the folder waits. Figures: bytes and requests the emulator served
 while the window opened, and the seconds from starting the file manager until
-its window shows the photos (its icon area has settled, with the thousands
-of colours of photos rather than a generic icon).
+its window shows the photos (the screen has settled, with the thousands of
+colours of photos rather than a generic icon).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +30,8 @@ from tests import desktop
 from .mount import Row, _mount, _unmount
 
 PHOTOS = 200
+#: the whole screen: each file manager's window has its own size and layout
+SCREEN = (0, 0, 1280, 900)
 
 
 def _upload(emu: Any, key: str) -> None:
@@ -52,20 +59,28 @@ def _served(entries: list[dict[str, Any]]) -> tuple[int, int]:
     return len(entries), sum(int(e.get("bytes") or 0) for e in entries)
 
 
-def _measure(emu: Any, key: str, folder: Path, env: dict[str, str],
-             log: Path) -> dict[str, float]:
+#: the file managers measured, and whether this machine has each
+APPS: dict[str, tuple[Callable[..., AbstractContextManager[None]], Callable[[], bool]]] = {
+    "pcmanfm": (desktop.file_manager, desktop.available),
+    "thunar": (desktop.thunar, desktop.has_thunar),
+    "nautilus": (desktop.nautilus, desktop.has_nautilus),
+    "dolphin": (desktop.dolphin, desktop.has_dolphin),
+}
+
+
+def _measure(emu: Any, key: str, folder: Path, env: dict[str, str], log: Path,
+             app: Callable[..., AbstractContextManager[None]]) -> dict[str, float]:
     """One opening of the folder on a fresh screen (an old window's pixels would stay
     on the framebuffer): requests and bytes served, seconds to pictures."""
     mark = len(emu.requests(key))
     emu.set_faults(key, "latency:50ms")
     try:
-        with desktop.xvfb() as display, desktop.file_manager(
-                folder, {**env, "DISPLAY": display}, log):
+        with desktop.xvfb() as display, app(folder, {**env, "DISPLAY": display}, log):
             started = time.monotonic()
             samples: list[tuple[float, int]] = []
             while True:  # (seconds, colour variety) until the window has settled
                 samples.append((time.monotonic() - started,
-                                desktop.variety(desktop.screenshot(display))))
+                                desktop.variety(desktop.screenshot(display), SCREEN)))
                 elapsed, now = samples[-1]
                 recent = [c for t, c in samples if t >= elapsed - 3]
                 if elapsed > 120 or (elapsed > 4 and now > 2000 and
@@ -81,17 +96,32 @@ def _measure(emu: Any, key: str, folder: Path, env: dict[str, str],
     return {"seconds": seconds, "requests": requests, "bytes": served}
 
 
-def _open(emu: Any, key: str, tmp: Path, seeded: bool) -> list[dict[str, float]]:
-    """The first opening of the folder on a fresh mount, then a second one."""
-    env = desktop.desktop_env(tmp / ("seeded" if seeded else "plain"), "")
-    where = tmp / "mnt"
-    pid, _env = _mount(emu, key, where, str(tmp / ("c1" if seeded else "c2")),
-                       *(["--thumbnail-wait", "60"] if seeded else ["--no-thumbnails"]))
+def _open(emu: Any, key: str, tmp: Path, name: str, seeded: bool
+          ) -> list[dict[str, float]]:
+    """The first opening of the folder on a fresh mount, then one after a remount."""
+    app = APPS[name][0]
+    home = tmp / f"{name}-{'seeded' if seeded else 'plain'}"
+    env = desktop.desktop_env(home, "")
+    where, cache = tmp / "mnt", str(home / "aionfs")
+    args = ["--thumbnail-wait", "60"] if seeded else ["--no-thumbnails"]
+    saved = os.environ.get("XDG_CACHE_HOME")
+    # the daemon writes thumbnails where the file manager looks: one user
+    os.environ["XDG_CACHE_HOME"] = env["XDG_CACHE_HOME"]
     try:
-        return [_measure(emu, key, where / "Site", env, tmp / f"pcmanfm{i}.log")
-                for i in range(2)]
+        figures = []
+        for i in range(2):
+            pid, _env = _mount(emu, key, where, cache, *args)
+            try:
+                figures.append(_measure(emu, key, where / "Site", env, home / f"{i}.log",
+                                        app))
+            finally:
+                _unmount(where, pid)
+        return figures
     finally:
-        _unmount(where, pid)
+        if saved is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = saved
 
 
 def bench_file_manager(row: Row, emu: Any) -> None:
@@ -101,24 +131,17 @@ def bench_file_manager(row: Row, emu: Any) -> None:
     key = emu.new_tenant(plan="enterprise", rpm=0)
     _upload(emu, key)
     with tempfile.TemporaryDirectory() as t:
-        tmp = Path(t)
-        saved = os.environ.get("XDG_CACHE_HOME")
-        try:
-            # the daemon writes thumbnails where the file manager looks: one user
-            os.environ["XDG_CACHE_HOME"] = str(tmp / "seeded" / ".cache")
-            seeded = _open(emu, key, tmp, True)
-            os.environ["XDG_CACHE_HOME"] = str(tmp / "plain" / ".cache")
-            plain = _open(emu, key, tmp, False)
-        finally:
-            if saved is None:
-                os.environ.pop("XDG_CACHE_HOME", None)
-            else:
-                os.environ["XDG_CACHE_HOME"] = saved
-    for i, when in enumerate(("first open", "opened again")):
-        ours, base = seeded[i], plain[i]
-        row(f"fm {when}, {PHOTOS} photos: bytes", ours["bytes"] / 1e3, "kB",
-            base["bytes"] / 1e3, "not seeded", higher_is_better=False)
-        row(f"fm {when}: requests", ours["requests"], "requests", base["requests"],
-            "not seeded", higher_is_better=False)
-        row(f"fm {when}: to pictures", ours["seconds"], "s", base["seconds"], "not seeded",
-            higher_is_better=False)
+        for name, (_app, installed) in APPS.items():
+            if not installed():
+                print(f"fm {name:<31} skipped: not installed (make testdeps installs it)")
+                continue
+            seeded = _open(emu, key, Path(t), name, True)
+            plain = _open(emu, key, Path(t), name, False)
+            for i, when in enumerate(("first open", "after remount")):
+                ours, base = seeded[i], plain[i]
+                row(f"fm {name} {when}: bytes", ours["bytes"] / 1e3, "kB",
+                    base["bytes"] / 1e3, "not seeded", higher_is_better=False)
+                row(f"fm {name} {when}: requests", ours["requests"], "requests",
+                    base["requests"], "not seeded", higher_is_better=False)
+                row(f"fm {name} {when}: to pictures", ours["seconds"], "s",
+                    base["seconds"], "not seeded", higher_is_better=False)
