@@ -142,7 +142,7 @@ class LibraryView:
                 times = None if folder["set_mtime_ns"] is None else (
                     folder["set_mtime_ns"], folder["set_ctime_ns"])
                 return self._dir_attr(inode, _ns(folder["updated_at"], self.mounted_ns), times)
-        row = self.store.file_by_inode(inode) if is_dir is not True else None
+        row = self.store.file_attr_row(inode) if is_dir is not True else None
         if row is None:
             raise FsError(errno.ENOENT)
         return self.file_attr(row)

@@ -247,6 +247,12 @@ class Store:
         return self.db.execute(
             "SELECT f.*, " + TIME_COLUMNS + " FROM files f WHERE f.inode=?", (inode,)).fetchone()
 
+    def file_attr_row(self, inode: int) -> sqlite3.Row | None:
+        """The columns a file's attributes need (`ATTR_COLUMNS`), for getattr and
+        lookup: not the description and text of the whole row, decoded each time."""
+        return self.db.execute(
+            "SELECT " + ATTR_COLUMNS + " FROM files f WHERE f.inode=?", (inode,)).fetchone()
+
     def superseded(self) -> set[str]:
         """Library files the upload journal is about to delete, never named: those a
         local version replaces (an edit, a save over them) and the copies that landed
