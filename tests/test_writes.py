@@ -436,14 +436,16 @@ def test_a_power_loss_keeps_fsyncd_files_and_never_shows_a_half_written_one(
     after a reboot)."""
     slow = ("--write-back-delay", "3600", "--commit-interval", "3600")
     m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", *slow)
-    with open(m.path / "saved.txt", "wb") as f:  # what editors do: write, fsync, close
-        f.write(b"saved with fsync\n")
-        f.flush()
-        os.fsync(f.fileno())
-    (m.path / "late.txt").write_bytes(b"closed, never fsync'd, the power went\n")
-    assert os.getxattr(m.path / "late.txt", "user.aion.sync_state") == b"pending"
-    os.kill(m.pid, signal.SIGKILL)
-    subprocess.run(["fusermount3", "-u", "-z", str(m.path)], check=False)
+    try:
+        with open(m.path / "saved.txt", "wb") as f:  # what editors do: write, fsync, close
+            f.write(b"saved with fsync\n")
+            f.flush()
+            os.fsync(f.fileno())
+        (m.path / "late.txt").write_bytes(b"closed, never fsync'd, the power went\n")
+        assert os.getxattr(m.path / "late.txt", "user.aion.sync_state") == b"pending"
+    finally:  # the power loss (and the mount gone whatever happened)
+        os.kill(m.pid, signal.SIGKILL)
+        subprocess.run(["fusermount3", "-u", "-z", str(m.path)], check=False)
     store_path = next((tmp_path / "c").glob("*/metadata.sqlite3"))
     db = sqlite3.connect(store_path)
     rows = dict(db.execute("SELECT name, staging_path FROM upload_journal"))
@@ -474,15 +476,17 @@ def test_fsync_of_a_folder_makes_a_careful_save_survive_a_power_loss(
     aside."""
     slow = ("--write-back-delay", "3600", "--commit-interval", "3600")
     m = mount(emulator, tenant, tmp_path / "m", tmp_path / "c", *slow)
-    (m.path / ".goutputstream-7QX1Z2").write_bytes(b"saved by rename and a folder fsync\n")
-    os.rename(m.path / ".goutputstream-7QX1Z2", m.path / "report.txt")
-    folder = os.open(m.path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-    os.kill(m.pid, signal.SIGKILL)
-    subprocess.run(["fusermount3", "-u", "-z", str(m.path)], check=False)
+        (m.path / ".goutputstream-7QX1Z2").write_bytes(b"saved by rename and a folder fsync\n")
+        os.rename(m.path / ".goutputstream-7QX1Z2", m.path / "report.txt")
+        folder = os.open(m.path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    finally:  # the power loss, right after (and the mount gone whatever happened)
+        os.kill(m.pid, signal.SIGKILL)
+        subprocess.run(["fusermount3", "-u", "-z", str(m.path)], check=False)
     store_path = next((tmp_path / "c").glob("*/metadata.sqlite3"))
     db = sqlite3.connect(store_path)
     db.execute("UPDATE meta SET value='a boot before the power loss' WHERE key='journal_boot'")
