@@ -102,7 +102,8 @@ def test_a_changed_mtime_or_uri_makes_a_thumbnail_stale(tmp_path: Path) -> None:
 def test_a_renamed_files_thumbnail_is_the_same_image_under_its_new_uri(tmp_path: Path) -> None:
     old = make_thumbnail(Image.effect_noise((300, 200), 60), "large", uri="file:///m/a.jpg",
                          mtime=1700000000, size=5, mime="image/jpeg")
-    new = with_uri(old, "file:///m/Caf%C3%A9%20%231.jpg")
+    assert with_uri(old, "file:///m/other.jpg", "file:///m/b.jpg") is None  # not its own
+    new = with_uri(old, "file:///m/a.jpg", "file:///m/Caf%C3%A9%20%231.jpg")
     assert new is not None
     p = tmp_path / "t.png"
     p.write_bytes(new)
@@ -111,7 +112,7 @@ def test_a_renamed_files_thumbnail_is_the_same_image_under_its_new_uri(tmp_path:
     with Image.open(io.BytesIO(new)) as img:  # libpng-grade check: every chunk's CRC
         img.load()
         assert img.tobytes() == Image.open(io.BytesIO(old)).tobytes()
-    assert with_uri(b"not a png", "file:///x") is None
+    assert with_uri(b"not a png", "file:///x", "file:///y") is None
 
 
 # -- on a real mount ----------------------------------------------------------------------

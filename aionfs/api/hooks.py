@@ -6,12 +6,16 @@ What `mount --trace` records (trace.py) and what `doctor --api` checks
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from typing import Any
 
 import httpx
 
 
-class ExchangeHooks:
+class ExchangeHooks(ABC):
+    """The timing and reading every such hook needs; what to do with an exchange is
+    the subclass's `exchange`."""
+
     def __init__(self) -> None:
         self._started: dict[int, float] = {}
 
@@ -19,9 +23,9 @@ class ExchangeHooks:
         """For AionClient(event_hooks=…)."""
         return {"request": [self._on_request], "response": [self._on_response]}
 
+    @abstractmethod
     def exchange(self, response: httpx.Response, ms: float | None) -> None:
         """One answer, read, with the milliseconds since its request was sent."""
-        raise NotImplementedError
 
     async def _on_request(self, request: httpx.Request) -> None:
         self._started[id(request)] = time.perf_counter()

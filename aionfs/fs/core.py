@@ -178,10 +178,9 @@ class Filesystem:
     def _echoed_entry(self, kind: str, parent: int, name: bytes, ctx: Any
                       ) -> Entry | None:
         """mknod/mkdir made by the echo worker: the entry that appeared remotely."""
-        echo = self.echoes.acknowledge(kind, ctx.pid, dst=(parent, os.fsdecode(name)))
+        echo = self._echoed(kind, ctx, dst=(parent, os.fsdecode(name)))
         if echo is None:
             return None
-        self._dir_changed(parent)
         try:
             entry = self._entry(self.view.attr(echo.inode, echo.is_dir))
         except FsError as exc:
@@ -306,6 +305,18 @@ class Filesystem:
     def _local_attr(self, f: Any) -> Attr:
         return Attr(f.inode, False, self.local.size(f), stat.S_IFREG | 0o644, f.mtime_ns,
                     self.view.uid, self.view.gid, 1 if self.local.linked(f) else 0, f.ctime_ns)
+
+    def _echoed(self, kind: str, ctx: Any, src: tuple[int, str] | None = None,
+                dst: tuple[int, str] | None = None) -> Any:
+        """The echo this request is (fs/echo.py), acknowledged; None if it is not one.
+
+        Its folders' times move as for the same change made through the mount:
+        KDE's KDirWatch (Dolphin) acts on IN_DELETE or IN_MOVED_FROM only when a
+        stat of the folder shows new times."""
+        echo = self.echoes.acknowledge(kind, ctx.pid, src=src, dst=dst)
+        if echo is not None:
+            self._dir_changed(*(name[0] for name in (src, dst) if name is not None))
+        return echo
 
     def _dir_changed(self, *inodes: int) -> None:
         """Entries were made or removed in these directories: their mtime and ctime
@@ -781,10 +792,7 @@ class Filesystem:
     async def unlink(self, parent_inode: int, name: bytes, ctx: Any) -> None:
         if parent_inode >= VIRTUAL_BASE:
             return await self._untag(self._node(parent_inode), os.fsdecode(name))
-        if self.echoes.acknowledge("unlink", ctx.pid, src=(parent_inode, os.fsdecode(name))):
-            # The folder's times move, as for an unlink of our own: KDirWatch (Dolphin)
-            # acts on IN_DELETE only if the folder's mtime/ctime changed.
-            self._dir_changed(parent_inode)
+        if self._echoed("unlink", ctx, src=(parent_inode, os.fsdecode(name))):
             return None
         entry = self.store.lookup(parent_inode, os.fsdecode(name))
         if entry is not None and self.handles.still_read(entry.inode):  # open: kept for
@@ -797,8 +805,7 @@ class Filesystem:
     async def rmdir(self, parent_inode: int, name: bytes, ctx: Any) -> None:
         if parent_inode >= VIRTUAL_BASE:
             return self._forget_query(self._node(parent_inode), os.fsdecode(name))
-        if self.echoes.acknowledge("rmdir", ctx.pid, src=(parent_inode, os.fsdecode(name))):
-            self._dir_changed(parent_inode)
+        if self._echoed("rmdir", ctx, src=(parent_inode, os.fsdecode(name))):
             return None
         await self._write_op("rmdir", self.writer.rmdir(parent_inode, os.fsdecode(name)))
         self._dir_changed(parent_inode)
@@ -816,10 +823,9 @@ class Filesystem:
             return
         if parent_inode_old >= VIRTUAL_BASE:
             raise FsError(errno.EPERM)
-        if not flags and self.echoes.acknowledge(
-                "rename", ctx.pid, src=(parent_inode_old, os.fsdecode(name_old)),
+        if not flags and self._echoed(
+                "rename", ctx, src=(parent_inode_old, os.fsdecode(name_old)),
                 dst=(parent_inode_new, os.fsdecode(name_new))):
-            self._dir_changed(parent_inode_old, parent_inode_new)
             return
         if flags & ~RENAME_NOREPLACE:
             raise FsError(errno.EINVAL)  # RENAME_EXCHANGE: not supported

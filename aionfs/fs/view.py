@@ -136,16 +136,17 @@ class LibraryView:
         """Attributes of an inode; `is_dir`, when known, saves the query of the other kind."""
         if inode == ROOT_INODE:
             return self._dir_attr(inode, self.mounted_ns, self.store.times(inode))
+        if is_dir is not True:  # (files first: most inodes are files)
+            row = self.store.file_attr_row(inode)
+            if row is not None:
+                return self.file_attr(row)
         if is_dir is not False:
             folder = self.store.folder_by_inode(inode)
             if folder is not None:
                 times = None if folder["set_mtime_ns"] is None else (
                     folder["set_mtime_ns"], folder["set_ctime_ns"])
                 return self._dir_attr(inode, _ns(folder["updated_at"], self.mounted_ns), times)
-        row = self.store.file_attr_row(inode) if is_dir is not True else None
-        if row is None:
-            raise FsError(errno.ENOENT)
-        return self.file_attr(row)
+        raise FsError(errno.ENOENT)
 
     # -- names ---------------------------------------------------------------------------
 

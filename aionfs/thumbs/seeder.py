@@ -52,7 +52,6 @@ from .standard import (
     file_uri,
     is_current,
     make_thumbnail,
-    text_chunks,
     thumbnail_path,
     thumbnail_root,
     with_uri,
@@ -178,9 +177,9 @@ class Thumbnails:
         carried = False
         for bucket in BUCKETS:
             try:
-                data = thumbnail_path(self.root, bucket, uri).read_bytes()
-                renamed = with_uri(data, new_uri)
-                if renamed is not None and text_chunks(data).get("Thumb::URI") == uri:
+                renamed = with_uri(thumbnail_path(self.root, bucket, uri).read_bytes(),
+                                   uri, new_uri)
+                if renamed is not None:
                     write_atomically(thumbnail_path(self.root, bucket, new_uri), renamed)
                     carried = True
             except FileNotFoundError:

@@ -90,16 +90,19 @@ def text_chunks(data: bytes) -> dict[str, str]:
     return out
 
 
-def with_uri(data: bytes, uri: str) -> bytes | None:
-    """The same PNG for a file renamed to `uri`: its Thumb::URI chunk rewritten (its
-    CRC too), the image untouched. None if it has no such chunk before the image."""
-    pos = len(PNG_MAGIC)
+def with_uri(data: bytes, old: str, new: str) -> bytes | None:
+    """The same PNG for a file renamed from URI `old` to `new`: its Thumb::URI chunk
+    rewritten (its CRC too), the image untouched. None unless it is `old`'s (its
+    chunk before the image data says so)."""
     if not data.startswith(PNG_MAGIC):
         return None
+    pos = len(PNG_MAGIC)
     while pos + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
         if kind == b"tEXt" and data[pos + 8:pos + 8 + length].startswith(b"Thumb::URI\0"):
-            body = b"Thumb::URI\0" + uri.encode("latin-1")
+            if data[pos + 8 + len(b"Thumb::URI\0"):pos + 8 + length] != old.encode("latin-1"):
+                return None
+            body = b"Thumb::URI\0" + new.encode("latin-1")
             chunk = (struct.pack(">I4s", len(body), kind) + body
                      + struct.pack(">I", zlib.crc32(kind + body)))
             return data[:pos] + chunk + data[pos + 12 + length:]
