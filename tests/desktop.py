@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
@@ -137,6 +137,18 @@ def dolphin(folder: Path, env: dict[str, str], log: Path) -> AbstractContextMana
     which it starts)."""
     return _in_session(["dolphin", "--new-window", str(folder)],
                        {**env, "QT_QPA_PLATFORM": "xcb"}, log)
+
+
+#: the file managers the tests and benchmarks drive: how to show a folder in each,
+#: and whether this machine has it (make test installs them)
+FILE_MANAGERS: dict[str, tuple[Callable[[Path, dict[str, str], Path],
+                                        AbstractContextManager[None]],
+                               Callable[[], bool]]] = {
+    "pcmanfm": (file_manager, available),
+    "thunar": (thunar, has_thunar),
+    "nautilus": (nautilus, has_nautilus),
+    "dolphin": (dolphin, has_dolphin),
+}
 
 
 def screenshot(display: str) -> Image.Image:

@@ -267,14 +267,17 @@ def _changes(display: str, box: tuple[int, int, int, int], before: object,
     return False
 
 
-#: each file manager with the part of its window that shows the first rows of icons
-#: (Nautilus's clear of its pop-ups), and what it needs (installed by make test)
-FOLLOWERS = {
-    "pcmanfm": (desktop.file_manager, (170, 80, 980, 720), desktop.available),
-    "thunar": (desktop.thunar, (0, 0, 1280, 900), desktop.has_thunar),
-    "nautilus": (desktop.nautilus, (260, 60, 880, 420), desktop.has_nautilus),
-    "dolphin": (desktop.dolphin, (0, 0, 1280, 900), desktop.has_dolphin),
-}
+#: the part of each file manager's window that shows the first rows of icons
+#: (Nautilus's clear of its pop-ups)
+ICON_BOXES = {"pcmanfm": (170, 80, 980, 720), "thunar": (0, 0, 1280, 900),
+              "nautilus": (260, 60, 880, 420), "dolphin": (0, 0, 1280, 900)}
+
+
+def _file_manager(app: str) -> Callable[..., AbstractContextManager[None]]:
+    show, installed = desktop.FILE_MANAGERS[app]
+    if not installed():
+        pytest.skip(f"needs {app} (make test installs it)")
+    return show
 
 
 @pytest.mark.parametrize(("app", "read_only"), [
@@ -289,9 +292,7 @@ def test_a_file_manager_follows_a_remote_delete_and_rename(
     mount replays nothing: there the window stays as it was (the control, once).
     The renamed photo's thumbnail goes with it: it is not read to draw it again.
     (The added one is: see docs/thumbnails.md.)"""
-    show, box, needed = FOLLOWERS[app]
-    if not needed():
-        pytest.skip(f"needs {app} (make test installs it)")
+    show, box = _file_manager(app), ICON_BOXES[app]
     lib = Lib(emulator.new_tenant(rpm=0))
     ids: list[str] = []
     folder_ids: list[str] = []
@@ -360,16 +361,14 @@ def _windows(display: str) -> list[str]:
     return shown
 
 
-@pytest.mark.parametrize("app", list(FOLLOWERS))
+@pytest.mark.parametrize("app", list(desktop.FILE_MANAGERS))
 def test_a_file_manager_opens_the_virtual_folders_without_an_error(
         emulator: EmulatorProcess, display: str, tmp_path: Path, app: str) -> None:
     """Virtual folders opened in a real file manager (a search by its name, the colors,
     and in Nautilus the tags and dates too): one window, showing the folder, no error dialog
     from what it probes there (`.hidden`, `.directory`, trash, thumbnails, write
     access); the daemon logs no warning (the log check of every test)."""
-    show, _box, needed = FOLLOWERS[app]
-    if not needed():
-        pytest.skip(f"needs {app} (make test installs it)")
+    show = _file_manager(app)
     lib = Lib(emulator.new_tenant(rpm=0))
 
     async def make(c: object) -> None:

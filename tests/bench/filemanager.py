@@ -59,15 +59,6 @@ def _served(entries: list[dict[str, Any]]) -> tuple[int, int]:
     return len(entries), sum(int(e.get("bytes") or 0) for e in entries)
 
 
-#: the file managers measured, and whether this machine has each
-APPS: dict[str, tuple[Callable[..., AbstractContextManager[None]], Callable[[], bool]]] = {
-    "pcmanfm": (desktop.file_manager, desktop.available),
-    "thunar": (desktop.thunar, desktop.has_thunar),
-    "nautilus": (desktop.nautilus, desktop.has_nautilus),
-    "dolphin": (desktop.dolphin, desktop.has_dolphin),
-}
-
-
 def _measure(emu: Any, key: str, folder: Path, env: dict[str, str], log: Path,
              app: Callable[..., AbstractContextManager[None]]) -> dict[str, float]:
     """One opening of the folder on a fresh screen (an old window's pixels would stay
@@ -99,7 +90,7 @@ def _measure(emu: Any, key: str, folder: Path, env: dict[str, str], log: Path,
 def _open(emu: Any, key: str, tmp: Path, name: str, seeded: bool
           ) -> list[dict[str, float]]:
     """The first opening of the folder on a fresh mount, then one after a remount."""
-    app = APPS[name][0]
+    app = desktop.FILE_MANAGERS[name][0]
     home = tmp / f"{name}-{'seeded' if seeded else 'plain'}"
     env = desktop.desktop_env(home, "")
     where, cache = tmp / "mnt", str(home / "aionfs")
@@ -131,7 +122,7 @@ def bench_file_manager(row: Row, emu: Any) -> None:
     key = emu.new_tenant(plan="enterprise", rpm=0)
     _upload(emu, key)
     with tempfile.TemporaryDirectory() as t:
-        for name, (_app, installed) in APPS.items():
+        for name, (_app, installed) in desktop.FILE_MANAGERS.items():
             if not installed():
                 print(f"fm {name:<31} skipped: not installed (make testdeps installs it)")
                 continue
