@@ -347,6 +347,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                     revalidate_interval=opts.profile.revalidate_interval, task_status=task_status))
                 await nursery.start(serve_control, control, daemon.handlers())
                 if not opts.profile.read_only:
+                    nursery.start_soon(journal.pool.run)
                     await nursery.start(watches.run, opts.profile.watch)
                 st = await trio.to_thread.run_sync(os.stat, opts.mountpoint)
                 _raise_read_ahead(st.st_dev)
@@ -367,6 +368,10 @@ async def serve(settings: ApiSettings, opts: MountOptions,
             except (sqlite3.Error, OSError) as exc:  # the rest must still be let go
                 log.error("writing the cache index at unmount failed (what was fetched "
                           "since its last write is fetched again): %s", exc)
+            try:
+                journal.pool.discard()
+            except OSError as exc:  # (left for the next start's recovery to remove)
+                log.error("removing the unused staging files at unmount failed: %s", exc)
             try:
                 durability.sync_now()
             except (sqlite3.Error, OSError) as exc:  # the rest must still be let go

@@ -51,6 +51,7 @@ from typing import Any
 
 from ..callbacks import Signal
 from ..store import Store
+from .pool import StagingPool, make_empty
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,8 @@ class Journal:
         self.in_flight: set[int] = set()
         #: after each close or rename committed (not yet on disk: the group commit's cue)
         self.closed = Signal()
+        #: staging files made ahead (filled only while its `run` task runs: the mount's)
+        self.pool = StagingPool(self.dir)
 
     @property
     def wal(self) -> Path:
@@ -272,11 +275,13 @@ class Journal:
                  edit["tags"] if edit else None, now, now))
             jid = int(cur.lastrowid)  # type: ignore[arg-type]
             inode = edit["inode"] if edit else self.store.inode_for("local", str(jid))
-            staging = self.dir / str(jid)
+            ready = self.pool.take()
+            staging = ready or self.dir / str(jid)
             self.store.db.execute("UPDATE upload_journal SET inode=?, staging_path=? WHERE id=?",
                                   (inode, str(staging), jid))
             self.store.set_times(inode, mtime_ns, ctime_ns)
-        staging.touch(mode=0o600)
+            if ready is None:
+                make_empty(staging)
         found = self.get(jid)
         assert found is not None
         return found
@@ -451,11 +456,12 @@ class Journal:
                 cut += 1
             elif f.state == "failed" and not f.incomplete:  # the cause may have cleared
                 self.update(f, state="pending")
-        known = {str(r[0]) for r in self.store.db.execute("SELECT id FROM upload_journal")}
+        known = {Path(r[0]).name for r in self.store.db.execute(
+            "SELECT staging_path FROM upload_journal")}
         for stray in self.dir.iterdir():
             if not stray.is_file() or (stray.suffix != ".w" and stray.name in known):
                 continue
-            if rebooted and stray.name.isdigit():
+            if rebooted and stray.suffix == "" and stray.stat().st_size:
                 # a file fsync'd before its row reached the disk: its bytes, kept
                 self.lost_and_found.mkdir(mode=0o700, exist_ok=True)
                 os.replace(stray, self.lost_and_found / f"{stray.name}-without-a-name")
