@@ -129,10 +129,27 @@ class BlobFetcher:
             self._limiter = trio.CapacityLimiter(self.threads)
         token = trio.lowlevel.current_trio_token()
         stop = threading.Event()
+        # Reports are coalesced: while one waits for the trio thread, later positions
+        # only update `latest` (each report wakes that thread: one per receive was
+        # most of its work for a folder read through). The waiting one delivers the
+        # newest position when it runs, and it is queued before the thread's result,
+        # so the last position is delivered before this returns.
+        latest = start
+        queued = False
+
+        def deliver() -> None:
+            nonlocal queued
+            queued = False
+            progress(latest)
 
         def report(pos: int) -> None:
+            nonlocal latest, queued
+            latest = pos
+            if queued:
+                return
+            queued = True
             try:
-                token.run_sync_soon(progress, pos)
+                token.run_sync_soon(deliver)
             except trio.RunFinishedError:
                 stop.set()
 
