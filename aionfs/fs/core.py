@@ -572,7 +572,7 @@ class Filesystem:
             self.local.release(f, fd, writing)
             if writing:  # a version to upload (or keep, for scratch files)
                 self._listings.pop(self.local.parent_of(f))  # its size in the listing
-                self.writer.wake_uploader()
+                self.writer.file_closed()
             return
         reading = self.handles.close_reading(fh)
         if reading is not None and reading.inline is None:
@@ -725,14 +725,13 @@ class Filesystem:
             key = self.view.folder_key(parent)
             if key is None:
                 raise FsError(errno.ENOTDIR)
-            f, fd = self.local.create(parent, key, name)
+            f, fd = self.local.create(parent, key, name, also=lambda: self._dir_changed(parent))
             self.writer.take_over(f, parent)
         except FsError as exc:
             raise self._fail(exc, exc.errno, f"creating {name}") from None
         except OSError as exc:  # the staging disk (ENOSPC and the like)
             raise self._fail(exc, exc.errno or errno.EIO, f"staging {name}") from None
         fh = self.handles.open_local(f, fd, True)
-        self._dir_changed(parent)
         self.lookups.add(f.inode)
         return Opened(fh, False), self._entry(self._local_attr(f))
 

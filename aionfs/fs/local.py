@@ -20,6 +20,7 @@ import errno
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,9 @@ class LocalFiles:
 
     # -- writing ---------------------------------------------------------------------
 
-    def create(self, parent: int, folder_key: str, name: str) -> tuple[LocalFile, int]:
-        f = self.journal.create(folder_key, name)
+    def create(self, parent: int, folder_key: str, name: str,
+               also: Callable[[], None] | None = None) -> tuple[LocalFile, int]:
+        f = self.journal.create(folder_key, name, also=also)
         self._index(f)
         return f, self._first_writer(f)
 

@@ -256,12 +256,15 @@ class Journal:
     # -- writing ---------------------------------------------------------------------
 
     def create(self, folder_key: str, name: str, *, edit: Any = None,
-               times: tuple[int, int] | None = None) -> LocalFile:
+               times: tuple[int, int] | None = None,
+               also: Callable[[], None] | None = None) -> LocalFile:
         """A new file being written (state local until its first close).
 
         `edit`: the store row of a file this one rewrites; the new version keeps
         its inode, title and tags, and the old one is deleted once it is in.
         `times`: (mtime_ns, ctime_ns) it shows until written (default: now).
+        `also`: more writes in the same transaction (the folder's times: one
+        commit per create, not two).
         """
         now = time.time()
         mtime_ns, ctime_ns = times or (time.time_ns(),) * 2
@@ -280,6 +283,8 @@ class Journal:
             self.store.db.execute("UPDATE upload_journal SET inode=?, staging_path=? WHERE id=?",
                                   (inode, str(staging), jid))
             self.store.set_times(inode, mtime_ns, ctime_ns)
+            if also is not None:
+                also()
             if ready is None:
                 make_empty(staging)
         found = self.get(jid)

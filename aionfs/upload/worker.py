@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Callable
@@ -78,10 +79,18 @@ class Uploader:
         self._changed = trio.Event()  # set (and replaced) when the queue may have changed
         self._batch: int | None = None
         self._flushing = 0  # `aionfs flush` callers waiting: no write-back delay meanwhile
+        self._looks_by = math.inf  # (trio time) when the loop looks at the journal again
         self._in_flight = journal.in_flight  # journal ids of the batches being taken
         self._versions: dict[int, float] = {}  # journal id → its version when taken
         self._backoff = Backoff(0.5, 30.0)  # no new batch for a while after failures
         self._hold_until = 0.0  # trio time before which no new batch starts
+
+    def closed(self) -> None:
+        """A file was closed: it is due after the write-back delay. The loop is woken
+        only if it would look later than that on its own (woken at each close, it
+        queried the whole journal per file of a copy: quadratic in the copy)."""
+        if self._flushing or trio.current_time() + self.delay < self._looks_by:
+            self.wake()
 
     def wake(self) -> None:
         """The queue changed (a file closed, a batch ended): the loop looks again,
@@ -124,6 +133,7 @@ class Uploader:
         slots = trio.Semaphore(BATCHES_IN_FLIGHT)
         async with trio.open_nursery() as nursery:
             while True:
+                self._looks_by = trio.current_time()  # (looking now)
                 try:
                     await self._create_folders()
                 except TransientError as exc:
@@ -141,7 +151,9 @@ class Uploader:
                     # batch. A quarter of one is worth sending at once: the service
                     # works on it while the rest arrives, instead of idling until the
                     # copy ends.
-                    await trio.sleep(min(BURST_GAP - quiet, BURST_GAP / 5))
+                    pause = min(BURST_GAP - quiet, BURST_GAP / 5)
+                    self._looks_by = trio.current_time() + pause
+                    await trio.sleep(pause)
                     continue
                 if due and not held:
                     batch = due[:limit]
@@ -154,6 +166,7 @@ class Uploader:
                     wait = self._hold_until - trio.current_time()
                 else:
                     wait = max(delay / 2, 0.2) if self.journal.queued() else 3600
+                self._looks_by = trio.current_time() + wait
                 with trio.move_on_after(wait):
                     await self._wake.wait()
 

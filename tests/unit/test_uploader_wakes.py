@@ -1,0 +1,64 @@
+"""The uploader's loop and the closes of a copy (upload/worker.py): a file closed is
+due after the write-back delay, so a burst of closes wakes the loop once, not once
+per file (it scanned the whole journal each time: quadratic in a copy), and yet
+every file is looked at when it falls due."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import trio
+import trio.testing
+
+from aionfs.store import Store
+from aionfs.upload.journal import Journal
+from aionfs.upload.worker import Uploader
+
+
+def _uploader(tmp_path: Path, delay: float) -> tuple[Uploader, Journal, list[float]]:
+    journal = Journal(Store(tmp_path / "metadata.sqlite3"), tmp_path / "staging")
+    looks: list[float] = []
+    due = journal.due
+
+    def counted(now: float, wait: float) -> list[Any]:
+        looks.append(trio.current_time())
+        return due(now, wait)
+
+    journal.due = counted  # type: ignore[method-assign]
+    uploader = Uploader(journal, journal.store, client=None, syncer=None,  # type: ignore[arg-type]
+                        delay=delay, busy=lambda f: True, settled=lambda f: None,
+                        shared=lambda f: f, rekeyed=lambda old, new: None)
+    return uploader, journal, looks
+
+
+async def test_a_burst_of_closes_wakes_the_loop_once(tmp_path: Path) -> None:
+    uploader, journal, looks = _uploader(tmp_path, delay=30)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(uploader.run)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(looks) == 1  # the loop's first look; nothing queued: it sleeps
+        for i in range(200):
+            f = journal.create("", f"note {i}.txt")
+            journal.commit(f, 0)
+            uploader.closed()
+            await trio.testing.wait_all_tasks_blocked()  # (the loop runs if woken)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(looks) == 2  # woken by the first close only: the rest fall due later
+        nursery.cancel_scope.cancel()
+
+
+async def test_files_closed_while_the_loop_sleeps_are_looked_at_when_due(
+        tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    uploader, journal, looks = _uploader(tmp_path, delay=30)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(uploader.run)
+        await trio.testing.wait_all_tasks_blocked()
+        f = journal.create("", "a.txt")
+        journal.commit(f, 0)
+        uploader.closed()
+        await trio.testing.wait_all_tasks_blocked()
+        first = len(looks)
+        await trio.sleep(31)  # past the write-back delay, on the mock clock
+        assert len(looks) > first and looks[-1] >= looks[first - 1] + 15
+        nursery.cancel_scope.cancel()
