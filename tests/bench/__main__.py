@@ -1,7 +1,12 @@
 """`make bench`: figures for the client and the emulator, each beside a baseline.
 
     python -m tests.bench [--quick] [--requests | --reads | --writes | --file-managers
-                           | --scale [FILES]]
+                           | --scale [FILES] | --floor]
+
+0. floor      (tests/bench/floor.py) what any FUSE filesystem costs here: a pipe round
+              trip between two processes (two CPUs, one CPU), a FUSE round trip of a
+              pyfuse3 filesystem that does nothing, and `cp -r` of 2,000 notes into it
+              beside the native copy (also printed first by --reads and --writes)
 
 1. decode     list pages decoded into typed models (msgspec) vs json.loads into dicts
 2. overhead   one API request through AionClient vs a raw httpx call, same emulator
@@ -14,7 +19,9 @@
               native directory with as many files
 8. mount      (tests/bench/mount.py) cold and cached reads of a 50 MB file, random
               reads, and `ls -lR` / `find` / os.walk+stat of the 100,000-file library,
-              cold and warm, against native copies; the daemon's peak RSS
+              cold and warm, against native copies; the daemon's peak RSS; a cold
+              folder of 500 photos read through beside plain httpx, and beside rclone
+              mount (tests/bench/reads.py, rclone.py)
 9. file mgr   (tests/bench/filemanager.py) PCManFM, Thunar, Nautilus and Dolphin under
               Xvfb opening 200 photos on a fresh mount and after a remount: bytes,
               requests and seconds to pictures, seeded vs not seeded
@@ -332,9 +339,15 @@ async def main() -> None:
 
                 await trio.to_thread.run_sync(bench_requests, row, emu)
                 return
+            from .floor import bench_floor
+
+            if "--floor" in sys.argv:  # only what any FUSE filesystem costs here
+                await trio.to_thread.run_sync(bench_floor, row)
+                return
             if "--writes" in sys.argv:  # only the copies into the mount and the uploads
                 from .mount import bench_upload_memory, bench_writes
 
+                await trio.to_thread.run_sync(bench_floor, row)
                 await trio.to_thread.run_sync(bench_writes, row, emu)
                 await trio.to_thread.run_sync(bench_upload_memory, row, emu)
                 return
@@ -354,6 +367,7 @@ async def main() -> None:
                 from .rclone import bench_rclone
                 from .reads import bench_cold_folder
 
+                await trio.to_thread.run_sync(bench_floor, row)
                 await trio.to_thread.run_sync(bench_cold_folder, row, emu)
                 await trio.to_thread.run_sync(bench_rclone, row, emu)
                 return
@@ -371,7 +385,13 @@ async def main() -> None:
                                             plan="enterprise")
             async with AionClient(settings, unlimited=True) as c:
                 await c.upload_file(big, "big.png")
+            await trio.to_thread.run_sync(bench_floor, row)
             await trio.to_thread.run_sync(bench_reads, row, emu, key, big, "big.png")
+            from .rclone import bench_rclone
+            from .reads import bench_cold_folder
+
+            await trio.to_thread.run_sync(bench_cold_folder, row, emu)
+            await trio.to_thread.run_sync(bench_rclone, row, emu)
             await trio.to_thread.run_sync(bench_views, row, emu)
             from .filemanager import bench_file_manager
 
