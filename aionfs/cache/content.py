@@ -233,21 +233,14 @@ class ContentCache:
             self._used = self.index.present()
         return self._used
 
-    def _entry(self, file_id: str, made: int | None = None) -> _Entry:
-        """The file's entry, its cache file opened (`made`: opened already, by
-        `_made_ahead`; closed here if not taken)."""
+    def _entry(self, file_id: str) -> _Entry:
         entry = self._entries.get(file_id)
-        try:
-            row = self.store.file(file_id)
-            if row is None:
-                raise FileNotFoundError(file_id)
-            validator = validator_of(row)
-            if entry is not None and entry.validator == validator:
-                return entry
-        except BaseException:
-            if made is not None:
-                os.close(made)
-            raise
+        row = self.store.file(file_id)
+        if row is None:
+            raise FileNotFoundError(file_id)
+        validator = validator_of(row)
+        if entry is not None and entry.validator == validator:
+            return entry
         if entry is not None:  # the file changed while we had it: start over
             self._drop(entry)
         path = self.dir / file_id
@@ -256,11 +249,8 @@ class ContentCache:
         if cached is not None and cached["validator"] == validator and path.exists():
             chunks = _from_ranges(json.loads(cached["ranges"]))
         elif cached is not None:
-            if made is not None:  # (bytes of another version: not those)
-                os.close(made)
-                made = None
             path.unlink(missing_ok=True)
-        fd = made if made is not None else os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         if os.fstat(fd).st_size != row["size"]:
             os.ftruncate(fd, row["size"])
         entry = _Entry(file_id, row["size"], validator, fd, chunks,
@@ -387,7 +377,7 @@ class ContentCache:
             self._expected.add(fid)
             if streaming and 0 < size <= STREAM_MAX_SIZE and self._nursery is not None:
                 try:
-                    entry = self._entries.get(fid) or await self._made_ahead(fid, size)
+                    entry = self._entries.get(fid) or self._entry(fid)
                 except FileNotFoundError:
                     continue
                 if len(entry.chunks) < entry.n_chunks:
@@ -398,22 +388,6 @@ class ContentCache:
             self._expected.clear()
         if len(self._fetched_ahead) > 4 * STREAM_AHEAD:
             self._fetched_ahead.clear()
-
-    async def _made_ahead(self, file_id: str, size: int) -> _Entry:
-        """The entry of a file about to be fetched ahead, its cache file made and sized
-        in a worker thread: making a file waits on the disk's metadata path (up to a
-        millisecond here), which must not hold the thread that answers FUSE."""
-        def make() -> int:
-            fd = os.open(self.dir / file_id, os.O_RDWR | os.O_CREAT, 0o600)
-            if os.fstat(fd).st_size != size:
-                os.ftruncate(fd, size)
-            return fd
-
-        fd = await trio.to_thread.run_sync(make)
-        if file_id in self._entries:  # opened meanwhile
-            os.close(fd)
-            return self._entries[file_id]
-        return self._entry(file_id, made=fd)
 
     def _ahead(self, entry: _Entry, last: int) -> list[int]:
         """Chunks to fetch ahead of a sequential reader: one long transfer at a time.
