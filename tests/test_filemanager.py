@@ -361,6 +361,14 @@ def _windows(display: str) -> list[str]:
     return shown
 
 
+def _some_window(display: str, timeout: float = 60) -> None:
+    """Until the file manager shows a window: started on a busy machine (the suite's
+    workers side by side) it can take longer than the screen takes to look still."""
+    deadline = time.monotonic() + timeout
+    while not _windows(display) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
 @pytest.mark.parametrize("app", list(desktop.FILE_MANAGERS))
 def test_a_file_manager_opens_the_virtual_folders_without_an_error(
         emulator: EmulatorProcess, display: str, tmp_path: Path, app: str) -> None:
@@ -388,6 +396,7 @@ def test_a_file_manager_opens_the_virtual_folders_without_an_error(
                  else ("search/shot", "colors"))
         for folder in kinds:
             with show(m.path / folder, env, tmp_path / f"{app}.log"):
+                _some_window(display)
                 _settled(display, (0, 0, 1280, 900))
                 windows = _windows(display)
                 desktop.screenshot(display).save(tmp_path / f"{folder.replace('/', '_')}.png")
