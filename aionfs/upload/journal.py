@@ -1,7 +1,8 @@
 """The durable upload journal: every file a user wrote, until it is in the workspace.
 
-A file created on the mount lives in a staging file (`staging/<id>`) and a
-journal row. States, one vocabulary everywhere (xattr, status, docs):
+A file created on the mount lives in a staging file (`staging/n<hex>`, made
+ahead by upload/pool.py; `staging/<id>` when the pool was empty) and a journal
+row that names it. States, one vocabulary everywhere (xattr, status, docs):
 
     local      being written, or a scratch file (editor temp, lock, swap)
                that is never uploaded
