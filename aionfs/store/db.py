@@ -339,7 +339,7 @@ class Store:
         # folder before the LIMIT — quadratic over a folder read through)
         me = self.db.execute(
             "SELECT e.parent_inode, e.name FROM files f JOIN entries e ON e.inode = f.inode "
-            "WHERE f.id=? LIMIT 1", (file_id,)).fetchone()
+            "WHERE f.id=? ORDER BY e.parent_inode, e.name LIMIT 1", (file_id,)).fetchone()
         if me is None:
             return []
         rows = self.db.execute(

@@ -259,8 +259,15 @@ _V8 = """
 ALTER TABLE files ADD COLUMN seen_all INTEGER;
 """
 
+_V9 = """
+-- No table changes: staging files are now named by their journal rows
+-- (upload/pool.py makes them ahead, `staging/n<hex>`), no longer `<row id>`.
+-- An aionfs from before would take them for strays and delete the bytes of
+-- queued uploads; this version makes it refuse the store instead.
+"""
+
 #: MIGRATIONS[n] upgrades a store from version n to n + 1.
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -269,25 +269,37 @@ class Journal:
         """
         now = time.time()
         mtime_ns, ctime_ns = times or (time.time_ns(),) * 2
-        with self.store.transaction():
-            cur = self.store.db.execute(
-                "INSERT INTO upload_journal(inode, state, step, staging_path, folder_id, name, "
-                "size, scratch, replaces_id, title, tags, created_at_epoch, updated_at_epoch) "
-                "VALUES (0, 'local', 'upload', '', ?, ?, 0, ?, ?, ?, ?, ?, ?)",
-                (folder_key or None, name, int(is_scratch(name)),
-                 edit["id"] if edit else None, edit["title"] if edit else None,
-                 edit["tags"] if edit else None, now, now))
-            jid = int(cur.lastrowid)  # type: ignore[arg-type]
-            inode = edit["inode"] if edit else self.store.inode_for("local", str(jid))
-            ready = self.pool.take()
-            staging = ready or self.dir / str(jid)
-            self.store.db.execute("UPDATE upload_journal SET inode=?, staging_path=? WHERE id=?",
-                                  (inode, str(staging), jid))
-            self.store.set_times(inode, mtime_ns, ctime_ns)
-            if also is not None:
-                also()
-            if ready is None:
-                make_empty(staging)
+        ready = self.pool.take()
+        made: Path | None = None
+        try:
+            with self.store.transaction():
+                cur = self.store.db.execute(
+                    "INSERT INTO upload_journal(inode, state, step, staging_path, folder_id, "
+                    "name, size, scratch, replaces_id, title, tags, created_at_epoch, "
+                    "updated_at_epoch) VALUES (0, 'local', 'upload', '', ?, ?, 0, ?, ?, ?, ?, ?, ?)",
+                    (folder_key or None, name, int(is_scratch(name)),
+                     edit["id"] if edit else None, edit["title"] if edit else None,
+                     edit["tags"] if edit else None, now, now))
+                jid = int(cur.lastrowid)  # type: ignore[arg-type]
+                inode = edit["inode"] if edit else self.store.inode_for("local", str(jid))
+                staging = ready or self.dir / str(jid)
+                self.store.db.execute(
+                    "UPDATE upload_journal SET inode=?, staging_path=? WHERE id=?",
+                    (inode, str(staging), jid))
+                self.store.set_times(inode, mtime_ns, ctime_ns)
+                if also is not None:
+                    also()
+                if ready is None:
+                    make_empty(staging)
+                    made = staging
+        except BaseException:
+            # rolled back: the row's id may be given again, so a file made under it goes
+            # (a pool file is empty still: back to the pool)
+            if made is not None:
+                made.unlink(missing_ok=True)
+            if ready is not None:
+                self.pool.give_back(ready)
+            raise
         found = self.get(jid)
         assert found is not None
         return found

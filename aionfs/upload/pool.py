@@ -63,6 +63,10 @@ class StagingPool:
         self.taken += 1
         return self._ready.popleft()
 
+    def give_back(self, path: Path) -> None:
+        """A file taken and not used (its create was rolled back): still empty."""
+        self._ready.appendleft(path)
+
     def _make(self, count: int) -> list[Path]:
         """In a worker thread: up to `count` new files; stops at the first refusal
         (ENOSPC, EDQUOT: creates then make their files themselves and report it)."""
@@ -91,7 +95,10 @@ class StagingPool:
             if want <= 0:
                 continue
             try:
-                made = await trio.to_thread.run_sync(self._make, want)
+                # shielded: cancelled (at unmount) while the thread makes files, their
+                # names would be lost and the files left for the next start to remove
+                with trio.CancelScope(shield=True):
+                    made = await trio.to_thread.run_sync(self._make, want)
             except OSError as exc:
                 level = logging.DEBUG if exc.errno in (errno.ENOSPC, errno.EDQUOT) else logging.WARNING
                 log.log(level, "staging pool: cannot make files ahead (%s); creates make their own", exc)

@@ -89,8 +89,9 @@ class Uploader:
         """A file was closed: it is due after the write-back delay. The loop is woken
         only if it would look later than that on its own (woken at each close, it
         queried the whole journal per file of a copy: quadratic in the copy)."""
-        if self._flushing or trio.current_time() + self.delay < self._looks_by:
-            self.wake()
+        now = trio.current_time()
+        if self._flushing or (now + self.delay < self._looks_by and now >= self._hold_until):
+            self.wake()  # (held after a failure: nothing is taken before the hold ends)
 
     def wake(self) -> None:
         """The queue changed (a file closed, a batch ended): the loop looks again,

@@ -87,3 +87,22 @@ async def test_unmount_removes_the_files_never_taken(journal: Journal) -> None:
     f = journal.create("", "note.txt")
     journal.pool.discard()
     assert [p for p in journal.dir.iterdir() if p.is_file()] == [f.staging]
+
+
+async def test_a_create_rolled_back_leaves_no_file_and_the_next_one_works(
+        journal: Journal) -> None:
+    """A failed commit gives the row's id again: a file made under it must not stay in
+    the way (O_EXCL) of the next create; a pool file goes back to the pool."""
+    def boom() -> None:
+        raise OSError(5, "Input/output error")
+
+    with pytest.raises(OSError):
+        journal.create("", "a.txt", also=boom)  # the pool is empty: its own file
+    f = journal.create("", "b.txt")
+    assert [p for p in journal.dir.iterdir() if p.is_file()] == [f.staging]
+    await _filled(journal)
+    ready = len(journal.pool._ready)
+    with pytest.raises(OSError):
+        journal.create("", "c.txt", also=boom)
+    assert len(journal.pool._ready) == ready
+    assert [g.name for g in journal.all()] == ["b.txt"]

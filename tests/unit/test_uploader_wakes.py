@@ -62,3 +62,22 @@ async def test_files_closed_while_the_loop_sleeps_are_looked_at_when_due(
         await trio.sleep(31)  # past the write-back delay, on the mock clock
         assert len(looks) > first and looks[-1] >= looks[first - 1] + 15
         nursery.cancel_scope.cancel()
+
+
+async def test_closes_while_uploads_are_held_after_a_failure_do_not_wake_the_loop(
+        tmp_path: Path) -> None:
+    uploader, journal, looks = _uploader(tmp_path, delay=5)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(uploader.run)
+        await trio.testing.wait_all_tasks_blocked()
+        uploader._hold_until = trio.current_time() + 60  # (what a transient failure sets)
+        uploader.wake()
+        await trio.testing.wait_all_tasks_blocked()
+        held = len(looks)
+        for i in range(50):
+            f = journal.create("", f"note {i}.txt")
+            journal.commit(f, 0)
+            uploader.closed()
+            await trio.testing.wait_all_tasks_blocked()
+        assert len(looks) == held  # nothing can be taken before the hold ends
+        nursery.cancel_scope.cancel()
