@@ -51,8 +51,9 @@ from .journal import Journal, LocalFile, content_type
 log = logging.getLogger(__name__)
 
 
-#: while a copy goes on, send a batch once this share of a full one is due
-EARLY_SHARE = 4
+#: while a copy goes on, due files wait for a full batch at most this long (seconds
+#: past their write-back delay), so a slow trickle of closes is not held for minutes
+MAX_GATHER = 10.0
 #: batches uploaded at the same time
 BATCHES_IN_FLIGHT = 2
 #: a burst of closes is uploaded once it pauses this long (or fills a batch)
@@ -146,12 +147,13 @@ class Uploader:
                 held = trio.current_time() < self._hold_until
                 limit = await self._batch_limit() if due and not held else 1
                 quiet = time.time() - self.journal.newest_close()
-                if (due and not held and len(due) < max(1, limit // EARLY_SHARE)
-                        and quiet < BURST_GAP and not self._flushing):
-                    # files are still arriving (a copy in progress): gather a fuller
-                    # batch. A quarter of one is worth sending at once: the service
-                    # works on it while the rest arrives, instead of idling until the
-                    # copy ends.
+                waited = time.time() - delay - due[0].changed_at if due else 0.0
+                if (due and not held and len(due) < limit and quiet < BURST_GAP
+                        and waited < MAX_GATHER and not self._flushing):
+                    # files are still arriving (a copy in progress): gather a full
+                    # batch. (Quarter batches sent during a copy kept the service busy
+                    # but took the copy's CPU here and cost a third more requests, for
+                    # a drain no faster: docs/writes.md.)
                     pause = min(BURST_GAP - quiet, BURST_GAP / 5)
                     self._looks_by = trio.current_time() + pause
                     await trio.sleep(pause)
