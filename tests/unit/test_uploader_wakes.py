@@ -81,3 +81,38 @@ async def test_closes_while_uploads_are_held_after_a_failure_do_not_wake_the_loo
             await trio.testing.wait_all_tasks_blocked()
         assert len(looks) == held  # nothing can be taken before the hold ends
         nursery.cancel_scope.cancel()
+
+
+async def test_a_slow_trickle_of_closes_is_sent_before_a_full_batch_gathers(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A copy gathers full batches, but a file closed during a trickle that never fills
+    one waits at most MAX_GATHER past its write-back delay (here 1 s)."""
+    from aionfs.upload import worker
+
+    monkeypatch.setattr(worker, "MAX_GATHER", 1.0)
+    uploader, journal, _ = _uploader(tmp_path, delay=0)
+    uploader.busy = lambda f: False
+    taken: list[tuple[float, int]] = []
+
+    async def batch_limit() -> int:
+        return 100
+
+    async def take(batch: list[Any], slots: trio.Semaphore) -> None:
+        taken.append((trio.current_time(), len(batch)))
+        for f in batch:
+            journal.remove(f)
+        slots.release()
+
+    monkeypatch.setattr(uploader, "_batch_limit", batch_limit)
+    monkeypatch.setattr(uploader, "_take", take)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(uploader.run)
+        start = trio.current_time()
+        for i in range(12):  # a close every 0.2 s for 2.4 s: always a burst
+            f = journal.create("", f"note {i}.txt")
+            journal.commit(f, 0)
+            uploader.closed()
+            await trio.sleep(0.2)
+        nursery.cancel_scope.cancel()
+    assert taken, "nothing was sent during the trickle"
+    assert taken[0][0] - start < 1.8 and taken[0][1] < 12
