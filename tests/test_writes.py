@@ -271,6 +271,13 @@ def test_kill_9_loses_no_closed_file(emulator: EmulatorProcess, tenant: str, tmp
         assert name not in cut
     ids = Counter(fid for fid, _ in got.values())
     assert max(ids.values()) == 1
+    # the empty staging files the killed daemon had made ahead went at the next start,
+    # and those of the clean unmount at the unmount: only the cut file's bytes stay
+    assert len(_staging_files(tmp_path / "c")) == len(cut)
+
+
+def _staging_files(cache: Path) -> list[Path]:
+    return [p for p in cache.glob("*/staging/*") if p.is_file()]
 
 
 @pytest.mark.daemon_log(r"sync failed, keeping the cached library", r"failed \(attempt \d/\d")
@@ -321,6 +328,7 @@ def test_status_shows_the_queue_and_unmount_waits_for_it(emulator: EmulatorProce
                                  str(m.cache)], env=m.env, capture_output=True, text=True,
                                 check=True).stdout
         assert "failed    broken.txt" in status and "not valid UTF-8" in status
+        assert len(_staging_files(m.cache)) == 1  # broken.txt's; no file made ahead stays
     finally:
         if not unmounted:
             m.unmount()

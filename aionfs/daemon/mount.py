@@ -281,7 +281,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
         uploader = Uploader(journal, store, client, syncer, delay=opts.profile.write_back_delay,
                             busy=local.busy, settled=local.settled, shared=local.shared,
                             rekeyed=local.rekey)
-        writer = Writer(view, store, client, syncer, local, uploader.wake, uploader.closed)
+        writer = Writer(view, store, client, syncer, local, uploader.wake)
         durability = GroupCommit(journal, opts.profile.commit_interval)
         # back online: catch up now
         client.on_reachable += [syncer.wake, uploader.wake, cache.pins_changed]

@@ -570,9 +570,8 @@ class Filesystem:
         if local is not None:
             f, fd, writing = local
             self.local.release(f, fd, writing)
-            if writing:  # a version to upload (or keep, for scratch files)
+            if writing:  # (the journal told the uploader of the close, at the flush)
                 self._listings.pop(self.local.parent_of(f))  # its size in the listing
-                self.writer.file_closed()
             return
         reading = self.handles.close_reading(fh)
         if reading is not None and reading.inline is None:

@@ -59,16 +59,13 @@ def check_name(name: str) -> None:
 
 class Writer:
     def __init__(self, view: LibraryView, store: Store, client: AionClient, syncer: Syncer,
-                 local: LocalFiles, wake_uploader: Callable[[], None],
-                 file_closed: Callable[[], None] | None = None) -> None:
+                 local: LocalFiles, wake_uploader: Callable[[], None]) -> None:
         self.view = view
         self.syncer = syncer
         self.store = store
         self.client = client
         self.local = local
         self.wake_uploader = wake_uploader
-        #: a written file was closed (due after the write-back delay, not at once)
-        self.file_closed = file_closed or wake_uploader
 
     async def _api(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """One API call on behalf of a user's operation, bounded; errors as errnos."""

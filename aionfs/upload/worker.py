@@ -85,11 +85,13 @@ class Uploader:
         self._versions: dict[int, float] = {}  # journal id → its version when taken
         self._backoff = Backoff(0.5, 30.0)  # no new batch for a while after failures
         self._hold_until = 0.0  # trio time before which no new batch starts
+        journal.closed.subscribe(self.closed)
 
     def closed(self) -> None:
-        """A file was closed: it is due after the write-back delay. The loop is woken
-        only if it would look later than that on its own (woken at each close, it
-        queried the whole journal per file of a copy: quadratic in the copy)."""
+        """A file was closed or renamed (the journal's signal): it is due after the
+        write-back delay. The loop is woken only if it would look later than that on
+        its own (woken at each close, it queried the whole journal per file of a
+        copy: quadratic in the copy)."""
         now = trio.current_time()
         if self._flushing or (now + self.delay < self._looks_by and now >= self._hold_until):
             self.wake()  # (held after a failure: nothing is taken before the hold ends)

@@ -40,8 +40,7 @@ async def test_a_burst_of_closes_wakes_the_loop_once(tmp_path: Path) -> None:
         assert len(looks) == 1  # the loop's first look; nothing queued: it sleeps
         for i in range(200):
             f = journal.create("", f"note {i}.txt")
-            journal.commit(f, 0)
-            uploader.closed()
+            journal.commit(f, 0)  # (the journal tells the uploader)
             await trio.testing.wait_all_tasks_blocked()  # (the loop runs if woken)
         await trio.testing.wait_all_tasks_blocked()
         assert len(looks) == 2  # woken by the first close only: the rest fall due later
@@ -55,8 +54,7 @@ async def test_files_closed_while_the_loop_sleeps_are_looked_at_when_due(
         nursery.start_soon(uploader.run)
         await trio.testing.wait_all_tasks_blocked()
         f = journal.create("", "a.txt")
-        journal.commit(f, 0)
-        uploader.closed()
+        journal.commit(f, 0)  # (the journal tells the uploader)
         await trio.testing.wait_all_tasks_blocked()
         first = len(looks)
         await trio.sleep(31)  # past the write-back delay, on the mock clock
@@ -76,8 +74,7 @@ async def test_closes_while_uploads_are_held_after_a_failure_do_not_wake_the_loo
         held = len(looks)
         for i in range(50):
             f = journal.create("", f"note {i}.txt")
-            journal.commit(f, 0)
-            uploader.closed()
+            journal.commit(f, 0)  # (the journal tells the uploader)
             await trio.testing.wait_all_tasks_blocked()
         assert len(looks) == held  # nothing can be taken before the hold ends
         nursery.cancel_scope.cancel()
@@ -110,8 +107,7 @@ async def test_a_slow_trickle_of_closes_is_sent_before_a_full_batch_gathers(
         start = trio.current_time()
         for i in range(12):  # a close every 0.2 s for 2.4 s: always a burst
             f = journal.create("", f"note {i}.txt")
-            journal.commit(f, 0)
-            uploader.closed()
+            journal.commit(f, 0)  # (the journal tells the uploader)
             await trio.sleep(0.2)
         nursery.cancel_scope.cancel()
     assert taken, "nothing was sent during the trickle"
