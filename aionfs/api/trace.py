@@ -39,6 +39,7 @@ _WORD = re.compile(r"^[a-z][a-z-]*[a-z]$|^[a-z]$|^v\d+$")
 #: an object key kept as it is: a plain field name
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _HEXISH = re.compile(r"^[0-9a-f_-]{16,}$", re.I)
+_BOUNDARY = re.compile(r";\s*boundary=[^;]*", re.I)
 _LIST_SAMPLE = 5  # items of a list whose shapes are merged
 
 
@@ -73,6 +74,8 @@ def _headers(headers: httpx.Headers) -> dict[str, str]:
         if name == "location":  # where a download redirects: the host and path only
             parts = urlsplit(value)
             value = f"{parts.scheme}://{parts.netloc}{path_template(parts.path)}"
+        elif name == "content-type":  # a multipart boundary is random noise: the type only
+            value = _BOUNDARY.sub("", value)
         out[name] = value
     return out
 
