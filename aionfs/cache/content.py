@@ -51,12 +51,15 @@ from ..api import AionClient, Priority
 from ..api.client import LISTED_URL_FRESH
 from ..api.errors import ApiError, NotTheObject
 from ..api.transfer import Expected
+from ..filepool import FilePool
 from ..store import Store
 from ..store.content_index import ContentIndex, validator_of
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+#: the pool's directory inside the cache's (a name no file id has)
+READY = ".ready"
 #: at most this many chunks per ranged transfer
 RUN_CHUNKS = 32
 #: the first read-ahead of a file read from its start
@@ -169,6 +172,10 @@ class ContentCache:
                  read_timeout: float = 5.0, readahead_chunks: int = 32) -> None:
         self.dir = root / "content"
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (self.dir / READY).mkdir(exist_ok=True, mode=0o700)
+        #: empty cache files made ahead: a cold file's first read renames one into
+        #: place instead of making a file on the thread that answers FUSE
+        self.pool = FilePool(self.dir / READY, own_directory=True)
         self.store = store
         self.index = ContentIndex(store)
         self.client = client
@@ -201,6 +208,7 @@ class ContentCache:
         """Fetches and the index writer run in this nursery (the daemon's)."""
         self._nursery = nursery
         nursery.start_soon(self._write_index_every, INDEX_EVERY)
+        nursery.start_soon(self.pool.run)
 
     def close(self) -> None:
         """At unmount: the index written, the open files closed."""
@@ -208,6 +216,7 @@ class ContentCache:
         for entry in self._entries.values():
             os.close(entry.fd)
         self._entries.clear()
+        self.pool.discard()
 
     async def _write_index_every(self, interval: float) -> None:
         while True:
@@ -250,6 +259,8 @@ class ContentCache:
             chunks = _from_ranges(json.loads(cached["ranges"]))
         elif cached is not None:
             path.unlink(missing_ok=True)
+        if not chunks and (ready := self.pool.take()) is not None:
+            os.rename(ready, path)  # (over a file a crash left unindexed: its bytes go)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         if os.fstat(fd).st_size != row["size"]:
             os.ftruncate(fd, row["size"])

@@ -261,7 +261,7 @@ ALTER TABLE files ADD COLUMN seen_all INTEGER;
 
 _V9 = """
 -- No table changes: staging files are now named by their journal rows
--- (upload/pool.py makes them ahead, `staging/n<hex>`), no longer `<row id>`.
+-- (filepool.py makes them ahead, `staging/n<hex>`), no longer `<row id>`.
 -- An aionfs from before would take them for strays and delete the bytes of
 -- queued uploads; this version makes it refuse the store instead.
 """

@@ -1,7 +1,7 @@
 """The durable upload journal: every file a user wrote, until it is in the workspace.
 
 A file created on the mount lives in a staging file (`staging/n<hex>`, made
-ahead by upload/pool.py; `staging/<id>` when the pool was empty) and a journal
+ahead by filepool.py; `staging/<id>` when the pool was empty) and a journal
 row that names it. States, one vocabulary everywhere (xattr, status, docs):
 
     local      being written, or a scratch file (editor temp, lock, swap)
@@ -51,8 +51,8 @@ from pathlib import Path
 from typing import Any
 
 from ..callbacks import Signal
+from ..filepool import FilePool, make_empty
 from ..store import Store
-from .pool import StagingPool, make_empty
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class Journal:
         #: after each close or rename committed (not yet on disk: the group commit's cue)
         self.closed = Signal()
         #: staging files made ahead (filled only while its `run` task runs: the mount's)
-        self.pool = StagingPool(self.dir)
+        self.pool = FilePool(self.dir)
 
     @property
     def wal(self) -> Path:

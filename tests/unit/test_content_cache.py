@@ -140,3 +140,27 @@ async def test_a_file_that_changed_remotely_is_not_served_from_its_old_bytes(
         cache.open("a")
         assert await cache.read("a", 0, 1 << 20) == storage.objects["a"]
         cache.release("a")
+
+
+async def test_cold_files_take_cache_files_made_ahead_and_none_outlives_a_stop(
+        tmp_path: Path) -> None:
+    """A cold file's cache file is one a worker thread made ahead (renamed into
+    place), not made on the thread that answers FUSE; pool files a crash left
+    are removed at the next start, and those never taken at the stop."""
+    store, storage = _library(tmp_path, {"a": 100, "b": CHUNK + 1})
+    ready = tmp_path / "content" / ".ready"
+    ready.mkdir(parents=True)
+    (ready / "left-by-a-crash").write_bytes(b"")
+    async with running(tmp_path, store, storage) as cache:
+        with trio.fail_after(10):
+            while len(list(ready.iterdir())) < cache.pool.size:  # noqa: ASYNC110 (a thread makes them)
+                await trio.sleep(0.01)
+        assert not (ready / "left-by-a-crash").exists()
+        for fid in ("a", "b"):
+            cache.open(fid)
+            assert await cache.read(fid, 0, CHUNK + 1) == storage.objects[fid]
+            cache.release(fid)
+        assert cache.pool.taken == 2 and cache.pool.missed == 0
+        assert (tmp_path / "content" / "b").read_bytes() == storage.objects["b"]
+    cache.close()
+    assert list(ready.iterdir()) == []

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import trio
 
+from aionfs import filepool as pool_module
 from aionfs.store import Store
-from aionfs.upload import pool as pool_module
 from aionfs.upload.journal import Journal
 
 

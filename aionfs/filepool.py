@@ -1,18 +1,21 @@
-"""Empty staging files made ahead of need, so a create on the mount never waits for the disk.
+"""Empty files made ahead of need, so neither a create on the mount nor a cold
+read waits for the disk to make a file.
 
-Each file created on the mount gets a staging file. Making a file costs the
-disk's metadata path (ext4's journal): 60 µs on a quiet disk, up to 800 µs
-on a busy one — measured on the benchmark machines, it was most of what a
-small file's create cost, on the thread that answers FUSE. The pool keeps a
-few dozen empty files made by a worker thread and hands one out per create,
-with no system call; it is refilled in the background when half gone. A
-burst faster than the refill falls back to making the file on the spot.
+Making a file costs the disk's metadata path (ext4's inode allocation and
+journal): 60 µs on a quiet disk, up to 900 µs on a busy one, measured on the
+benchmark machines, where it ran on the thread that answers FUSE. Two places
+need one file per file of the library: each file created on the mount gets
+a staging file (upload/journal.py), and each file read cold gets a content
+cache file (cache/content.py). A pool keeps a few dozen empty files made by
+a worker thread and hands one out with no system call (the caller renames it
+where it wants it, ~15 µs, or keeps its name); it is refilled in the
+background when half gone. A burst faster than the refill falls back to
+making the file on the spot.
 
-A taken file becomes the journal row's staging file (the row stores its
-path; names are `n<random hex>`, distinct from the older `<row id>` names).
-Nothing is written to a file before its row is committed, so a pool file
-that no row names holds no data and is removed at the next start
-(`Journal.recover`) or at unmount (`discard`).
+Pool files are named `n<random hex>` and hold no data until taken, so a file
+of this name that nobody took is removed at the next start or at unmount
+(`discard`): the journal tells its untaken files by the names its rows
+store, the content cache keeps its pool in a directory of its own.
 """
 
 from __future__ import annotations
@@ -38,14 +41,18 @@ def is_pool_name(name: str) -> bool:
 
 
 def make_empty(path: Path) -> None:
-    """A new empty staging file (never an existing one: O_EXCL)."""
+    """A new empty file (never an existing one: O_EXCL)."""
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-class StagingPool:
-    def __init__(self, directory: Path, size: int = SIZE) -> None:
+class FilePool:
+    def __init__(self, directory: Path, size: int = SIZE, *, own_directory: bool = False
+                 ) -> None:
+        """`own_directory`: the directory holds nothing but this pool's files, so what
+        is in it before the first fill (left by a crash) is removed then."""
         self.dir = directory
         self.size = size
+        self._strays = own_directory
         self._ready: collections.deque[Path] = collections.deque()
         self._low = trio.Event()
         self._low.set()  # fill at start
@@ -53,8 +60,8 @@ class StagingPool:
         self.missed = 0  # creates that found the pool empty (made the file themselves)
 
     def take(self) -> Path | None:
-        """An empty staging file of our own, or None when none is ready (the caller
-        makes one). Never blocks."""
+        """An empty file of our own, or None when none is ready (the caller makes
+        one). Never blocks."""
         if len(self._ready) <= self.size // 2:
             self._low.set()
         if not self._ready:
@@ -70,6 +77,10 @@ class StagingPool:
     def _make(self, count: int) -> list[Path]:
         """In a worker thread: up to `count` new files; stops at the first refusal
         (ENOSPC, EDQUOT: creates then make their files themselves and report it)."""
+        if self._strays:
+            self._strays = False
+            for stray in self.dir.iterdir():
+                stray.unlink(missing_ok=True)
         made = []
         for _ in range(count):
             path = self.dir / f"{PREFIX}{secrets.token_hex(8)}"
@@ -80,7 +91,7 @@ class StagingPool:
             except OSError as exc:
                 if not made:
                     raise
-                log.debug("staging pool: stopped after %d files: %s", len(made), exc)
+                log.debug("file pool %s: stopped after %d files: %s", self.dir, len(made), exc)
                 break
             made.append(path)
         return made
@@ -101,7 +112,8 @@ class StagingPool:
                     made = await trio.to_thread.run_sync(self._make, want)
             except OSError as exc:
                 level = logging.DEBUG if exc.errno in (errno.ENOSPC, errno.EDQUOT) else logging.WARNING
-                log.log(level, "staging pool: cannot make files ahead (%s); creates make their own", exc)
+                log.log(level, "file pool %s: cannot make files ahead (%s); files are made on the spot",
+                        self.dir, exc)
                 await trio.sleep(5)
                 self._low.set()
                 continue
