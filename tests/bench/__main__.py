@@ -5,8 +5,9 @@
 
 0. floor      (tests/bench/floor.py) what any FUSE filesystem costs here: a pipe round
               trip between two processes (two CPUs, one CPU), a FUSE round trip of a
-              pyfuse3 filesystem that does nothing, and `cp -r` of 2,000 notes into it
-              beside the native copy (also printed first by --reads and --writes)
+              pyfuse3 filesystem that does nothing, and `cp -r` of 2,000 notes and of
+              500 photos into it (plain, and with the kernel's writeback cache) beside
+              the native copy (also printed first by --reads and --writes)
 
 1. decode     list pages decoded into typed models (msgspec) vs json.loads into dicts
 2. overhead   one API request through AionClient vs a raw httpx call, same emulator

@@ -1,12 +1,14 @@
 """A pyfuse3 filesystem that keeps nothing but names and sizes: the floor of any
 FUSE filesystem written with the binding aionfs uses, on this machine.
 
-    python -m tests.bench.nullfs MOUNTPOINT    (serves until unmounted)
+    python -m tests.bench.nullfs MOUNTPOINT [--writeback-cache]   (serves until unmounted)
 
 Files can be created, written (the bytes are dropped), stat'ed and listed in
 one flat-or-nested tree held in dicts; every answer is immediate. What a copy
 into it costs is what the kernel's round trips and pyfuse3's loop cost, with
 no work behind them (tests/bench/floor.py compares it with aionfs).
+`--writeback-cache` lets the kernel gather writes in its page cache first,
+to show what that option would change for any filesystem.
 """
 
 from __future__ import annotations
@@ -107,7 +109,8 @@ class NullFs(pyfuse3.Operations):
         return None
 
 
-def main(mountpoint: str) -> None:
+def main(mountpoint: str, writeback_cache: bool = False) -> None:
+    NullFs.enable_writeback_cache = writeback_cache
     options = set(pyfuse3.default_options) - {"default_permissions"}
     options.add("fsname=nullfs")
     pyfuse3.init(NullFs(), mountpoint, options)
@@ -119,4 +122,4 @@ def main(mountpoint: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], "--writeback-cache" in sys.argv[2:])
