@@ -59,6 +59,11 @@ class FilePool:
         self.taken = 0
         self.missed = 0  # creates that found the pool empty (made the file themselves)
 
+    @property
+    def ready(self) -> int:
+        """Files ready to be taken."""
+        return len(self._ready)
+
     def take(self) -> Path | None:
         """An empty file of our own, or None when none is ready (the caller makes
         one). Never blocks."""
@@ -80,7 +85,10 @@ class FilePool:
         if self._strays:
             self._strays = False
             for stray in self.dir.iterdir():
-                stray.unlink(missing_ok=True)
+                try:
+                    stray.unlink(missing_ok=True)
+                except OSError as exc:  # (not ours to remove: a directory, another owner)
+                    log.warning("file pool %s: cannot remove %s: %s", self.dir, stray.name, exc)
         made = []
         for _ in range(count):
             path = self.dir / f"{PREFIX}{secrets.token_hex(8)}"

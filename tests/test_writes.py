@@ -274,10 +274,15 @@ def test_kill_9_loses_no_closed_file(emulator: EmulatorProcess, tenant: str, tmp
     # the empty staging files the killed daemon had made ahead went at the next start,
     # and those of the clean unmount at the unmount: only the cut file's bytes stay
     assert len(_staging_files(tmp_path / "c")) == len(cut)
+    assert _cache_files_made_ahead(tmp_path / "c") == []  # (the content cache's pool: same)
 
 
 def _staging_files(cache: Path) -> list[Path]:
     return [p for p in cache.glob("*/staging/*") if p.is_file()]
+
+
+def _cache_files_made_ahead(cache: Path) -> list[Path]:
+    return list(cache.glob("*/content/.ready/*"))
 
 
 @pytest.mark.daemon_log(r"sync failed, keeping the cached library", r"failed \(attempt \d/\d")
@@ -329,6 +334,7 @@ def test_status_shows_the_queue_and_unmount_waits_for_it(emulator: EmulatorProce
                                 check=True).stdout
         assert "failed    broken.txt" in status and "not valid UTF-8" in status
         assert len(_staging_files(m.cache)) == 1  # broken.txt's; no file made ahead stays
+        assert _cache_files_made_ahead(m.cache) == []
     finally:
         if not unmounted:
             m.unmount()

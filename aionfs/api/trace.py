@@ -39,7 +39,7 @@ _WORD = re.compile(r"^[a-z][a-z-]*[a-z]$|^[a-z]$|^v\d+$")
 #: an object key kept as it is: a plain field name
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _HEXISH = re.compile(r"^[0-9a-f_-]{16,}$", re.I)
-_BOUNDARY = re.compile(r";\s*boundary=[^;]*", re.I)
+_BOUNDARY = re.compile(r"\s*;\s*boundary\s*=[^;]*", re.I)
 _LIST_SAMPLE = 5  # items of a list whose shapes are merged
 
 

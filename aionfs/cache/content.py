@@ -212,11 +212,13 @@ class ContentCache:
 
     def close(self) -> None:
         """At unmount: the index written, the open files closed."""
-        self.flush()
-        for entry in self._entries.values():
-            os.close(entry.fd)
-        self._entries.clear()
-        self.pool.discard()
+        try:
+            self.flush()
+        finally:  # (a full disk refuses the index: the files are closed all the same)
+            for entry in self._entries.values():
+                os.close(entry.fd)
+            self._entries.clear()
+            self.pool.discard()
 
     async def _write_index_every(self, interval: float) -> None:
         while True:
@@ -260,7 +262,11 @@ class ContentCache:
         elif cached is not None:
             path.unlink(missing_ok=True)
         if not chunks and (ready := self.pool.take()) is not None:
-            os.rename(ready, path)  # (over a file a crash left unindexed: its bytes go)
+            try:
+                os.rename(ready, path)  # (over a file a crash left unindexed: its bytes go)
+            except OSError as exc:  # (.ready removed under us, a full directory): made here
+                log.warning("cache file made ahead could not be used: %s", exc)
+                ready.unlink(missing_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         if os.fstat(fd).st_size != row["size"]:
             os.ftruncate(fd, row["size"])

@@ -72,11 +72,15 @@ def _nullfs(mnt: Path, *flags: str) -> subprocess.Popen[str]:
     mnt.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "tests.bench.nullfs", str(mnt), *flags],
                             stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    for _ in range(100):  # the mount is up once its root is a FUSE mount
-        if os.path.ismount(mnt):
-            break
-        time.sleep(0.05)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        for _ in range(100):  # the mount is up once its root is a FUSE mount
+            if os.path.ismount(mnt):
+                break
+            time.sleep(0.05)
+    except BaseException:
+        _unmount(mnt, proc.pid)
+        raise
     return proc
 
 

@@ -153,7 +153,7 @@ async def test_cold_files_take_cache_files_made_ahead_and_none_outlives_a_stop(
     (ready / "left-by-a-crash").write_bytes(b"")
     async with running(tmp_path, store, storage) as cache:
         with trio.fail_after(10):
-            while len(list(ready.iterdir())) < cache.pool.size:  # noqa: ASYNC110 (a thread makes them)
+            while cache.pool.ready < cache.pool.size:  # noqa: ASYNC110 (a thread makes them)
                 await trio.sleep(0.01)
         assert not (ready / "left-by-a-crash").exists()
         for fid in ("a", "b"):
@@ -164,3 +164,21 @@ async def test_cold_files_take_cache_files_made_ahead_and_none_outlives_a_stop(
         assert (tmp_path / "content" / "b").read_bytes() == storage.objects["b"]
     cache.close()
     assert list(ready.iterdir()) == []
+
+
+async def test_a_cold_read_works_when_the_files_made_ahead_are_gone(tmp_path: Path) -> None:
+    """Someone cleared the cache directory under a running mount: the files made
+    ahead are gone, and a cold read makes its cache file itself."""
+    store, storage = _library(tmp_path, {"a": 100})
+    ready = tmp_path / "content" / ".ready"
+    async with running(tmp_path, store, storage) as cache:
+        with trio.fail_after(10):
+            while cache.pool.ready < cache.pool.size:  # noqa: ASYNC110 (a thread makes them)
+                await trio.sleep(0.01)
+        for made in ready.iterdir():
+            made.unlink()
+        ready.rmdir()
+        cache.open("a")
+        assert await cache.read("a", 0, 100) == storage.objects["a"]
+        cache.release("a")
+    cache.close()
