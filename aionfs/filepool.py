@@ -64,6 +64,10 @@ class FilePool:
         """Files ready to be taken."""
         return len(self._ready)
 
+    def statistics(self) -> dict[str, int]:
+        """For `aionfs status`: files ready, taken, and made on the spot because none was."""
+        return {"ready": len(self._ready), "taken": self.taken, "made_on_the_spot": self.missed}
+
     def take(self) -> Path | None:
         """An empty file of our own, or None when none is ready (the caller makes
         one). Never blocks."""

@@ -320,7 +320,10 @@ def test_status_shows_the_queue_and_unmount_waits_for_it(emulator: EmulatorProce
         status = subprocess.run([sys.executable, "-m", "aionfs", "status", str(m.path),
                                  "--json"], env=m.env, capture_output=True, text=True,
                                 check=True)
-        queue = {q["name"]: q["state"] for q in __import__("json").loads(status.stdout)["queue"]}
+        report = __import__("json").loads(status.stdout)
+        queue = {q["name"]: q["state"] for q in report["queue"]}
+        made = report["files_made_ahead"]["staging"]
+        assert made["taken"] + made["made_on_the_spot"] == 4 and made["ready"] > 0, made
         assert queue == {"late 0.txt": "pending", "late 1.txt": "pending",
                          "late 2.txt": "pending", "broken.txt": "pending"}
         wait_for(lambda: os.getxattr(m.path / "broken.txt", "user.aion.sync_state")

@@ -86,6 +86,9 @@ def live_status(src: Sources) -> dict[str, Any]:
         "kernel_requests": src.requests(),
         "cache": {"used": src.cache.used(), "capacity": src.cache.capacity,
                   "pinned_files": int(pinned), **src.cache.sources()},
+        # empty files made ahead (filepool.py): a burst that outruns them makes its own
+        "files_made_ahead": {"staging": src.journal.pool.statistics(),
+                             "cache": src.cache.pool.statistics()},
         "plan": {"name": src.client.settings.plan, "from": src.client.plan_source},
         "rate_limit": {"per_minute": limiter.rate_per_minute or None,
                        "used_last_minute": limiter.used_in_window,
