@@ -51,12 +51,13 @@ from .journal import Journal, LocalFile, content_type
 log = logging.getLogger(__name__)
 
 
-#: while a copy goes on, due files wait for a full batch at most this long (seconds
-#: past their write-back delay), so a slow trickle of closes is not held for minutes
+#: while a copy goes on, due files wait for it to pause at most this long (seconds
+#: past their write-back delay): a long copy or a slow trickle of closes is not held
+#: for minutes
 MAX_GATHER = 10.0
 #: batches uploaded at the same time
 BATCHES_IN_FLIGHT = 2
-#: a burst of closes is uploaded once it pauses this long (or fills a batch)
+#: a burst of closes is uploaded once it pauses this long (or after MAX_GATHER)
 BURST_GAP = 0.5
 #: rounds an uploaded file may be missing from listings before it counts as deleted
 SETTLE_ATTEMPTS = 5
@@ -150,12 +151,14 @@ class Uploader:
                 limit = await self._batch_limit() if due and not held else 1
                 quiet = time.time() - self.journal.newest_close()
                 waited = time.time() - delay - due[0].changed_at if due else 0.0
-                if (due and not held and len(due) < limit and quiet < BURST_GAP
-                        and waited < MAX_GATHER and not self._flushing):
-                    # files are still arriving (a copy in progress): gather a full
-                    # batch. (Quarter batches sent during a copy kept the service busy
-                    # but took the copy's CPU here and cost a third more requests, for
-                    # a drain no faster: docs/writes.md.)
+                if (due and not held and quiet < BURST_GAP and waited < MAX_GATHER
+                        and not self._flushing):
+                    # files are still arriving (a copy in progress): wait for it to
+                    # pause, a full batch or more. (Batches sent during a copy took
+                    # the copy's CPU here — hashing, the multipart body, each file's
+                    # settling — and doubled the time a copy of small files takes to
+                    # return, for a drain no faster; quarter batches also cost a third
+                    # more requests: docs/writes.md.)
                     pause = min(BURST_GAP - quiet, BURST_GAP / 5)
                     self._looks_by = trio.current_time() + pause
                     await trio.sleep(pause)

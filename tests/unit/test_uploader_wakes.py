@@ -112,3 +112,38 @@ async def test_a_slow_trickle_of_closes_is_sent_before_a_full_batch_gathers(
         nursery.cancel_scope.cancel()
     assert taken, "nothing was sent during the trickle"
     assert taken[0][0] - start < 1.8 and taken[0][1] < 12
+
+
+async def test_a_copy_that_fills_batches_is_uploaded_when_it_pauses(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """Uploads sent while a copy goes on take the copy's CPU (a copy of small files
+    returned in twice the time): batches wait for the copy to pause, even full
+    ones, then go out full."""
+    from aionfs.upload import worker
+
+    uploader, journal, _ = _uploader(tmp_path, delay=0)
+    uploader.busy = lambda f: False
+    taken: list[tuple[float, int]] = []
+
+    async def batch_limit() -> int:
+        return 10
+
+    async def take(batch: list[Any], slots: trio.Semaphore) -> None:
+        taken.append((trio.current_time(), len(batch)))
+        for f in batch:
+            journal.remove(f)
+        slots.release()
+
+    monkeypatch.setattr(uploader, "_batch_limit", batch_limit)
+    monkeypatch.setattr(uploader, "_take", take)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(uploader.run)
+        for i in range(45):  # a close every 0.02 s: 4.5 batches' worth in 0.9 s
+            f = journal.create("", f"note {i}.txt")
+            journal.commit(f, 0)  # (the journal tells the uploader)
+            await trio.sleep(0.02)
+        copy_done = trio.current_time()
+        await trio.sleep(worker.BURST_GAP * 3)
+        nursery.cancel_scope.cancel()
+    assert [n for _, n in taken] == [10, 10, 10, 10, 5]
+    assert all(t >= copy_done for t, _ in taken), "a batch went out during the copy"
