@@ -32,6 +32,26 @@ def _uploader(tmp_path: Path, delay: float) -> tuple[Uploader, Journal, list[flo
     return uploader, journal, looks
 
 
+def _taking(uploader: Uploader, journal: Journal, limit: int,
+            monkeypatch: Any) -> list[tuple[float, int]]:
+    """Batches of at most `limit` are taken at once (no API): (time, size) each."""
+    uploader.busy = lambda f: False
+    taken: list[tuple[float, int]] = []
+
+    async def batch_limit() -> int:
+        return limit
+
+    async def take(batch: list[Any], slots: trio.Semaphore) -> None:
+        taken.append((trio.current_time(), len(batch)))
+        for f in batch:
+            journal.remove(f)
+        slots.release()
+
+    monkeypatch.setattr(uploader, "_batch_limit", batch_limit)
+    monkeypatch.setattr(uploader, "_take", take)
+    return taken
+
+
 async def test_a_burst_of_closes_wakes_the_loop_once(tmp_path: Path) -> None:
     uploader, journal, looks = _uploader(tmp_path, delay=30)
     async with trio.open_nursery() as nursery:
@@ -88,20 +108,7 @@ async def test_a_slow_trickle_of_closes_is_sent_before_a_full_batch_gathers(
 
     monkeypatch.setattr(worker, "MAX_GATHER", 1.0)
     uploader, journal, _ = _uploader(tmp_path, delay=0)
-    uploader.busy = lambda f: False
-    taken: list[tuple[float, int]] = []
-
-    async def batch_limit() -> int:
-        return 100
-
-    async def take(batch: list[Any], slots: trio.Semaphore) -> None:
-        taken.append((trio.current_time(), len(batch)))
-        for f in batch:
-            journal.remove(f)
-        slots.release()
-
-    monkeypatch.setattr(uploader, "_batch_limit", batch_limit)
-    monkeypatch.setattr(uploader, "_take", take)
+    taken = _taking(uploader, journal, 100, monkeypatch)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(uploader.run)
         start = trio.current_time()
@@ -122,20 +129,7 @@ async def test_a_copy_that_fills_batches_is_uploaded_when_it_pauses(
     from aionfs.upload import worker
 
     uploader, journal, _ = _uploader(tmp_path, delay=0)
-    uploader.busy = lambda f: False
-    taken: list[tuple[float, int]] = []
-
-    async def batch_limit() -> int:
-        return 10
-
-    async def take(batch: list[Any], slots: trio.Semaphore) -> None:
-        taken.append((trio.current_time(), len(batch)))
-        for f in batch:
-            journal.remove(f)
-        slots.release()
-
-    monkeypatch.setattr(uploader, "_batch_limit", batch_limit)
-    monkeypatch.setattr(uploader, "_take", take)
+    taken = _taking(uploader, journal, 10, monkeypatch)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(uploader.run)
         for i in range(45):  # a close every 0.02 s: 4.5 batches' worth in 0.9 s
