@@ -94,6 +94,12 @@ MAX_SIZE = 100 * 1000 * 1000
 #: the step of a file that may be cut off (state failed): never uploaded as it is
 INCOMPLETE = "incomplete"
 #: journal rows with the times stat shows
+#: the rows `due` takes: pending past the write-back delay (`?`: now - delay),
+#: copies discarded in flight, scratch files whose upload is uncertain
+_DUE = ("((j.state IN ('pending', 'uploading') AND NOT j.scratch "
+        "AND j.updated_at_epoch <= ?) OR j.discard "
+        "OR (j.scratch AND j.uncertain_sha256 IS NOT NULL)) "
+        "AND ifnull(j.folder_id, '') NOT LIKE 'local:%'")
 _SELECT = ("SELECT j.*, t.mtime_ns AS set_mtime_ns, t.ctime_ns AS set_ctime_ns "
            "FROM upload_journal j LEFT JOIN inode_times t ON t.inode = j.inode")
 
@@ -195,15 +201,21 @@ class Journal:
         r = self.store.db.execute(f"{_SELECT} WHERE j.id=?", (jid,)).fetchone()
         return LocalFile.from_row(r) if r else None
 
-    def due(self, now: float, delay: float) -> list[LocalFile]:
+    def due(self, now: float, delay: float, limit: int = -1) -> list[LocalFile]:
         """Pending files whose write-back delay has passed, oldest first (and those
-        discarded in flight: their copies are deleted without delay)."""
+        discarded in flight: their copies are deleted without delay); the first
+        `limit` only (the uploader's look: a queue of 100,000 files is not read
+        whole for each batch of 100)."""
         return [LocalFile.from_row(r) for r in self.store.db.execute(
-            f"{_SELECT} WHERE ((j.state IN ('pending', 'uploading') AND NOT j.scratch "
-            "AND j.updated_at_epoch <= ?) OR j.discard "
-            "OR (j.scratch AND j.uncertain_sha256 IS NOT NULL)) "
-            "AND ifnull(j.folder_id, '') NOT LIKE 'local:%' "
-            "ORDER BY j.updated_at_epoch", (now - delay,))]
+            f"{_SELECT} WHERE {_DUE} ORDER BY j.updated_at_epoch, j.id LIMIT ?",
+            (now - delay, limit))]
+
+    def oldest_due(self, now: float, delay: float) -> float | None:
+        """When the oldest due file was closed or renamed (None: nothing is due)."""
+        row = self.store.db.execute(
+            f"SELECT min(j.updated_at_epoch) FROM upload_journal j WHERE {_DUE}",
+            (now - delay,)).fetchone()
+        return None if row[0] is None else float(row[0])
 
     def _of(self, columns: str, ids: list[int], where: str = "") -> list[sqlite3.Row]:
         """These columns of these rows (one query)."""

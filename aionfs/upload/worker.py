@@ -59,6 +59,9 @@ MAX_GATHER = 10.0
 BATCHES_IN_FLIGHT = 2
 #: a burst of closes is uploaded once it pauses this long (or after MAX_GATHER)
 BURST_GAP = 0.5
+#: due files read beyond a batch and those in flight, for files open for writing
+#: (passed over); more of those at once only make a batch smaller
+PASSED_OVER = 256
 #: rounds an uploaded file may be missing from listings before it counts as deleted
 SETTLE_ATTEMPTS = 5
 
@@ -145,24 +148,28 @@ class Uploader:
                     log.info("folders made offline wait for the API (%s)", exc)
                     self._hold(progress=False)
                 delay = 0.0 if self._flushing else self.delay
-                due = [self.shared(f) for f in self.journal.due(time.time(), delay)]
-                due = [f for f in due if not self.busy(f) and f.id not in self._in_flight]
                 held = trio.current_time() < self._hold_until
-                limit = await self._batch_limit() if due and not held else 1
-                quiet = time.time() - self.journal.newest_close()
-                waited = time.time() - delay - due[0].changed_at if due else 0.0
-                if (due and not held and quiet < BURST_GAP and waited < MAX_GATHER
-                        and not self._flushing):
+                now = time.time()
+                quiet = now - self.journal.newest_close()
+                oldest = self.journal.oldest_due(now, delay)
+                if (oldest is not None and not held and quiet < BURST_GAP
+                        and now - delay - oldest < MAX_GATHER and not self._flushing):
                     # files are still arriving (a copy in progress): wait for it to
                     # pause, a full batch or more. (Batches sent during a copy took
                     # the copy's CPU here — hashing, the multipart body, each file's
                     # settling — and doubled the time a copy of small files takes to
                     # return, for a drain no faster; quarter batches also cost a third
-                    # more requests: docs/writes.md.)
+                    # more requests: docs/writes.md. Two aggregate queries per look:
+                    # the queue itself is not read while it grows.)
                     pause = min(BURST_GAP - quiet, BURST_GAP / 5)
                     self._looks_by = trio.current_time() + pause
                     await trio.sleep(pause)
                     continue
+                limit = await self._batch_limit() if oldest is not None and not held else 1
+                # (rows in flight or open for writing are passed over: read that many more)
+                due = [self.shared(f) for f in self.journal.due(
+                    now, delay, limit + len(self._in_flight) + PASSED_OVER)]
+                due = [f for f in due if not self.busy(f) and f.id not in self._in_flight]
                 if due and not held:
                     batch = due[:limit]
                     self._in_flight.update(f.id for f in batch)

@@ -46,6 +46,15 @@ def test_a_closed_file_waits_its_delay_then_is_due_and_leaves_once_synced(
     assert journal.get(jid) is None and not due[0].staging.exists()
 
 
+def test_the_uploader_reads_the_oldest_due_files_only(journal: Journal) -> None:
+    """A copy of 100,000 files is not read whole for each batch of 100: the oldest
+    `limit` come back, and the oldest's close time without reading any."""
+    ids = [written(journal, f"note {i}.txt") for i in range(30)]
+    later = time.time() + 61
+    assert [d.id for d in journal.due(later, delay=60, limit=10)] == ids[:10]
+    assert journal.oldest_due(later, delay=60) == journal.get(ids[0]).changed_at  # type: ignore[union-attr]
+    assert journal.oldest_due(time.time(), delay=60) is None
+
 def test_an_editors_save_uploads_the_real_name_once_and_never_the_scratch_file(
         journal: Journal) -> None:
     """Write a temp file, rename it over the real name: the temp was never due."""

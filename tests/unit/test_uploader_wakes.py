@@ -21,9 +21,9 @@ def _uploader(tmp_path: Path, delay: float) -> tuple[Uploader, Journal, list[flo
     looks: list[float] = []
     due = journal.due
 
-    def counted(now: float, wait: float) -> list[Any]:
+    def counted(now: float, wait: float, limit: int = -1) -> list[Any]:
         looks.append(trio.current_time())
-        return due(now, wait)
+        return due(now, wait, limit)
 
     journal.due = counted  # type: ignore[method-assign]
     uploader = Uploader(journal, journal.store, client=None, syncer=None,  # type: ignore[arg-type]
