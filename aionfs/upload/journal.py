@@ -251,12 +251,6 @@ class Journal:
         store rows that show the file; the staging file is the caller's to remove)."""
         self.store.db.execute("DELETE FROM upload_journal WHERE id=?", (f.id,))
 
-    def newest_close(self) -> float:
-        """When the most recent pending file was closed (0 if none is pending)."""
-        row = self.store.db.execute("SELECT max(updated_at_epoch) FROM upload_journal "
-                                    "WHERE state='pending'").fetchone()
-        return float(row[0] or 0.0)
-
     def counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.store.db.execute(
             "SELECT state, count(*) FROM upload_journal GROUP BY state")}

@@ -60,7 +60,8 @@ BATCHES_IN_FLIGHT = 2
 #: a burst of closes is uploaded once it pauses this long (or after MAX_GATHER)
 BURST_GAP = 0.5
 #: due files read beyond a batch and those in flight, for files open for writing
-#: (passed over); more of those at once only make a batch smaller
+#: (passed over; more of those at once only make a batch smaller), and before the
+#: service has told its batch size (more than any plan's)
 PASSED_OVER = 256
 #: rounds an uploaded file may be missing from listings before it counts as deleted
 SETTLE_ATTEMPTS = 5
@@ -89,6 +90,8 @@ class Uploader:
         self._versions: dict[int, float] = {}  # journal id → its version when taken
         self._backoff = Backoff(0.5, 30.0)  # no new batch for a while after failures
         self._hold_until = 0.0  # trio time before which no new batch starts
+        self._last_close = 0.0  # (epoch) the latest close or rename the journal told of
+        self._oldest: float | None = None  # the oldest due file's close, while holding
         journal.closed.subscribe(self.closed)
 
     def closed(self) -> None:
@@ -96,6 +99,7 @@ class Uploader:
         write-back delay. The loop is woken only if it would look later than that on
         its own (woken at each close, it queried the whole journal per file of a
         copy: quadratic in the copy)."""
+        self._last_close = time.time()
         now = trio.current_time()
         if self._flushing or (now + self.delay < self._looks_by and now >= self._hold_until):
             self.wake()  # (held after a failure: nothing is taken before the hold ends)
@@ -150,28 +154,33 @@ class Uploader:
                 delay = 0.0 if self._flushing else self.delay
                 held = trio.current_time() < self._hold_until
                 now = time.time()
-                quiet = now - self.journal.newest_close()
-                oldest = self.journal.oldest_due(now, delay)
-                if (oldest is not None and not held and quiet < BURST_GAP
-                        and now - delay - oldest < MAX_GATHER and not self._flushing):
+                quiet = now - self._last_close
+                if held or self._flushing or quiet >= BURST_GAP:
+                    self._oldest = None
+                elif self._oldest is None:
+                    # (kept while holding: nothing is taken meanwhile, so the oldest
+                    # due file can only get newer — a kept value ends the hold early,
+                    # never late; one query per hold, not per look, on a queue that
+                    # may hold a copy of 100,000 files)
+                    self._oldest = self.journal.oldest_due(now, delay)
+                if self._oldest is not None and now - delay - self._oldest < MAX_GATHER:
                     # files are still arriving (a copy in progress): wait for it to
                     # pause, a full batch or more. (Batches sent during a copy took
                     # the copy's CPU here — hashing, the multipart body, each file's
                     # settling — and doubled the time a copy of small files takes to
                     # return, for a drain no faster; quarter batches also cost a third
-                    # more requests: docs/writes.md. Two aggregate queries per look:
-                    # the queue itself is not read while it grows.)
+                    # more requests: docs/writes.md.)
                     pause = min(BURST_GAP - quiet, BURST_GAP / 5)
                     self._looks_by = trio.current_time() + pause
                     await trio.sleep(pause)
                     continue
-                limit = await self._batch_limit() if oldest is not None and not held else 1
-                # (rows in flight or open for writing are passed over: read that many more)
+                # (rows in flight or open for writing are passed over: read that many
+                # more; the service's batch size is asked once something is due)
                 due = [self.shared(f) for f in self.journal.due(
-                    now, delay, limit + len(self._in_flight) + PASSED_OVER)]
+                    now, delay, (self._batch or 0) + len(self._in_flight) + PASSED_OVER)]
                 due = [f for f in due if not self.busy(f) and f.id not in self._in_flight]
                 if due and not held:
-                    batch = due[:limit]
+                    batch = due[:await self._batch_limit()]
                     self._in_flight.update(f.id for f in batch)
                     await slots.acquire()  # (a batch in flight may finish meanwhile)
                     nursery.start_soon(self._take, batch, slots)
