@@ -23,6 +23,7 @@ def _uploader(tmp_path: Path, delay: float) -> tuple[Uploader, Journal, list[flo
 
     def counted(now: float, wait: float, limit: int = -1) -> list[Any]:
         looks.append(trio.current_time())
+        READ.append(limit)
         return due(now, wait, limit)
 
     journal.due = counted  # type: ignore[method-assign]
@@ -30,6 +31,10 @@ def _uploader(tmp_path: Path, delay: float) -> tuple[Uploader, Journal, list[flo
                         delay=delay, busy=lambda f: True, settled=lambda f: None,
                         shared=lambda f: f, rekeyed=lambda old, new: None)
     return uploader, journal, looks
+
+
+#: the `limit` of each look at the journal's due files (-1: all of them)
+READ: list[int] = []
 
 
 def _taking(uploader: Uploader, journal: Journal, limit: int,
@@ -45,6 +50,7 @@ def _taking(uploader: Uploader, journal: Journal, limit: int,
         taken.append((trio.current_time(), len(batch)))
         for f in batch:
             journal.remove(f)
+        uploader._in_flight.difference_update(f.id for f in batch)  # (as _take does)
         slots.release()
 
     monkeypatch.setattr(uploader, "_batch_limit", batch_limit)
@@ -141,3 +147,24 @@ async def test_a_copy_that_fills_batches_is_uploaded_when_it_pauses(
         nursery.cancel_scope.cancel()
     assert [n for _, n in taken] == [10, 10, 10, 10, 5]
     assert all(t >= copy_done for t, _ in taken), "a batch went out during the copy"
+
+
+async def test_a_long_queue_is_never_read_whole(tmp_path: Path, monkeypatch: Any) -> None:
+    """600 files due (a copy that ended): each look reads a batch, those in flight
+    and a margin, not the queue (read whole, a copy of 100,000 files cost ~1 s per
+    look)."""
+    from aionfs.upload import worker
+
+    uploader, journal, _ = _uploader(tmp_path, delay=0)
+    taken = _taking(uploader, journal, 10, monkeypatch)
+    for i in range(600):
+        journal.commit(journal.create("", f"note {i}.txt"), 0)
+    READ.clear()
+    await trio.sleep(worker.BURST_GAP)  # (the copy has paused)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(uploader.run)
+        with trio.fail_after(10):
+            while sum(n for _, n in taken) < 600:  # noqa: ASYNC110 (the loop takes them)
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert READ and all(0 < n <= 10 + 2 * 10 + worker.PASSED_OVER for n in READ), READ
