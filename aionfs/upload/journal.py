@@ -45,7 +45,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,20 +201,29 @@ class Journal:
         r = self.store.db.execute(f"{_SELECT} WHERE j.id=?", (jid,)).fetchone()
         return LocalFile.from_row(r) if r else None
 
-    def due(self, now: float, delay: float, limit: int = -1) -> list[LocalFile]:
+    def due(self, now: float, delay: float, limit: int = -1,
+            after: tuple[float, int] | None = None) -> list[LocalFile]:
         """Pending files whose write-back delay has passed, oldest first (and those
         discarded in flight: their copies are deleted without delay); the first
-        `limit` only (the uploader's look: a queue of 100,000 files is not read
-        whole for each batch of 100)."""
+        `limit` only, from after (close time, id) `after` (the uploader's look: a
+        queue of 100,000 files is not read whole for each batch of 100)."""
+        later = "AND (j.updated_at_epoch, j.id) > (?, ?) " if after is not None else ""
         return [LocalFile.from_row(r) for r in self.store.db.execute(
-            f"{_SELECT} WHERE {_DUE} ORDER BY j.updated_at_epoch, j.id LIMIT ?",
-            (now - delay, limit))]
+            f"{_SELECT} WHERE {_DUE} {later}ORDER BY j.updated_at_epoch, j.id LIMIT ?",
+            (now - delay, *(after or ()), limit))]
 
-    def oldest_due(self, now: float, delay: float) -> float | None:
-        """When the oldest due file was closed or renamed (None: nothing is due)."""
+    def oldest_due(self, now: float, delay: float, taken: Collection[int] = ()
+                   ) -> float | None:
+        """When the oldest file waiting for its upload past the write-back delay was
+        closed or renamed (None: none). Not counted: the `taken` (in flight), copies
+        being sent, discarded copies and uncertain scratch files, which do not wait
+        for a copy to end."""
         row = self.store.db.execute(
-            f"SELECT min(j.updated_at_epoch) FROM upload_journal j WHERE {_DUE}",
-            (now - delay,)).fetchone()
+            "SELECT min(updated_at_epoch) FROM upload_journal WHERE state='pending' "
+            "AND NOT scratch AND NOT discard AND updated_at_epoch <= ? "
+            "AND ifnull(folder_id, '') NOT LIKE 'local:%' "
+            f"AND id NOT IN ({','.join('?' * len(taken))})",
+            (now - delay, *taken)).fetchone()
         return None if row[0] is None else float(row[0])
 
     def _of(self, columns: str, ids: list[int], where: str = "") -> list[sqlite3.Row]:

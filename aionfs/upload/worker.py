@@ -90,7 +90,7 @@ class Uploader:
         self._versions: dict[int, float] = {}  # journal id → its version when taken
         self._backoff = Backoff(0.5, 30.0)  # no new batch for a while after failures
         self._hold_until = 0.0  # trio time before which no new batch starts
-        self._last_close = 0.0  # (epoch) the latest close or rename the journal told of
+        self._last_close = -math.inf  # (trio time) the latest close or rename told of
         self._oldest: float | None = None  # the oldest due file's close, while holding
         journal.closed.subscribe(self.closed)
 
@@ -99,8 +99,8 @@ class Uploader:
         write-back delay. The loop is woken only if it would look later than that on
         its own (woken at each close, it queried the whole journal per file of a
         copy: quadratic in the copy)."""
-        self._last_close = time.time()
         now = trio.current_time()
+        self._last_close = now
         if self._flushing or (now + self.delay < self._looks_by and now >= self._hold_until):
             self.wake()  # (held after a failure: nothing is taken before the hold ends)
 
@@ -154,7 +154,7 @@ class Uploader:
                 delay = 0.0 if self._flushing else self.delay
                 held = trio.current_time() < self._hold_until
                 now = time.time()
-                quiet = now - self._last_close
+                quiet = trio.current_time() - self._last_close
                 if held or self._flushing or quiet >= BURST_GAP:
                     self._oldest = None
                 elif self._oldest is None:
@@ -162,7 +162,7 @@ class Uploader:
                     # due file can only get newer — a kept value ends the hold early,
                     # never late; one query per hold, not per look, on a queue that
                     # may hold a copy of 100,000 files)
-                    self._oldest = self.journal.oldest_due(now, delay)
+                    self._oldest = self.journal.oldest_due(now, delay, self._in_flight)
                 if self._oldest is not None and now - delay - self._oldest < MAX_GATHER:
                     # files are still arriving (a copy in progress): wait for it to
                     # pause, a full batch or more. (Batches sent during a copy took
@@ -174,11 +174,8 @@ class Uploader:
                     self._looks_by = trio.current_time() + pause
                     await trio.sleep(pause)
                     continue
-                # (rows in flight or open for writing are passed over: read that many
-                # more; the service's batch size is asked once something is due)
-                due = [self.shared(f) for f in self.journal.due(
-                    now, delay, (self._batch or 0) + len(self._in_flight) + PASSED_OVER)]
-                due = [f for f in due if not self.busy(f) and f.id not in self._in_flight]
+                self._oldest = None  # (past the hold: asked again at the next one)
+                due = self._due(now, delay)
                 if due and not held:
                     batch = due[:await self._batch_limit()]
                     self._in_flight.update(f.id for f in batch)
@@ -193,6 +190,23 @@ class Uploader:
                 self._looks_by = trio.current_time() + wait
                 with trio.move_on_after(wait):
                     await self._wake.wait()
+
+    def _due(self, now: float, delay: float) -> list[LocalFile]:
+        """The oldest due files that can be taken (not in flight, not open for
+        writing): a batch's worth at least when there are that many, read a window
+        at a time (a batch, those in flight and PASSED_OVER more), never the whole
+        queue. The service's batch size is asked once something is due."""
+        size = (self._batch or 0) + len(self._in_flight) + PASSED_OVER
+        want = self._batch or PASSED_OVER
+        out: list[LocalFile] = []
+        after: tuple[float, int] | None = None
+        while True:
+            rows = self.journal.due(now, delay, size, after)
+            out += [f for f in map(self.shared, rows)
+                    if not self.busy(f) and f.id not in self._in_flight]
+            if len(rows) < size or len(out) >= want:
+                return out
+            after = (rows[-1].changed_at, rows[-1].id)  # (all passed over: read on)
 
     def _hold(self, progress: bool) -> None:
         """A transient failure: no new batch for a while (doubling, up to 30 s;

@@ -5,6 +5,7 @@ every file is looked at when it falls due."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,10 @@ def _uploader(tmp_path: Path, delay: float) -> tuple[Uploader, Journal, list[flo
     looks: list[float] = []
     due = journal.due
 
-    def counted(now: float, wait: float, limit: int = -1) -> list[Any]:
+    def counted(now: float, wait: float, limit: int = -1, after: Any = None) -> list[Any]:
         looks.append(trio.current_time())
         READ.append(limit)
-        return due(now, wait, limit)
+        return due(now, wait, limit, after)
 
     journal.due = counted  # type: ignore[method-assign]
     uploader = Uploader(journal, journal.store, client=None, syncer=None,  # type: ignore[arg-type]
@@ -168,3 +169,45 @@ async def test_a_long_queue_is_never_read_whole(tmp_path: Path, monkeypatch: Any
                 await trio.sleep(0.01)
         nursery.cancel_scope.cancel()
     assert READ and all(0 < n <= 10 + 2 * 10 + worker.PASSED_OVER for n in READ), READ
+
+
+async def test_a_copy_longer_than_max_gather_uploads_full_batches_as_it_goes(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """Past MAX_GATHER a long copy uploads while it goes on, in full batches (each
+    waits until its oldest file has waited MAX_GATHER), not a batch per close."""
+    from aionfs.upload import worker
+
+    monkeypatch.setattr(worker, "MAX_GATHER", 1.0)
+    uploader, journal, _ = _uploader(tmp_path, delay=0)
+    taken = _taking(uploader, journal, 10, monkeypatch)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(uploader.run)
+        for i in range(150):  # a close every 0.02 s for 3 s
+            journal.commit(journal.create("", f"note {i}.txt"), 0)
+            await trio.sleep(0.02)
+        copy_done = trio.current_time()
+        await trio.sleep(worker.BURST_GAP * 3)
+        nursery.cancel_scope.cancel()
+    during = [n for t, n in taken if t < copy_done]
+    assert during, "nothing was uploaded during a copy longer than MAX_GATHER"
+    assert all(n == 10 for n in during), taken
+    assert sum(n for _, n in taken) == 150
+
+
+async def test_files_open_for_writing_do_not_hold_up_the_rest(tmp_path: Path,
+                                                              monkeypatch: Any) -> None:
+    """The oldest 300 due files are open for writing again (a log, a database):
+    the 20 after them are still taken, though a look reads a window, not the queue."""
+    uploader, journal, _ = _uploader(tmp_path, delay=0)
+    taken = _taking(uploader, journal, 10, monkeypatch)
+    for i in range(320):
+        journal.commit(journal.create("", f"note {i}.txt"), 0)
+    busy = {f.id for f in journal.due(time.time(), 0)[:300]}
+    uploader.busy = lambda f: f.id in busy
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(uploader.run)
+        with trio.fail_after(5):
+            while sum(n for _, n in taken) < 20:  # noqa: ASYNC110 (the loop takes them)
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+    assert journal.queued() == 300
