@@ -34,6 +34,17 @@ def _uploader(tmp_path: Path, delay: float) -> tuple[Uploader, Journal, list[flo
     return uploader, journal, looks
 
 
+async def _run_until_taken(uploader: Uploader, taken: list[tuple[float, int]], files: int
+                           ) -> None:
+    """The uploader's loop, until it has taken this many files (10 s at most)."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(uploader.run)
+        with trio.fail_after(10):
+            while sum(n for _, n in taken) < files:  # noqa: ASYNC110 (the loop takes them)
+                await trio.sleep(0.01)
+        nursery.cancel_scope.cancel()
+
+
 #: the `limit` of each look at the journal's due files (-1: all of them)
 READ: list[int] = []
 
@@ -162,12 +173,7 @@ async def test_a_long_queue_is_never_read_whole(tmp_path: Path, monkeypatch: Any
         journal.commit(journal.create("", f"note {i}.txt"), 0)
     READ.clear()
     await trio.sleep(worker.BURST_GAP)  # (the copy has paused)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(uploader.run)
-        with trio.fail_after(10):
-            while sum(n for _, n in taken) < 600:  # noqa: ASYNC110 (the loop takes them)
-                await trio.sleep(0.01)
-        nursery.cancel_scope.cancel()
+    await _run_until_taken(uploader, taken, 600)
     assert READ and all(0 < n <= 10 + 2 * 10 + worker.PASSED_OVER for n in READ), READ
 
 
@@ -204,10 +210,5 @@ async def test_files_open_for_writing_do_not_hold_up_the_rest(tmp_path: Path,
         journal.commit(journal.create("", f"note {i}.txt"), 0)
     busy = {f.id for f in journal.due(time.time(), 0)[:300]}
     uploader.busy = lambda f: f.id in busy
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(uploader.run)
-        with trio.fail_after(5):
-            while sum(n for _, n in taken) < 20:  # noqa: ASYNC110 (the loop takes them)
-                await trio.sleep(0.01)
-        nursery.cancel_scope.cancel()
+    await _run_until_taken(uploader, taken, 20)
     assert journal.queued() == 300
