@@ -36,10 +36,6 @@ SIZE = 64
 PREFIX = "n"
 
 
-def is_pool_name(name: str) -> bool:
-    return name.startswith(PREFIX) and len(name) == len(PREFIX) + 16
-
-
 def make_empty(path: Path) -> None:
     """A new empty file (never an existing one: O_EXCL)."""
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

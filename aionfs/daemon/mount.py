@@ -303,7 +303,7 @@ async def serve(settings: ApiSettings, opts: MountOptions,
                         make_entry=ops.make_entry)
         syncer.subscribe(fs.on_events)
         watches = Watches(lambda spec: WatchedFolder(
-            spec, store, journal, local, writer, uploader.wake, publish=syncer.publish,
+            spec, store, journal, local, writer, publish=syncer.publish,
             on_queued=fs.local_added))
         sources = Sources(opts.mountpoint, opts.profile.name, opts.profile.read_only, client, syncer,
                           journal, cache, watches=watches.describe, thumbs=thumbs,

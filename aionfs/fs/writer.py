@@ -267,9 +267,7 @@ class Writer:
         if target is None and target_local is None:
             self.take_over(local, new_parent)
         events += self._rename_dirs_of(local.replaced)  # what it replaces: named no more
-        if local.state == "pending":
-            self.wake_uploader()
-        return events
+        return events  # (the journal told the uploader of the rename)
 
     async def _rename_folder(self, inode: int, parent: int, new_parent: int, new_key: str,
                              new_name: str, target: Any) -> list[Event]:

@@ -94,14 +94,14 @@ MAX_SIZE = 100 * 1000 * 1000
 #: the step of a file that may be cut off (state failed): never uploaded as it is
 INCOMPLETE = "incomplete"
 #: journal rows with the times stat shows
+_SELECT = ("SELECT j.*, t.mtime_ns AS set_mtime_ns, t.ctime_ns AS set_ctime_ns "
+           "FROM upload_journal j LEFT JOIN inode_times t ON t.inode = j.inode")
 #: the rows `due` takes: pending past the write-back delay (`?`: now - delay),
 #: copies discarded in flight, scratch files whose upload is uncertain
 _DUE = ("((j.state IN ('pending', 'uploading') AND NOT j.scratch "
         "AND j.updated_at_epoch <= ?) OR j.discard "
         "OR (j.scratch AND j.uncertain_sha256 IS NOT NULL)) "
         "AND ifnull(j.folder_id, '') NOT LIKE 'local:%'")
-_SELECT = ("SELECT j.*, t.mtime_ns AS set_mtime_ns, t.ctime_ns AS set_ctime_ns "
-           "FROM upload_journal j LEFT JOIN inode_times t ON t.inode = j.inode")
 
 
 def is_scratch(name: str) -> bool:

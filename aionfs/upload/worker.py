@@ -155,25 +155,23 @@ class Uploader:
                 held = trio.current_time() < self._hold_until
                 now = time.time()
                 quiet = trio.current_time() - self._last_close
-                if held or self._flushing or quiet >= BURST_GAP:
-                    self._oldest = None
-                elif self._oldest is None:
-                    # (kept while holding: nothing is taken meanwhile, so the oldest
-                    # due file can only get newer — a kept value ends the hold early,
-                    # never late; one query per hold, not per look, on a queue that
-                    # may hold a copy of 100,000 files)
-                    self._oldest = self.journal.oldest_due(now, delay, self._in_flight)
-                if self._oldest is not None and now - delay - self._oldest < MAX_GATHER:
+                if not held and not self._flushing and quiet < BURST_GAP:
                     # files are still arriving (a copy in progress): wait for it to
-                    # pause, a full batch or more. (Batches sent during a copy took
-                    # the copy's CPU here — hashing, the multipart body, each file's
-                    # settling — and doubled the time a copy of small files takes to
-                    # return, for a drain no faster; quarter batches also cost a third
-                    # more requests: docs/writes.md.)
-                    pause = min(BURST_GAP - quiet, BURST_GAP / 5)
-                    self._looks_by = trio.current_time() + pause
-                    await trio.sleep(pause)
-                    continue
+                    # pause, a full batch or more, until the oldest waiting file has
+                    # waited MAX_GATHER. (Batches sent during a copy took the copy's
+                    # CPU here — hashing, the multipart body, each file's settling —
+                    # and doubled the time a copy of small files takes to return, for
+                    # a drain no faster; quarter batches also cost a third more
+                    # requests: docs/writes.md.) The oldest time is asked once per
+                    # hold: nothing is taken meanwhile, so it can only get newer (a
+                    # kept value ends the hold early, never late).
+                    if self._oldest is None:
+                        self._oldest = self.journal.oldest_due(now, delay, self._in_flight)
+                    if self._oldest is not None and now - delay - self._oldest < MAX_GATHER:
+                        pause = min(BURST_GAP - quiet, BURST_GAP / 5)
+                        self._looks_by = trio.current_time() + pause
+                        await trio.sleep(pause)
+                        continue
                 self._oldest = None  # (past the hold: asked again at the next one)
                 due = self._due(now, delay)
                 if due and not held:

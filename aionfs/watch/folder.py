@@ -128,7 +128,6 @@ class WatchedFolder:
     journal: Journal
     local: LocalFiles
     writer: Writer
-    wake_uploader: Callable[[], None]
     publish: Callable[[list[Event]], None] = lambda events: None
     #: a file was queued: the mount shows it at once (its folder's listing changed)
     on_queued: Callable[[LocalFile], None] = lambda f: None
@@ -295,8 +294,7 @@ class WatchedFolder:
             rel, size, st.st_mtime_ns, sha, f.id), on_disk=True)  # (the copy was fsync'd)
         queued = self.journal.get(f.id) or f
         self.local.adopt(queued)
-        self.on_queued(queued)
-        self.wake_uploader()
+        self.on_queued(queued)  # (the uploader heard of it from the journal's close)
         log.info("watched file %s queued for upload to /%s", rel,
                  "/".join(p for p in (self.spec.to, os.path.dirname(rel)) if p))
         return True

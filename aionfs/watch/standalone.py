@@ -69,7 +69,7 @@ async def run_watch(settings: ApiSettings, store_path: Path, specs: tuple[WatchS
             view = LibraryView(store, uid=os.getuid(), gid=os.getgid(), read_only=False)
             writer = Writer(view, store, client, syncer, local, uploader.wake)
             watches = Watches(lambda spec: WatchedFolder(
-                spec, store, journal, local, writer, uploader.wake, settle=settle))
+                spec, store, journal, local, writer, settle=settle))
             durability = GroupCommit(journal)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(uploader.run)
