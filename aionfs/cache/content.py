@@ -397,10 +397,12 @@ class ContentCache:
                     entry = self._entries.get(fid) or self._entry(fid)
                 except FileNotFoundError:
                     continue
-                if len(entry.chunks) < entry.n_chunks:
+                todo = [i for i in range(entry.n_chunks)
+                        if i not in entry.chunks and i not in entry.inflight]
+                if todo:  # (a file already on its way is not counted twice)
                     self.streamed += 1
                     self._fetched_ahead.add(fid)
-                    self._fetch(entry, list(range(entry.n_chunks)))
+                    self._fetch(entry, todo)
         if len(self._expected) > 64:  # readers that stopped: forget their guesses
             self._expected.clear()
         if len(self._fetched_ahead) > 4 * STREAM_AHEAD:

@@ -13,7 +13,7 @@ import trio.testing
 
 from aionfs.cache.content import CHUNK, ContentCache
 from aionfs.store import Store
-from tests.unit.fakes import FakeStorage, file_item
+from tests.unit.fakes import FakeStorage, file_item, place
 
 
 def _library(tmp_path: Path, sizes: dict[str, int]) -> tuple[Store, FakeStorage]:
@@ -182,3 +182,30 @@ async def test_a_cold_read_works_when_the_files_made_ahead_are_gone(tmp_path: Pa
         assert await cache.read("a", 0, 100) == storage.objects["a"]
         cache.release("a")
     cache.close()
+
+
+async def test_a_file_already_on_its_way_ahead_of_a_reader_is_counted_once(
+        tmp_path: Path) -> None:
+    """`streamed` (in `aionfs status`) counts files fetched ahead of a reader going
+    through a folder; the next file is named again by each file read whole, and
+    one still on its way is not fetched, nor counted, a second time."""
+    sizes = {"a": CHUNK, "b": CHUNK, "c": CHUNK, "d": 2 * CHUNK, "e": CHUNK}
+    store = Store(tmp_path / "metadata.sqlite3")
+    place(store, {"F": "Photos"}, {"F": [file_item(fid, size) for fid, size in sizes.items()]})
+    storage = FakeStorage()
+    for fid, size in sizes.items():
+        storage.put(fid, os.urandom(size))
+    storage.hold_at = CHUNK  # d's transfer pauses after its first chunk
+    async with running(tmp_path, store, storage) as cache:
+        for fid in ("a", "b", "c"):  # b read whole after a: c and d are fetched ahead
+            cache.open(fid)
+            assert await cache.read(fid, 0, CHUNK) == storage.objects[fid]
+            cache.release(fid)
+            await trio.testing.wait_all_tasks_blocked()
+        assert storage.held.is_set()  # d is on its way as c is read whole
+        assert cache.streamed == 3  # c, d, e: d once
+        storage.release.set()
+        cache.open("d")
+        assert await cache.read("d", 0, 2 * CHUNK) == storage.objects["d"]
+        cache.release("d")
+    assert [t[0] for t in storage.transfers].count("d") == 1
