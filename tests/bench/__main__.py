@@ -304,7 +304,7 @@ def bench_readdir() -> None:
         rounds = 10
         t = time.perf_counter()
         for _ in range(rounds):
-            entries = store.list_dir_with_files(inode)
+            entries = list(store.list_dir_with_files(inode))
         ours = rounds * len(entries) / (time.perf_counter() - t)
         native = Path(tmp) / "native"
         native.mkdir()

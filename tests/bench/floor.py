@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .mount import _images, _native_median, _notes, _run_timed, _unmount
+from .mount import _drop_caches, _images, _native_median, _notes, _run_timed, _unmount
 
 Row = Any
 
@@ -87,6 +87,7 @@ def _nullfs(mnt: Path, *flags: str) -> subprocess.Popen[str]:
 def bench_floor(row: Row, notes: int = 2000, photos: int = 500) -> None:
     pipe = _pipe_round_trip()
     pipe_one = _pipe_round_trip(one_cpu=True)
+    _drop_caches()  # from a small page cache, as the write benchmark (bench_writes)
     with tempfile.TemporaryDirectory() as tmp:
         mnt, txt = Path(tmp) / "mnt", Path(tmp) / "notes"
         _notes(txt, notes)
