@@ -397,12 +397,13 @@ class ContentCache:
                     entry = self._entries.get(fid) or self._entry(fid)
                 except FileNotFoundError:
                     continue
-                todo = [i for i in range(entry.n_chunks)
-                        if i not in entry.chunks and i not in entry.inflight]
-                if todo:  # (a file already on its way is not counted twice)
-                    self.streamed += 1
+                if len(entry.chunks) < entry.n_chunks:
+                    # kept from eviction until opened, also when already on its way
+                    # (another reader's transfer, or one started before the set was
+                    # cleared); counted and fetched only where something is left
                     self._fetched_ahead.add(fid)
-                    self._fetch(entry, todo)
+                    if self._fetch(entry, list(range(entry.n_chunks))):
+                        self.streamed += 1
         if len(self._expected) > 64:  # readers that stopped: forget their guesses
             self._expected.clear()
         if len(self._fetched_ahead) > 4 * STREAM_AHEAD:
@@ -427,11 +428,11 @@ class ContentCache:
             entry.window = window
         return ahead
 
-    def _fetch(self, entry: _Entry, chunks: list[int]) -> None:
-        """Start fetching chunks not already present or on their way."""
+    def _fetch(self, entry: _Entry, chunks: list[int]) -> bool:
+        """Start fetching chunks not already present or on their way (False: none)."""
         todo = sorted(i for i in chunks if i not in entry.chunks and i not in entry.inflight)
         if not todo:
-            return
+            return False
         if self._nursery is None:
             raise RuntimeError("ContentCache.start() was not called")
         runs: list[list[int]] = []
@@ -443,6 +444,7 @@ class ContentCache:
         for run in runs:
             entry.inflight.update(run)
             self._nursery.start_soon(self._download, entry, run)
+        return True
 
     async def _source(self, entry: _Entry, tried: list[str]) -> _Source:
         """The cheapest URL for the file's bytes not yet `tried` in this transfer.
