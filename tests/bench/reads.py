@@ -111,23 +111,49 @@ def _plain(emu: Any, key: str, into: Path | None = None) -> tuple[list[float], f
     return firsts, time.perf_counter() - t0, total
 
 
-def bench_cold_folder(row: Row, emu: Any, n: int = PHOTOS) -> None:
+def bench_cold_folder(row: Row, emu: Any, n: int = PHOTOS, rounds: int = 3) -> None:
+    """The folder read through a fresh mount, beside the plain downloads, `rounds`
+    times alternating: single runs of the same code on these 2 cores range over
+    0.72-0.93x of the plain download, wider than the gap to the goal, so the
+    figures are the rounds' medians (each round's ratio printed too)."""
     key = emu.new_tenant(plan="enterprise", rpm=0)
     trio.run(_upload, emu, key, n)
+    ours_s: list[float] = []
+    dropped_s: list[float] = []
+    kept_s: list[float] = []
+    firsts: list[float] = []
+    plain_firsts: list[float] = []
+    api = 0
+    total = plain_total = 0
     with tempfile.TemporaryDirectory() as tmp:
         mnt = Path(tmp) / "mnt"
-        pid, _env = _mount(emu, key, mnt, str(Path(tmp) / "cache"))
-        try:
-            folder = mnt / "Photos"
-            paths = _listed(folder, n)
+        folder = mnt / "Photos"
+        for i in range(rounds):
+            pid, _env = _mount(emu, key, mnt, str(Path(tmp) / f"cache{i}"))
+            try:
+                paths = _listed(folder, n)
+                _drop_caches()
+                mark = len(emu.requests(key))
+                got, total, secs = read_in_order(paths)
+                api += sum(1 for e in emu.requests(key, mark) if e["kind"] == "api")
+            finally:
+                _unmount(mnt, pid)
+            firsts += got
+            ours_s.append(secs)
             _drop_caches()
-            mark = len(emu.requests(key))
-            firsts, total, ours = read_in_order(paths)
-            api = sum(1 for e in emu.requests(key, mark) if e["kind"] == "api")
-        finally:
-            _unmount(mnt, pid)
+            got, secs, plain_total = _plain(emu, key)
+            plain_firsts += got
+            dropped_s.append(secs)
+            with tempfile.TemporaryDirectory() as saved:
+                _drop_caches()
+                kept_s.append(_plain(emu, key, into=Path(saved))[1])
+            print(f"  (round {i + 1}: {total / 1e6 / ours_s[-1]:.0f} MB/s; plain "
+                  f"{plain_total / 1e6 / dropped_s[-1]:.0f} dropped, "
+                  f"{plain_total / 1e6 / kept_s[-1]:.0f} saved: "
+                  f"{dropped_s[-1] / ours_s[-1]:.2f}x, {kept_s[-1] / ours_s[-1]:.2f}x)",
+                  flush=True)
         # single cold files, in random order (nothing to fetch ahead): a fresh mount
-        pid, _env = _mount(emu, key, mnt, str(Path(tmp) / "cache2"))
+        pid, _env = _mount(emu, key, mnt, str(Path(tmp) / "cache-singles"))
         try:
             shuffled = _listed(folder, n)
             random.Random(3).shuffle(shuffled)
@@ -135,15 +161,12 @@ def bench_cold_folder(row: Row, emu: Any, n: int = PHOTOS) -> None:
             singles = [_read_through(p)[0] for p in shuffled[:100]]
         finally:
             _unmount(mnt, pid)
-    _drop_caches()
-    plain_firsts, plain, plain_total = _plain(emu, key)
-    with tempfile.TemporaryDirectory() as saved:
-        _drop_caches()
-        _, kept, _ = _plain(emu, key, into=Path(saved))
     mb = total / 1e6
-    row(f"cold read of {n} photos ({mb:.0f} MB)", mb / ours, "MB/s",
-        plain_total / 1e6 / plain, "plain httpx in sequence, bytes dropped")
-    row("  the same", mb / ours, "MB/s", plain_total / 1e6 / kept,
+    ours = statistics.median(ours_s)
+    row(f"cold read of {n} photos ({mb:.0f} MB), median of {rounds}", mb / ours, "MB/s",
+        plain_total / 1e6 / statistics.median(dropped_s),
+        "plain httpx in sequence, bytes dropped")
+    row("  the same", mb / ours, "MB/s", plain_total / 1e6 / statistics.median(kept_s),
         "plain httpx in sequence, saved as files")
     row("  first 64 KiB of a cold file, p50", statistics.median(firsts) * 1000, "ms",
         statistics.median(plain_firsts) * 1000, "plain httpx", higher_is_better=False)
