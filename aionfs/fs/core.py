@@ -425,7 +425,8 @@ class Filesystem:
                 self.local.truncate(local, attr.st_size)
             except FsError as exc:
                 raise self._fail(exc, exc.errno, "truncating") from None
-            self.writer.wake_uploader()
+            # (a closed file's truncate is committed at its release, and the journal
+            # tells the uploader; an open one is taken only after its last close)
         if fields.update_mtime or fields.update_mode or fields.update_uid or fields.update_gid:
             self.local.set_times(local, mtime)
         self._listings.pop(self.local.parent_of(local))
