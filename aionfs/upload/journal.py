@@ -96,12 +96,13 @@ INCOMPLETE = "incomplete"
 #: journal rows with the times stat shows
 _SELECT = ("SELECT j.*, t.mtime_ns AS set_mtime_ns, t.ctime_ns AS set_ctime_ns "
            "FROM upload_journal j LEFT JOIN inode_times t ON t.inode = j.inode")
+#: in a folder the service knows (one made offline, `local:…`, waits for the API)
+_IN_KNOWN_FOLDER = "ifnull(j.folder_id, '') NOT LIKE 'local:%'"
 #: the rows `due` takes: pending past the write-back delay (`?`: now - delay),
 #: copies discarded in flight, scratch files whose upload is uncertain
 _DUE = ("((j.state IN ('pending', 'uploading') AND NOT j.scratch "
         "AND j.updated_at_epoch <= ?) OR j.discard "
-        "OR (j.scratch AND j.uncertain_sha256 IS NOT NULL)) "
-        "AND ifnull(j.folder_id, '') NOT LIKE 'local:%'")
+        f"OR (j.scratch AND j.uncertain_sha256 IS NOT NULL)) AND {_IN_KNOWN_FOLDER}")
 
 
 def is_scratch(name: str) -> bool:
@@ -219,10 +220,9 @@ class Journal:
         being sent, discarded copies and uncertain scratch files, which do not wait
         for a copy to end."""
         row = self.store.db.execute(
-            "SELECT min(updated_at_epoch) FROM upload_journal WHERE state='pending' "
-            "AND NOT scratch AND NOT discard AND updated_at_epoch <= ? "
-            "AND ifnull(folder_id, '') NOT LIKE 'local:%' "
-            f"AND id NOT IN ({','.join('?' * len(taken))})",
+            "SELECT min(j.updated_at_epoch) FROM upload_journal j WHERE j.state='pending' "
+            "AND NOT j.scratch AND NOT j.discard AND j.updated_at_epoch <= ? "
+            f"AND {_IN_KNOWN_FOLDER} AND j.id NOT IN ({','.join('?' * len(taken))})",
             (now - delay, *taken)).fetchone()
         return None if row[0] is None else float(row[0])
 

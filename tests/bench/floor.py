@@ -9,7 +9,8 @@ the per-file figures of the read and write benchmarks (docs/mount.md, writes.md)
   best any pyfuse3 filesystem can do for small files here;
 - `cp -r` of the write benchmark's 500 photos into it, plain and with the
   kernel's writeback cache, beside native copies made just before and after
-  (each after a `sync`): the best any pyfuse3 filesystem can do for large
+  (each after a `sync`; the page cache dropped once at the start, as the
+  write benchmark does): the best any pyfuse3 filesystem can do for large
   files here. `cp` copies natively with `copy_file_range`, inside the
   kernel; into FUSE it reads into its own buffer and writes it through.
 """

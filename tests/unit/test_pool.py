@@ -33,7 +33,8 @@ async def _filled(journal: Journal) -> list[Path]:
 async def test_a_create_takes_a_file_made_ahead_and_its_row_names_it(journal: Journal) -> None:
     made = await _filled(journal)
     assert len(made) == journal.pool.size
-    assert all(p.stat().st_size == 0 and p.name.startswith(pool_module.PREFIX) and len(p.name) == len(pool_module.PREFIX) + 16 for p in made)
+    assert all(p.stat().st_size == 0 and p.name.startswith(pool_module.PREFIX)
+               and len(p.name) == len(pool_module.PREFIX) + 16 for p in made)
     f = journal.create("", "note.txt")
     assert f.staging in made
     assert journal.get(f.id).staging == f.staging  # type: ignore[union-attr]
