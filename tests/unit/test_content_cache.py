@@ -209,3 +209,30 @@ async def test_a_file_already_on_its_way_ahead_of_a_reader_is_counted_once(
         assert await cache.read("d", 0, 2 * CHUNK) == storage.objects["d"]
         cache.release("d")
     assert [t[0] for t in storage.transfers].count("d") == 1
+
+
+async def test_files_fetched_ahead_are_not_evicted_before_they_are_opened(
+        tmp_path: Path) -> None:
+    """A cache smaller than the files fetched ahead of a folder reader: the bytes
+    fetched for it stay until the reader opens them (else each is fetched twice)."""
+    sizes = {"a": CHUNK, "b": CHUNK, "c": CHUNK, "d": CHUNK}
+    store = Store(tmp_path / "metadata.sqlite3")
+    place(store, {"F": "Photos"}, {"F": [file_item(fid, size) for fid, size in sizes.items()]})
+    storage = FakeStorage()
+    for fid, size in sizes.items():
+        storage.put(fid, os.urandom(size))
+    async with running(tmp_path, store, storage, capacity=1) as cache:
+        for fid in ("a", "b"):  # b read whole after a: c and d are fetched ahead
+            cache.open(fid)
+            assert await cache.read(fid, 0, CHUNK) == storage.objects[fid]
+            cache.release(fid)
+            await trio.testing.wait_all_tasks_blocked()
+        cache.open("a")  # a release evicts down to the cap: not c, not d
+        cache.release("a")
+        for fid in ("c", "d"):
+            cache.open(fid)
+            assert await cache.read(fid, 0, CHUNK) == storage.objects[fid]
+            cache.release(fid)
+            await trio.testing.wait_all_tasks_blocked()
+    fetched = [t[0] for t in storage.transfers]
+    assert fetched.count("c") == 1 and fetched.count("d") == 1, fetched
